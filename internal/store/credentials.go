@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// APIToken is a stored API token: only the SHA-256 of the token is kept.
+type APIToken struct {
+	ID         string
+	TokenHash  string // hex SHA-256 of the raw token
+	UserID     string
+	Label      string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero = never expires
+	LastUsedAt time.Time
+	RevokedAt  time.Time
+}
+
+// Session is a login session, identified by its JWT id.
+type Session struct {
+	JTI        string
+	UserID     string
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	ExpiresAt  time.Time // zero = no absolute expiry
+	RevokedAt  time.Time
+	ClientIP   string
+	UserAgent  string
+}
+
+// CreateAPIToken stores t, giving it an id and a creation time when unset.
+func (s *Store) CreateAPIToken(ctx context.Context, t *APIToken) error {
+	if len(t.TokenHash) != 64 || t.UserID == "" {
+		return errors.New("create API token: a 64-hex-digit hash and a user are required")
+	}
+	if t.ID == "" {
+		t.ID = newID()
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = now()
+	}
+	_, err := s.exec(ctx, s.db, `INSERT INTO api_tokens (id, token_hash, user_id, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, t.TokenHash, t.UserID, t.Label, ms(t.CreatedAt), ms(t.ExpiresAt))
+	return s.wrap("create API token", err)
+}
+
+const tokenColumns = `id, token_hash, user_id, label, created_at, expires_at, last_used_at, revoked_at`
+
+func scanToken(sc interface{ Scan(...any) error }) (APIToken, error) {
+	var t APIToken
+	var c, e, l, r sql.NullInt64
+	if err := sc.Scan(&t.ID, &t.TokenHash, &t.UserID, &t.Label, &c, &e, &l, &r); err != nil {
+		return APIToken{}, err
+	}
+	t.CreatedAt, t.ExpiresAt, t.LastUsedAt, t.RevokedAt = fromMS(c), fromMS(e), fromMS(l), fromMS(r)
+	return t, nil
+}
+
+// APITokenByHash returns the token with this hash, revoked or not; the caller checks expiry
+// and revocation.
+func (s *Store) APITokenByHash(ctx context.Context, hash string) (APIToken, error) {
+	t, err := scanToken(s.queryRow(ctx, s.db, `SELECT `+tokenColumns+` FROM api_tokens WHERE token_hash = ?`, hash))
+	return t, s.wrap("read API token", err)
+}
+
+// APITokens lists a user's tokens ("" = every user's, for admins), newest first.
+func (s *Store) APITokens(ctx context.Context, userID string) ([]APIToken, error) {
+	q, args := `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at DESC, id`, []any{}
+	if userID != "" {
+		q, args = `SELECT `+tokenColumns+` FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC, id`, []any{userID}
+	}
+	rows, err := s.query(ctx, s.db, q, args...)
+	if err != nil {
+		return nil, s.wrap("list API tokens", err)
+	}
+	defer rows.Close()
+	var out []APIToken
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, s.wrap("list API tokens", err)
+		}
+		out = append(out, t)
+	}
+	return out, s.wrap("list API tokens", rows.Err())
+}
+
+// RevokeAPIToken revokes one token by id; userID, when not "", must own it (self-service).
+func (s *Store) RevokeAPIToken(ctx context.Context, id, userID string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		q, args := `UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, []any{now().UnixMilli(), id}
+		if userID != "" {
+			q += ` AND user_id = ?`
+			args = append(args, userID)
+		}
+		res, err := s.exec(ctx, tx, q, args...)
+		if err != nil {
+			return s.wrap("revoke API token", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	}, TopicSessions)
+}
+
+// TouchAPITokens writes last-used times in one batch (the auth server collects them in memory).
+func (s *Store) TouchAPITokens(ctx context.Context, lastUsed map[string]time.Time) error {
+	return s.touch(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`, lastUsed)
+}
+
+// CreateSession stores a new session.
+func (s *Store) CreateSession(ctx context.Context, x *Session) error {
+	if x.JTI == "" || x.UserID == "" {
+		return errors.New("create session: jti and user are required")
+	}
+	if x.CreatedAt.IsZero() {
+		x.CreatedAt = now()
+	}
+	if x.LastUsedAt.IsZero() {
+		x.LastUsedAt = x.CreatedAt
+	}
+	_, err := s.exec(ctx, s.db, `INSERT INTO sessions (jti, user_id, created_at, last_used_at, expires_at, client_ip, user_agent)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		x.JTI, x.UserID, ms(x.CreatedAt), ms(x.LastUsedAt), ms(x.ExpiresAt), truncate(x.ClientIP, 45), truncate(x.UserAgent, 255))
+	return s.wrap("create session", err)
+}
+
+const sessionColumns = `jti, user_id, created_at, last_used_at, expires_at, revoked_at, client_ip, user_agent`
+
+func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
+	var x Session
+	var c, l, e, r sql.NullInt64
+	if err := sc.Scan(&x.JTI, &x.UserID, &c, &l, &e, &r, &x.ClientIP, &x.UserAgent); err != nil {
+		return Session{}, err
+	}
+	x.CreatedAt, x.LastUsedAt, x.ExpiresAt, x.RevokedAt = fromMS(c), fromMS(l), fromMS(e), fromMS(r)
+	return x, nil
+}
+
+// Session returns the session with this JWT id.
+func (s *Store) Session(ctx context.Context, jti string) (Session, error) {
+	x, err := scanSession(s.queryRow(ctx, s.db, `SELECT `+sessionColumns+` FROM sessions WHERE jti = ?`, jti))
+	return x, s.wrap("read session", err)
+}
+
+// Sessions lists a user's sessions, newest first.
+func (s *Store) Sessions(ctx context.Context, userID string) ([]Session, error) {
+	rows, err := s.query(ctx, s.db, `SELECT `+sessionColumns+` FROM sessions WHERE user_id = ? ORDER BY created_at DESC, jti`, userID)
+	if err != nil {
+		return nil, s.wrap("list sessions", err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, s.wrap("list sessions", err)
+		}
+		out = append(out, x)
+	}
+	return out, s.wrap("list sessions", rows.Err())
+}
+
+// RevokedSessionsSince returns the ids of sessions revoked at or after t, so that a process
+// can update its cache without reloading every session.
+func (s *Store) RevokedSessionsSince(ctx context.Context, t time.Time) ([]string, error) {
+	rows, err := s.query(ctx, s.db, `SELECT jti FROM sessions WHERE revoked_at >= ?`, t.UnixMilli())
+	if err != nil {
+		return nil, s.wrap("list revoked sessions", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var j string
+		if err := rows.Scan(&j); err != nil {
+			return nil, s.wrap("list revoked sessions", err)
+		}
+		out = append(out, j)
+	}
+	return out, s.wrap("list revoked sessions", rows.Err())
+}
+
+// RevokeSession revokes one session; userID, when not "", must own it.
+func (s *Store) RevokeSession(ctx context.Context, jti, userID string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		q, args := `UPDATE sessions SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL`, []any{now().UnixMilli(), jti}
+		if userID != "" {
+			q += ` AND user_id = ?`
+			args = append(args, userID)
+		}
+		res, err := s.exec(ctx, tx, q, args...)
+		if err != nil {
+			return s.wrap("revoke session", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	}, TopicSessions)
+}
+
+// RevokeUserCredentials revokes every session and API token of a user (disable, password reset).
+func (s *Store) RevokeUserCredentials(ctx context.Context, userID string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.revokeUserCredentials(ctx, tx, userID, now().UnixMilli())
+	}, TopicSessions)
+}
+
+func (s *Store) revokeUserCredentials(ctx context.Context, x execer, userID string, t int64) error {
+	if _, err := s.exec(ctx, x, `UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, t, userID); err != nil {
+		return s.wrap("revoke sessions", err)
+	}
+	_, err := s.exec(ctx, x, `UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, t, userID)
+	return s.wrap("revoke API tokens", err)
+}
+
+// TouchSessions writes last-used times in one batch.
+func (s *Store) TouchSessions(ctx context.Context, lastUsed map[string]time.Time) error {
+	return s.touch(ctx, `UPDATE sessions SET last_used_at = ? WHERE jti = ? AND last_used_at < ?`, lastUsed)
+}
+
+func (s *Store) touch(ctx context.Context, query string, lastUsed map[string]time.Time) error {
+	if len(lastUsed) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, s.q(query))
+		if err != nil {
+			return s.wrap("touch", err)
+		}
+		defer stmt.Close()
+		for id, at := range lastUsed {
+			v := at.UnixMilli()
+			if _, err := stmt.ExecContext(ctx, v, id, v); err != nil {
+				return s.wrap("touch", err)
+			}
+		}
+		return nil
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary so MySQL's utf8mb4 never sees half a character.
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,305 @@
+package store
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+)
+
+// User is a stored account. PasswordHash is a bcrypt or argon2id string, never a password.
+type User struct {
+	ID                string
+	Username          string
+	PasswordHash      string
+	Role              string
+	Owner             bool // at most one user is the owner
+	Disabled          bool
+	MFAEnabled        bool
+	OwnerRef          string // the Kubernetes resource that owns the row, "" for none
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	PasswordChangedAt time.Time
+	LastLoginAt       time.Time
+}
+
+const userColumns = `id, username, password_hash, role, owner_flag, disabled, mfa_enabled, owner_ref,
+	created_at, updated_at, password_changed_at, last_login_at`
+
+func scanUser(sc interface{ Scan(...any) error }) (User, error) {
+	var (
+		u                         User
+		owner                     sql.NullInt64
+		created, upd, pwAt, login sql.NullInt64
+	)
+	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &owner, &u.Disabled, &u.MFAEnabled,
+		&u.OwnerRef, &created, &upd, &pwAt, &login)
+	if err != nil {
+		return User{}, err
+	}
+	u.Owner = owner.Valid && owner.Int64 == 1
+	u.CreatedAt, u.UpdatedAt = fromMS(created), fromMS(upd)
+	u.PasswordChangedAt, u.LastLoginAt = fromMS(pwAt), fromMS(login)
+	return u, nil
+}
+
+func ownerFlag(owner bool) any {
+	if owner {
+		return 1
+	}
+	return nil
+}
+
+// CreateUser stores u, giving it an id and timestamps when unset. It fails with ErrConflict when
+// the username (compared case-insensitively) exists, and ErrOwnerTaken when u.Owner and another
+// user is already the owner.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	if u.Username == "" || u.Role == "" {
+		return errors.New("create user: username and role are required")
+	}
+	if u.ID == "" {
+		u.ID = newID()
+	}
+	t := now()
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = t
+	}
+	u.UpdatedAt = t
+	if u.PasswordHash != "" && u.PasswordChangedAt.IsZero() {
+		u.PasswordChangedAt = t
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkOwner(ctx, tx, u.ID, u.Owner); err != nil {
+			return err
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO users (id, username, username_key, password_hash, role, owner_flag,
+			disabled, mfa_enabled, owner_ref, created_at, updated_at, password_changed_at, last_login_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Username, strings.ToLower(u.Username), u.PasswordHash, u.Role, ownerFlag(u.Owner),
+			u.Disabled, u.MFAEnabled, u.OwnerRef, ms(u.CreatedAt), ms(u.UpdatedAt), ms(u.PasswordChangedAt), ms(u.LastLoginAt))
+		return s.wrap("create user", err)
+	}, TopicUsers)
+}
+
+// checkOwner gives a clear error before the unique index would: another user holds the owner flag.
+func (s *Store) checkOwner(ctx context.Context, x execer, id string, owner bool) error {
+	if !owner {
+		return nil
+	}
+	var other string
+	err := s.queryRow(ctx, x, `SELECT username FROM users WHERE owner_flag = 1 AND id <> ?`, id).Scan(&other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return s.wrap("check owner", err)
+	}
+	return ErrOwnerTaken
+}
+
+// UserByName returns the user with exactly this username.
+func (s *Store) UserByName(ctx context.Context, username string) (User, error) {
+	u, err := scanUser(s.queryRow(ctx, s.db, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
+	return u, s.wrap("read user", err)
+}
+
+// UserByID returns the user with this id.
+func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
+	u, err := scanUser(s.queryRow(ctx, s.db, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	return u, s.wrap("read user", err)
+}
+
+// Users returns every user, ordered by username.
+func (s *Store) Users(ctx context.Context) ([]User, error) {
+	rows, err := s.query(ctx, s.db, `SELECT `+userColumns+` FROM users ORDER BY username`)
+	if err != nil {
+		return nil, s.wrap("list users", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, s.wrap("list users", err)
+		}
+		out = append(out, u)
+	}
+	return out, s.wrap("list users", rows.Err())
+}
+
+// CountUsers returns how many users exist (0 = first run: registration creates the owner).
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM users`).Scan(&n)
+	return n, s.wrap("count users", err)
+}
+
+// UpdateUser writes u's role, owner flag, disabled flag and owning resource. Disabling a user
+// revokes all of its sessions and API tokens in the same transaction.
+func (s *Store) UpdateUser(ctx context.Context, u User) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkOwner(ctx, tx, u.ID, u.Owner); err != nil {
+			return err
+		}
+		t := now().UnixMilli()
+		res, err := s.exec(ctx, tx, `UPDATE users SET role = ?, owner_flag = ?, disabled = ?, owner_ref = ?, updated_at = ? WHERE id = ?`,
+			u.Role, ownerFlag(u.Owner), u.Disabled, u.OwnerRef, t, u.ID)
+		if err != nil {
+			return s.wrap("update user", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		if u.Disabled {
+			return s.revokeUserCredentials(ctx, tx, u.ID, t)
+		}
+		return nil
+	}, TopicUsers, TopicSessions)
+}
+
+// SetPasswordHash replaces the user's password hash. Sessions stay valid; callers that change a
+// password for security reasons also call RevokeUserSessions.
+func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		t := now().UnixMilli()
+		res, err := s.exec(ctx, tx, `UPDATE users SET password_hash = ?, password_changed_at = ?, updated_at = ? WHERE id = ?`,
+			hash, t, t, id)
+		if err != nil {
+			return s.wrap("set password", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	}, TopicUsers)
+}
+
+// RecordLogin stamps a successful login.
+func (s *Store) RecordLogin(ctx context.Context, id string, at time.Time) error {
+	_, err := s.exec(ctx, s.db, `UPDATE users SET last_login_at = ? WHERE id = ?`, ms(at), id)
+	return s.wrap("record login", err)
+}
+
+// DeleteUser removes the user with its sessions, tokens and MFA data.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `DELETE FROM users WHERE id = ?`, id)
+		if err != nil {
+			return s.wrap("delete user", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	}, TopicUsers, TopicSessions)
+}
+
+// SetMFA stores the user's TOTP secret (encrypted with the field key) and whether MFA is
+// enabled. An empty secret clears MFA, with the backup codes.
+func (s *Store) SetMFA(ctx context.Context, userID, totpSecret string, enabled bool) error {
+	var sealed any
+	if totpSecret != "" {
+		if s.fields == nil {
+			return ErrNoSecret
+		}
+		v, err := s.fields.Seal(totpSecret, totpContext(userID))
+		if err != nil {
+			return err
+		}
+		sealed = v
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `UPDATE users SET totp_secret = ?, mfa_enabled = ?, totp_last_step = NULL, updated_at = ? WHERE id = ?`,
+			sealed, enabled && totpSecret != "", now().UnixMilli(), userID)
+		if err != nil {
+			return s.wrap("set MFA", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		if totpSecret == "" {
+			_, err = s.exec(ctx, tx, `DELETE FROM mfa_backup_codes WHERE user_id = ?`, userID)
+		}
+		return s.wrap("set MFA", err)
+	}, TopicUsers)
+}
+
+func totpContext(userID string) string { return "users.totp_secret:" + userID }
+
+// TOTPSecret returns the user's decrypted TOTP secret ("" when none).
+func (s *Store) TOTPSecret(ctx context.Context, userID string) (string, error) {
+	var sealed sql.NullString
+	if err := s.queryRow(ctx, s.db, `SELECT totp_secret FROM users WHERE id = ?`, userID).Scan(&sealed); err != nil {
+		return "", s.wrap("read TOTP secret", err)
+	}
+	if !sealed.Valid || sealed.String == "" {
+		return "", nil
+	}
+	if s.fields == nil {
+		return "", ErrNoSecret
+	}
+	return s.fields.Open(sealed.String, totpContext(userID))
+}
+
+// ClaimTOTPStep records that the TOTP code of time step was used; it returns false when that
+// step or a later one was already used (a replayed code).
+func (s *Store) ClaimTOTPStep(ctx context.Context, userID string, step int64) (bool, error) {
+	res, err := s.exec(ctx, s.db, `UPDATE users SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)`,
+		step, userID, step)
+	if err != nil {
+		return false, s.wrap("claim TOTP step", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// SetBackupCodes replaces the user's backup codes with these SHA-256 hashes (hex).
+func (s *Store) SetBackupCodes(ctx context.Context, userID string, hashes []string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `DELETE FROM mfa_backup_codes WHERE user_id = ?`, userID); err != nil {
+			return s.wrap("set backup codes", err)
+		}
+		t := now().UnixMilli()
+		for _, h := range hashes {
+			if _, err := s.exec(ctx, tx, `INSERT INTO mfa_backup_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)`,
+				userID, h, t); err != nil {
+				return s.wrap("set backup codes", err)
+			}
+		}
+		return nil
+	}, TopicUsers)
+}
+
+// ConsumeBackupCode marks the unused backup code with this hash as used; true only for the one
+// caller that consumed it.
+func (s *Store) ConsumeBackupCode(ctx context.Context, userID, hash string) (bool, error) {
+	rows, err := s.query(ctx, s.db, `SELECT id, code_hash FROM mfa_backup_codes WHERE user_id = ? AND used_at IS NULL`, userID)
+	if err != nil {
+		return false, s.wrap("consume backup code", err)
+	}
+	var match int64 = -1
+	for rows.Next() {
+		var id int64
+		var h string
+		if err := rows.Scan(&id, &h); err != nil {
+			rows.Close()
+			return false, s.wrap("consume backup code", err)
+		}
+		// Compare every code in constant time rather than looking the hash up by value.
+		if subtle.ConstantTimeCompare([]byte(h), []byte(hash)) == 1 {
+			match = id
+		}
+	}
+	rows.Close()
+	if match < 0 {
+		return false, s.wrap("consume backup code", rows.Err())
+	}
+	res, err := s.exec(ctx, s.db, `UPDATE mfa_backup_codes SET used_at = ? WHERE id = ? AND used_at IS NULL`, now().UnixMilli(), match)
+	if err != nil {
+		return false, s.wrap("consume backup code", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
