@@ -34,10 +34,16 @@ const (
 	Assets      = "KUBEBUILDER_ASSETS"
 )
 
-// InCI reports whether the tests run under CI, where nothing may be skipped for a missing server.
+// InCI reports whether a missing server must fail the test rather than skip it: under CI
+// (CI=true), and under `make test` (MSS_TEST_REQUIRE_SERVERS=1), which starts every server.
 func InCI() bool {
-	v := strings.ToLower(os.Getenv("CI"))
-	return v == "true" || v == "1"
+	for _, name := range []string{"CI", "MSS_TEST_REQUIRE_SERVERS"} {
+		v := strings.ToLower(os.Getenv(name))
+		if v == "true" || v == "1" {
+			return true
+		}
+	}
+	return false
 }
 
 // Require returns the value of the environment variable name. When it is unset the test is
