@@ -1,0 +1,122 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// S3MountMode is how the bucket reaches the pod.
+// +kubebuilder:validation:Enum=Sync;FUSE
+type S3MountMode string
+
+// Sync copies the bucket into a volume (unprivileged); FUSE mounts it (privileged sidecar).
+const (
+	S3MountSync S3MountMode = "Sync"
+	S3MountFUSE S3MountMode = "FUSE"
+)
+
+// S3CredentialsRef names the Secret keys that hold the S3 credentials.
+type S3CredentialsRef struct {
+	// Name of the Secret in the S3Mount's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// AccessKeyIDKey is the key of the access key id.
+	// +kubebuilder:default=AWS_ACCESS_KEY_ID
+	// +optional
+	AccessKeyIDKey string `json:"accessKeyIDKey,omitempty"`
+	// SecretAccessKeyKey is the key of the secret access key.
+	// +kubebuilder:default=AWS_SECRET_ACCESS_KEY
+	// +optional
+	SecretAccessKeyKey string `json:"secretAccessKeyKey,omitempty"`
+}
+
+// S3MountSpec puts models (and optionally input and output) from a bucket into matching pods.
+// Its controller and webhook come with the S3 issue; only the type exists so far.
+type S3MountSpec struct {
+	// Bucket name.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	Bucket string `json:"bucket"`
+	// Endpoint URL of an S3-compatible server (empty: AWS).
+	// +kubebuilder:validation:Pattern=`^https?://`
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+	// Region of the bucket.
+	// +optional
+	Region string `json:"region,omitempty"`
+	// Prefix inside the bucket; models are read from <prefix>/models/<folder>/.
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+	// PathStyle addressing (most self-hosted servers need it).
+	// +optional
+	PathStyle bool `json:"pathStyle,omitempty"`
+	// CredentialsSecretRef names the Secret with the credentials.
+	// +optional
+	CredentialsSecretRef *S3CredentialsRef `json:"credentialsSecretRef,omitempty"`
+	// Selector picks the pods that get the sidecar.
+	Selector metav1.LabelSelector `json:"selector"`
+	// MountPath in the pod.
+	// +kubebuilder:default=/workspace/s3
+	// +optional
+	MountPath string `json:"mountPath,omitempty"`
+	// ModelFolders to sync (the original's list when empty).
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	ModelFolders []string `json:"modelFolders,omitempty"`
+	// Input also syncs <prefix>/input.
+	// +optional
+	Input bool `json:"input,omitempty"`
+	// Output also uploads the pod's output to <prefix>/output.
+	// +optional
+	Output bool `json:"output,omitempty"`
+	// ReadOnly never writes to the bucket.
+	// +optional
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// SyncIntervalSeconds between re-syncs in Sync mode.
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=10
+	// +optional
+	SyncIntervalSeconds int32 `json:"syncIntervalSeconds,omitempty"`
+	// Mode: Sync (default, unprivileged) or FUSE (privileged sidecar).
+	// +kubebuilder:default=Sync
+	// +optional
+	Mode S3MountMode `json:"mode,omitempty"`
+}
+
+// S3MountStatus reports the mount.
+type S3MountStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// S3Mount puts a bucket's models into the pods its selector matches.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=s3m,categories=mss-login
+// +kubebuilder:printcolumn:name="Bucket",type=string,JSONPath=`.spec.bucket`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type S3Mount struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   S3MountSpec   `json:"spec"`
+	Status S3MountStatus `json:"status,omitempty"`
+}
+
+// S3MountList is a list of S3Mounts.
+// +kubebuilder:object:root=true
+type S3MountList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []S3Mount `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&S3Mount{}, &S3MountList{})
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/controllers"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// managerFlags are the flags of `mss-login manager`.
+type managerFlags struct {
+	kubeconfig       string
+	metricsAddr      string
+	metricsSecure    bool
+	probeAddr        string
+	leaderElect      bool
+	namespace        string
+	resync           time.Duration
+	concurrency      int
+	enableHTTP2      bool
+	leaderElectionID string
+}
+
+func managerCmd(g *globals) *cobra.Command {
+	f := managerFlags{}
+	cmd := &cobra.Command{
+		Use:   "manager",
+		Short: "Run the operator: ComfyUser, ComfyRole and IPRule into the users database, bans out as Lockouts",
+		Long: "Runs the controllers against the cluster named by --kubeconfig (else $KUBECONFIG, the in-cluster\n" +
+			"service account, or ~/.kube/config) and the users database named by the configuration.\n" +
+			"The database is migrated at start. See docs/operator.md.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runManager(cmd.Context(), g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8443",
+		"metrics endpoint (HTTPS with Kubernetes authn/authz unless --metrics-secure=false); 0 disables it")
+	fl.BoolVar(&f.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS, for callers allowed to get /metrics")
+	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "/healthz and /readyz (readiness includes a database ping)")
+	fl.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader, for more than one replica")
+	fl.StringVar(&f.leaderElectionID, "leader-election-id", "mss-login-manager.auth.mss-login.dev", "name of the leader election Lease")
+	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace of the Lockout objects (default $POD_NAMESPACE, else default)")
+	fl.DurationVar(&f.resync, "resync-period", 5*time.Minute, "how often every resource is compared with the database to correct drift (+ up to 20% jitter)")
+	fl.IntVar(&f.concurrency, "concurrency", 4, "resources of one kind reconciled at once")
+	fl.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve metrics over HTTP/2 (off: HTTP/2 Rapid Reset, CVE-2023-44487)")
+	return cmd
+}
+
+func runManager(ctx context.Context, g *globals, f managerFlags) error {
+	cfg, err := g.load()
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseDevMode(false)))
+	if f.namespace == "" {
+		f.namespace = "default"
+	}
+	restCfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	st, _, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
+
+	metricsOpts := metricsserver.Options{BindAddress: f.metricsAddr, SecureServing: f.metricsSecure}
+	if !f.enableHTTP2 {
+		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	}
+	if f.metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        f.probeAddr,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              f.leaderElectionID,
+		LeaderElectionNamespace:       f.namespace,
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cache.Options{ByObject: controllers.CacheByObject(f.namespace)},
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("database", databaseCheck(st)); err != nil {
+		return err
+	}
+	if err := controllers.Setup(ctx, mgr, st, controllers.Options{
+		Resync:           f.resync,
+		Concurrency:      f.concurrency,
+		LockoutNamespace: f.namespace,
+		LockoutMax:       cfg.LockoutMirror.MaxObjects,
+		FailureWindow:    time.Duration(cfg.FailureWindowMinutes) * time.Minute,
+	}); err != nil {
+		return err
+	}
+	ctrl.Log.Info("starting manager", "database", st.Where(), "lockoutNamespace", f.namespace, "leaderElect", f.leaderElect)
+	return mgr.Start(ctx)
+}
+
+// restConfig honours --kubeconfig, then controller-runtime's usual order.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		return ctrl.GetConfig()
+	}
+	c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	return c, nil
+}
+
+// databaseCheck makes the manager unready while the users database does not answer.
+func databaseCheck(st *store.Store) healthz.Checker {
+	return func(r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := st.Ping(ctx); err != nil {
+			return errors.New("users database is not reachable")
+		}
+		return nil
+	}
+}

@@ -1,0 +1,154 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// userSyncer writes a ComfyUser to its user row.
+type userSyncer struct {
+	deps
+}
+
+// +kubebuilder:rbac:groups=auth.mss-login.dev,resources=comfyusers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=auth.mss-login.dev,resources=comfyusers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=auth.mss-login.dev,resources=comfyusers/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+
+func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref string) (Outcome, error) {
+	name := u.Spec.Username
+	var claims authv1alpha1.ComfyUserList
+	if err := s.client.List(ctx, &claims, matchingField(indexUsernameKey, usernameKey(name))); err != nil {
+		return Outcome{}, err
+	}
+	var row *store.User
+	found, err := s.store.UserByUsernameKey(ctx, name)
+	switch {
+	case err == nil:
+		row = &found
+	case !errors.Is(err, store.ErrNotFound):
+		return Outcome{}, err
+	}
+	rowOwner := ""
+	if row != nil {
+		rowOwner = row.OwnerRef
+	}
+	gone, err := s.ownerGone(ctx, rowOwner)
+	if err != nil {
+		return Outcome{}, err
+	}
+	dec := decideClaim(claimInputs{
+		What: "user " + name, MyRef: ref, RowExists: row != nil, RowOwnerRef: rowOwner, RowOwnerGone: gone,
+		Adopt: u.Spec.Adopt, WinnerRef: refOf(kindUser, oldestClaim(ptrs(claims.Items))),
+	})
+	if !dec.Allowed {
+		return Outcome{Reason: dec.Reason, Message: dec.Message}, nil
+	}
+	if _, err := s.store.Role(ctx, u.Spec.Role); errors.Is(err, store.ErrNotFound) {
+		return Outcome{Reason: "RoleNotFound", Message: fmt.Sprintf(
+			"role %q does not exist in the database (built-in: admin, power, user, guest; others come from a ComfyRole); nothing was changed", u.Spec.Role)}, nil
+	} else if err != nil {
+		return Outcome{}, err
+	}
+
+	pw, err := s.password(ctx, u, row)
+	if err != nil {
+		return Outcome{}, err
+	}
+	pwCond := pw.condition()
+	if row == nil && !pw.OK {
+		return Outcome{Reason: pw.Reason, Message: pw.Message, Conditions: []metav1.Condition{pwCond}}, nil
+	}
+
+	plan := planUserRow(u.Spec, row, ref)
+	switch {
+	case plan.Create != nil:
+		plan.Create.PasswordHash = pw.Hash
+		err = s.store.CreateUser(ctx, plan.Create)
+		row = plan.Create
+	case plan.Update != nil:
+		err = s.store.UpdateUser(ctx, *plan.Update)
+		row = plan.Update
+	}
+	if errors.Is(err, store.ErrOwnerTaken) {
+		return s.ownerTaken(ctx, name, pwCond)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	changed := plan.Changed
+	if pw.Hash != "" && plan.Create == nil {
+		if err := s.store.SetPasswordHash(ctx, row.ID, pw.Hash); err != nil {
+			return Outcome{}, err
+		}
+		changed = append(changed, "password")
+		// Read back the time the database stamped, so a later change by someone else shows.
+		fresh, err := s.store.UserByID(ctx, row.ID)
+		if err != nil {
+			return Outcome{}, err
+		}
+		row = &fresh
+	}
+	u.Status.UserID = row.ID
+	if pw.RV != "" {
+		u.Status.PasswordSecretResourceVersion = pw.RV
+		if pw.Hash != "" || u.Status.PasswordChangedAt == nil {
+			t := metav1.NewTime(row.PasswordChangedAt)
+			u.Status.PasswordChangedAt = &t
+		}
+	}
+	out := Outcome{Ready: pw.OK, Conditions: []metav1.Condition{pwCond}, Changed: changed, NewInput: pw.NewInput}
+	if dec.Adopting {
+		out.Events = append(out.Events, Event{Type: "Normal", Reason: "Adopted", Note: "user " + name + " existed unmanaged and is now owned by this resource"})
+	}
+	if pw.OK {
+		out.Message = "user " + name + " is applied"
+	} else {
+		out.Reason, out.Message = pw.Reason, pw.Message
+	}
+	return out, nil
+}
+
+// ownerTaken reports a second owner. The row was not touched: the write is one transaction.
+func (s userSyncer) ownerTaken(ctx context.Context, name string, pwCond metav1.Condition) (Outcome, error) {
+	holder := "another user"
+	if o, err := s.store.Owner(ctx); err == nil {
+		holder = "user " + o.Username
+	}
+	return Outcome{Reason: "OwnerTaken", Conditions: []metav1.Condition{pwCond}, Message: fmt.Sprintf(
+		"%s is already the owner and there is at most one; user %s was not changed", holder, name)}, nil
+}
+
+// Release applies the deletion policy to a row this resource owns; a row that is gone or
+// belongs to someone else is left alone and the finalizer is released.
+func (s userSyncer) Release(ctx context.Context, u *authv1alpha1.ComfyUser, ref string) error {
+	var row *store.User
+	found, err := s.store.UserByUsernameKey(ctx, u.Spec.Username)
+	switch {
+	case err == nil:
+		row = &found
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	switch decideUserRelease(u.Spec.DeletionPolicy, row, ref) {
+	case releaseDelete:
+		err = s.store.DeleteUser(ctx, row.ID)
+	case releaseOrphan:
+		row.OwnerRef = ""
+		err = s.store.UpdateUser(ctx, *row)
+	case releaseDisable:
+		// UpdateUser revokes the user's sessions and API tokens in the same transaction.
+		row.Disabled = true
+		err = s.store.UpdateUser(ctx, *row)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
