@@ -99,7 +99,7 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	if pw.RV != "" {
 		u.Status.PasswordSecretResourceVersion = pw.RV
 		if pw.Hash != "" || u.Status.PasswordChangedAt == nil {
-			t := metav1.NewTime(row.PasswordChangedAt)
+			t := metav1.NewMicroTime(row.PasswordChangedAt)
 			u.Status.PasswordChangedAt = &t
 		}
 	}

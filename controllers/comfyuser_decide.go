@@ -49,13 +49,13 @@ func planUserRow(spec authv1alpha1.ComfyUserSpec, row *store.User, ref string) u
 
 // passwordNeeded reports whether the Secret's value must be read and written: a new row, a
 // Secret version not applied yet, or a password changed in the row since the operator wrote
-// it (password_changed_at moved; compared to the second, the precision of status times).
+// it (password_changed_at moved; compared to the millisecond, the database's precision).
 // Otherwise the Secret is not even read, and nothing is hashed.
-func passwordNeeded(rowExists bool, rowChangedAt time.Time, appliedRV string, appliedAt *metav1.Time, secretRV string) bool {
+func passwordNeeded(rowExists bool, rowChangedAt time.Time, appliedRV string, appliedAt *metav1.MicroTime, secretRV string) bool {
 	if !rowExists || appliedRV != secretRV || appliedAt == nil {
 		return true
 	}
-	return !rowChangedAt.Truncate(time.Second).Equal(appliedAt.Time.Truncate(time.Second))
+	return rowChangedAt.UnixMilli() != appliedAt.UnixMilli()
 }
 
 // hashForSecretValue turns a Secret value into the hash to store: a bcrypt or argon2id hash

@@ -80,9 +80,10 @@ type ComfyUserStatus struct {
 	PasswordSecretResourceVersion string `json:"passwordSecretResourceVersion,omitempty"`
 
 	// PasswordChangedAt is the row's password_changed_at after the operator last wrote the
-	// password; a different value in the row means it was changed behind the operator's back.
+	// password (millisecond precision); a different value in the row means the password was
+	// changed behind the operator's back, and the Secret's is put back.
 	// +optional
-	PasswordChangedAt *metav1.Time `json:"passwordChangedAt,omitempty"`
+	PasswordChangedAt *metav1.MicroTime `json:"passwordChangedAt,omitempty"`
 }
 
 // ComfyUser is an account of the users database, owned by this resource.
