@@ -98,7 +98,10 @@ func TestIPRuleLifecycle(t *testing.T) {
 			if got := fmt.Sprint(ipRows(t, h, "office")); got != "[allow 10.0.0.0/8 allow 192.0.2.7/32 allow 2001:db8::/32]" {
 				t.Fatalf("rows %s", got)
 			}
-			h.update("office", &r, func() { r.Spec.CIDRs = []string{"10.0.0.0/8", "198.51.100.0/24"}; r.Spec.Action = authv1alpha1.ActionDeny })
+			h.update("office", &r, func() {
+				r.Spec.CIDRs = []string{"10.0.0.0/8", "198.51.100.0/24"}
+				r.Spec.Action = authv1alpha1.ActionDeny
+			})
 			h.eventually(5*time.Second, "CIDR change", func() error {
 				if got := fmt.Sprint(ipRows(t, h, "office")); got != "[deny 10.0.0.0/8 deny 198.51.100.0/24]" {
 					return errors.New(got)

@@ -170,7 +170,9 @@ func (m *lockoutMirror) reportOverflow(overflow, mirrored int, now time.Time) {
 		return
 	}
 	m.lastOverflow, m.lastWarned = overflow, now
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: m.namespace}}
+	// The Event is about the namespace, and recorded in it (not in "default", where events
+	// about cluster-scoped objects go) so that `kubectl get events -n <namespace>` shows it.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: m.namespace, Namespace: m.namespace}}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	m.recorder.Eventf(ns, nil, corev1.EventTypeWarning, "LockoutMirrorFull", "Mirror",
 		"%d active bans are not mirrored as Lockout objects: lockout_mirror.max_objects (%d) is reached; list them with `mss-login admin lockouts list`",

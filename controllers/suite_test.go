@@ -99,10 +99,13 @@ type harness struct {
 	c       client.Client
 	ns      string
 	dbOpts  store.Options
+	mgrDB   store.Options // the manager's database (default dbOpts); a test may put a proxy between
 	store   *store.Store
 	opts    controllers.Options
 	reg     *prometheus.Registry
 	stopMgr func()
+
+	mgrDBFunc func(store.Options) store.Options
 }
 
 type harnessOption func(*harness)
@@ -111,8 +114,11 @@ func withOptions(f func(*controllers.Options)) harnessOption {
 	return func(h *harness) { f(&h.opts) }
 }
 
-// withDatabase uses these store options instead of a fresh database (a proxy, a shared one).
-func withDatabase(o store.Options) harnessOption { return func(h *harness) { h.dbOpts = o } }
+// withManagerDatabase gives the manager its own way to the test's database (a proxy):
+// f gets the test's options and returns the manager's.
+func withManagerDatabase(f func(store.Options) store.Options) harnessOption {
+	return func(h *harness) { h.mgrDBFunc = f }
+}
 
 func newHarness(t testing.TB, backend store.Backend, opts ...harnessOption) *harness {
 	t.Helper()
@@ -135,6 +141,10 @@ func newHarness(t testing.TB, backend store.Backend, opts ...harnessOption) *har
 		h.dbOpts = testenv.Database(t, backend)
 	}
 	h.store = testenv.OpenOptions(t, h.dbOpts)
+	h.mgrDB = h.dbOpts
+	if h.mgrDBFunc != nil {
+		h.mgrDB = h.mgrDBFunc(h.dbOpts)
+	}
 	h.startManager()
 	return h
 }
@@ -170,7 +180,7 @@ func (h *harness) startManager(extraNamespaces ...string) {
 	o.Metrics = controllers.NewMetrics(h.reg)
 	// A separate store handle for the manager, so a test can stop it (restart) or point
 	// it at a proxy without closing the test's own handle.
-	mst := testenv.OpenOptions(h.t, h.dbOpts)
+	mst := testenv.OpenOptions(h.t, h.mgrDB)
 	if err := controllers.Setup(h.ctx, mgr, mst, o); err != nil {
 		h.t.Fatal(err)
 	}
