@@ -180,6 +180,8 @@ func openMySQL(o Options) (*sql.DB, error) {
 	cfg.DBName = o.Database
 	cfg.Timeout = 10 * time.Second
 	cfg.Collation = "utf8mb4_bin"
+	// Unprepared queries in one round trip instead of prepare, execute, close.
+	cfg.InterpolateParams = true
 	cfg.TLSConfig = o.TLS // true, false, skip-verify or preferred; checked by NewConnector
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/driver"
@@ -105,16 +106,15 @@ func openSQLite(ctx context.Context, o Options) (*sql.DB, error) {
 	// WAL lets readers run beside the one writer; writers wait on the busy timeout.
 	db.SetMaxOpenConns(o.MaxOpenConns)
 	db.SetMaxIdleConns(o.MaxOpenConns)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		if exists && encrypted && errors.Is(err, sqlite3.NOTADB) {
-			return nil, diagnoseKey(o)
-		}
-		return nil, err
-	}
-	// A new file must carry its header now, so that a second process sees it encrypted.
-	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations "+
-		"(version INTEGER PRIMARY KEY, name VARCHAR(128) NOT NULL, applied_at BIGINT NOT NULL)"); err != nil {
+	// The first connection switches the file to WAL and, for a new file, writes its header now
+	// so that a second process sees it encrypted. Switching the journal mode is refused with
+	// BUSY rather than waited for while another process does the same, hence the retries.
+	err = retryBusy(ctx, func() error {
+		_, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations "+
+			"(version INTEGER PRIMARY KEY, name VARCHAR(128) NOT NULL, applied_at BIGINT NOT NULL)")
+		return err
+	})
+	if err != nil {
 		db.Close()
 		if exists && encrypted && errors.Is(err, sqlite3.NOTADB) {
 			return nil, diagnoseKey(o)
@@ -122,6 +122,22 @@ func openSQLite(ctx context.Context, o Options) (*sql.DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+func retryBusy(ctx context.Context, f func() error) error {
+	delay := 10 * time.Millisecond
+	for {
+		err := f()
+		if !errors.Is(err, sqlite3.BUSY) || delay > 2*time.Second {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
 }
 
 // diagnoseKey explains why an encrypted file does not open: the level changed (the file opens
