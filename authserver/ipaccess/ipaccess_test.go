@@ -82,7 +82,7 @@ func TestDecide(t *testing.T) {
 	rules := NewRuleSet([]Rule{
 		{Prefix: netip.PrefixFrom(banned, 32), Ban: true, ExpiresAt: now.Add(time.Hour)},
 		{Prefix: netip.MustParsePrefix("198.51.100.10/32"), Ban: true, ExpiresAt: now.Add(-time.Hour)}, // expired
-		{Prefix: netip.MustParsePrefix("203.0.113.0/24")},                                             // deny rule
+		{Prefix: netip.MustParsePrefix("203.0.113.0/24")},                                              // deny rule
 		{Prefix: netip.MustParsePrefix("2001:db8::/32")},
 	})
 	allowList := NewRuleSet([]Rule{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Allow: true}})
