@@ -140,3 +140,12 @@ func (f *Fields) Open(sealed, context string) (string, error) {
 	}
 	return string(plain), nil
 }
+
+// SubKey derives a 32-byte key for one use (label) from secret with HKDF-SHA256, so that no two
+// uses of SECRET_KEY share key material (e.g. "mss-login-session-jwt-v1").
+func SubKey(secret, label string) ([]byte, error) {
+	if secret == "" {
+		return nil, errors.New(label + " needs SECRET_KEY")
+	}
+	return hkdf.Key(sha256.New, []byte(secret), nil, label, 32)
+}

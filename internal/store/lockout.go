@@ -351,3 +351,19 @@ func (s *Store) ResetFailures(ctx context.Context, scope, subject string) error 
 	_, err := s.exec(ctx, s.db, `DELETE FROM login_failures WHERE scope = ? AND subject = ?`, scope, truncate(subject, 191))
 	return s.wrap("reset failures", err)
 }
+
+// FailureState returns the count for (scope, subject) within the window ending at t and the
+// time of the latest failure (zero when none).
+func (s *Store) FailureState(ctx context.Context, scope, subject string, at time.Time, window time.Duration) (int, time.Time, error) {
+	var n int
+	var last int64
+	err := s.queryRow(ctx, s.db, `SELECT failures, last_failure_at FROM login_failures WHERE scope = ? AND subject = ? AND window_start >= ?`,
+		scope, truncate(subject, 191), at.Add(-window).UnixMilli()).Scan(&n, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, s.wrap("read failures", err)
+	}
+	return n, time.UnixMilli(last).UTC(), nil
+}

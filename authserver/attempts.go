@@ -1,0 +1,149 @@
+package authserver
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/mss-login/mss-login/authserver/ipaccess"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// attempt is one credential check from an address, counted before any password hash is
+// computed, so that a storm of parallel guesses cannot buy more hashes than the cooldowns allow.
+type attempt struct {
+	s       *Server
+	ip      netip.Addr
+	device  string
+	counted bool
+	n       int // this attempt's number within the window
+}
+
+// refusal says why an attempt was refused without checking the credential.
+type refusal struct {
+	failures  int
+	remaining time.Duration
+	banned    bool
+}
+
+func (r *refusal) message() string {
+	if r.banned {
+		return "Too many failed attempts. This address is blocked for now."
+	}
+	return fmt.Sprintf("Too many failed attempts. Please wait %d seconds.", int(r.remaining.Seconds()+0.999))
+}
+
+// beginAttempt admits or refuses a credential check from ip. Addresses on the allow list or in
+// security.json's unlock_ips, and every address while disable_lockout_until is in the future,
+// are not counted (as the original).
+func (s *Server) beginAttempt(ctx context.Context, ip netip.Addr, device string, now time.Time) (*attempt, *refusal, error) {
+	a := &attempt{s: s, ip: ip, device: device}
+	if s.exempt(ip, now) {
+		return a, nil, nil
+	}
+	window := time.Duration(s.cfg.FailureWindowMinutes) * time.Minute
+	subject := ip.String()
+	count, last, err := s.db.FailureState(ctx, store.ScopeIP, subject, now, window)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Every attempt counts, refused ones included (so a storm's count is exact and it reaches
+	// the ban); it counts as a failure until it succeeds.
+	n, err := s.db.RecordFailure(ctx, store.ScopeIP, subject, now, window)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.counted, a.n = true, n
+	limit := s.cfg.BlacklistAfterAttempts
+	if limit > 0 && n > limit {
+		s.ban(ctx, ip, device, now, n)
+		return nil, &refusal{failures: n, banned: true}, nil
+	}
+	if rem := ipaccess.CooldownRemaining(count, last, now); rem > 0 {
+		return nil, &refusal{failures: n, remaining: rem}, nil
+	}
+	// Others counted attempts between the read and this count: had they finished first, this
+	// one would be cooling down. Refuse it rather than compute a hash.
+	if n-1 > count && ipaccess.Cooldown(n-1) > 0 {
+		if limit > 0 && n >= limit {
+			s.ban(ctx, ip, device, now, n)
+			return nil, &refusal{failures: n, banned: true}, nil
+		}
+		return nil, &refusal{failures: n, remaining: ipaccess.Cooldown(n - 1)}, nil
+	}
+	return a, nil, nil
+}
+
+// finish records the outcome: success forgets the address's failures; a failure that reaches
+// blacklist_after_attempts bans the address (and locks the device) for blacklist_expiry_hours.
+func (a *attempt) finish(ctx context.Context, success bool, now time.Time) {
+	if !a.counted {
+		return
+	}
+	if success {
+		_ = a.s.db.ResetFailures(ctx, store.ScopeIP, a.ip.String())
+		return
+	}
+	if limit := a.s.cfg.BlacklistAfterAttempts; limit > 0 && a.n >= limit {
+		a.s.ban(ctx, a.ip, a.device, now, a.n)
+	}
+}
+
+func (s *Server) exempt(ip netip.Addr, now time.Time) bool {
+	sec := s.security.get()
+	if !sec.DisableLockoutUntil.IsZero() && sec.DisableLockoutUntil.After(now) {
+		return true
+	}
+	for _, p := range sec.UnlockIPs {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	allowListed := false
+	s.cache.get().rules.Match(ip, now, func(r ipaccess.Rule) bool {
+		allowListed = allowListed || r.Allow
+		return !allowListed
+	})
+	return allowListed
+}
+
+func (s *Server) ban(ctx context.Context, ip netip.Addr, device string, now time.Time, failures int) {
+	until := now.Add(time.Duration(s.cfg.BlacklistExpiryHours) * time.Hour)
+	reason := fmt.Sprintf("%d failed attempts", failures)
+	created, err := s.db.BanIP(ctx, ip, now, until, reason)
+	if err != nil {
+		s.log.Error("creating a ban failed", "ip", ip, "error", err)
+		return
+	}
+	if device != "" {
+		if _, err := s.db.LockDevice(ctx, device, now, until, "banned with "+ip.String()); err != nil {
+			s.log.Warn("locking the device failed", "error", err)
+		}
+	}
+	if created {
+		s.metrics.bans.Inc()
+		s.log.Warn("address banned after failed attempts", "ip", ip, "failures", failures, "until", until)
+		_ = s.db.Audit(ctx, store.AuditEvent{Actor: "system", Action: "ban.created", Target: ip.String(),
+			ClientIP: ip.String(), Detail: reason})
+	}
+	s.cache.reloadRules(ctx)
+}
+
+// countUserFailure counts a failed password for a username (spraying across addresses); it
+// never locks the account, it only slows further guesses at it.
+func (s *Server) countUserFailure(ctx context.Context, username string, now time.Time) {
+	window := time.Duration(s.cfg.FailureWindowMinutes) * time.Minute
+	_, _ = s.db.RecordFailure(ctx, store.ScopeUser, username, now, window)
+}
+
+// userThrottle is the delay before checking a password for a username that many addresses
+// have been guessing at.
+func (s *Server) userThrottle(ctx context.Context, username string, now time.Time) time.Duration {
+	window := time.Duration(s.cfg.FailureWindowMinutes) * time.Minute
+	n, _, err := s.db.FailureState(ctx, store.ScopeUser, username, now, window)
+	if err != nil || n < 20 {
+		return 0
+	}
+	return time.Second
+}

@@ -1,0 +1,261 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mss-login/mss-login/authserver/ipaccess"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// snapshot is an immutable view of the tables every request consults. A new one replaces it
+// when a change counter moves, so the request path needs no database round trip.
+type snapshot struct {
+	usersByID   map[string]store.User
+	usersByName map[string]store.User
+	roles       map[string]store.Role
+	rules       *ipaccess.RuleSet
+	devices     map[string]time.Time
+	tokens      map[string]store.APIToken // by hash; revoked ones left out
+	userCount   int
+}
+
+// session is a cached session row. revoked and lastUsed change in place.
+type session struct {
+	userID    string
+	expiresAt time.Time
+	revoked   atomic.Bool
+	lastUsed  atomic.Int64 // Unix milliseconds
+}
+
+// cache holds the snapshot and the sessions, and keeps them fresh from the database.
+type cache struct {
+	db       *store.Store
+	log      *slog.Logger
+	snap     atomic.Pointer[snapshot]
+	sessions sync.Map // jti → *session
+
+	mu          sync.Mutex
+	versions    map[string]int64
+	revokeCheck time.Time
+
+	// touched collects last-use times, written to the database in batches.
+	touchMu       sync.Mutex
+	touchSessions map[string]time.Time
+	touchTokens   map[string]time.Time
+
+	// onChange is called after a reload of users, roles, rules or revocations (to re-check
+	// open WebSockets).
+	onChange func()
+}
+
+func newCache(ctx context.Context, db *store.Store, log *slog.Logger) (*cache, error) {
+	c := &cache{db: db, log: log, versions: map[string]int64{},
+		touchSessions: map[string]time.Time{}, touchTokens: map[string]time.Time{}}
+	c.snap.Store(&snapshot{})
+	if err := c.refresh(ctx, true); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *cache) get() *snapshot { return c.snap.Load() }
+
+// refresh reloads the topics whose change counter moved (all of them when force).
+func (c *cache) refresh(ctx context.Context, force bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, err := c.db.Versions(ctx)
+	if err != nil {
+		return err
+	}
+	changed := func(topic string) bool { return force || v[topic] != c.versions[topic] }
+	old := c.get()
+	next := *old
+	reloaded := false
+	if changed(store.TopicUsers) {
+		users, err := c.db.Users(ctx)
+		if err != nil {
+			return err
+		}
+		next.usersByID = make(map[string]store.User, len(users))
+		next.usersByName = make(map[string]store.User, len(users))
+		for _, u := range users {
+			next.usersByID[u.ID] = u
+			next.usersByName[u.Username] = u
+		}
+		next.userCount = len(users)
+		reloaded = true
+	}
+	if changed(store.TopicRoles) {
+		rs, err := c.db.Roles(ctx)
+		if err != nil {
+			return err
+		}
+		next.roles = make(map[string]store.Role, len(rs))
+		for _, r := range rs {
+			next.roles[r.Name] = r
+		}
+		reloaded = true
+	}
+	if changed(store.TopicIPRules) || changed(store.TopicDevices) {
+		if next.rules, next.devices, err = c.loadRules(ctx); err != nil {
+			return err
+		}
+		reloaded = true
+	}
+	if changed(store.TopicSessions) {
+		toks, err := c.db.APITokens(ctx, "")
+		if err != nil {
+			return err
+		}
+		next.tokens = make(map[string]store.APIToken, len(toks))
+		for _, t := range toks {
+			if t.RevokedAt.IsZero() {
+				next.tokens[t.TokenHash] = t
+			}
+		}
+		// Revocations since the last look (with a margin for clock skew between replicas).
+		since := c.revokeCheck.Add(-10 * time.Second)
+		c.revokeCheck = time.Now()
+		if force {
+			since = time.Time{}
+		}
+		jtis, err := c.db.RevokedSessionsSince(ctx, since)
+		if err != nil {
+			return err
+		}
+		for _, j := range jtis {
+			if s, ok := c.sessions.Load(j); ok {
+				s.(*session).revoked.Store(true)
+			}
+		}
+		reloaded = true
+	}
+	c.snap.Store(&next)
+	c.versions = v
+	if reloaded && !force && c.onChange != nil {
+		c.onChange()
+	}
+	return nil
+}
+
+func (c *cache) loadRules(ctx context.Context) (*ipaccess.RuleSet, map[string]time.Time, error) {
+	rows, err := c.db.IPRules(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rules := make([]ipaccess.Rule, 0, len(rows))
+	for _, r := range rows {
+		rules = append(rules, ipaccess.Rule{
+			Prefix:    r.CIDR,
+			Allow:     r.Action == store.Allow,
+			Ban:       r.Action == store.Deny && r.Source != store.SourceResource && r.CIDR.IsSingleIP(),
+			ExpiresAt: r.ExpiresAt,
+			Reason:    r.Reason,
+		})
+	}
+	devs, err := c.db.LockedDevices(ctx, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	devices := make(map[string]time.Time, len(devs))
+	for _, d := range devs {
+		devices[d.DeviceID] = d.ExpiresAt
+	}
+	return ipaccess.NewRuleSet(rules), devices, nil
+}
+
+// reloadRules makes a ban or lock this process just wrote effective here at once, before the
+// next refresh.
+func (c *cache) reloadRules(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rules, devices, err := c.loadRules(ctx)
+	if err != nil {
+		c.log.Warn("reloading IP rules after a ban failed", "error", err)
+		return
+	}
+	next := *c.get()
+	next.rules, next.devices = rules, devices
+	c.snap.Store(&next)
+}
+
+// session returns the session jti, from memory or, the first time this process sees it, from
+// the database. An unknown session is invalid (the original treated it as valid).
+func (c *cache) session(ctx context.Context, jti string) (*session, error) {
+	if s, ok := c.sessions.Load(jti); ok {
+		return s.(*session), nil
+	}
+	row, err := c.db.Session(ctx, jti)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{userID: row.UserID, expiresAt: row.ExpiresAt}
+	s.revoked.Store(!row.RevokedAt.IsZero())
+	s.lastUsed.Store(row.LastUsedAt.UnixMilli())
+	actual, _ := c.sessions.LoadOrStore(jti, s)
+	return actual.(*session), nil
+}
+
+// refreshLastUsed re-reads a session's last use from the database (another replica may have
+// seen it more recently) before it is declared idle.
+func (c *cache) refreshLastUsed(ctx context.Context, jti string, s *session) {
+	row, err := c.db.Session(ctx, jti)
+	if err == nil && row.LastUsedAt.UnixMilli() > s.lastUsed.Load() {
+		s.lastUsed.Store(row.LastUsedAt.UnixMilli())
+	}
+	if err == nil && !row.RevokedAt.IsZero() {
+		s.revoked.Store(true)
+	}
+}
+
+func (c *cache) touchSession(jti string, at time.Time) {
+	c.touchMu.Lock()
+	c.touchSessions[jti] = at
+	c.touchMu.Unlock()
+}
+
+func (c *cache) touchToken(id string, at time.Time) {
+	c.touchMu.Lock()
+	c.touchTokens[id] = at
+	c.touchMu.Unlock()
+}
+
+// flushTouches writes the collected last-use times.
+func (c *cache) flushTouches(ctx context.Context) error {
+	c.touchMu.Lock()
+	sess, toks := c.touchSessions, c.touchTokens
+	c.touchSessions, c.touchTokens = map[string]time.Time{}, map[string]time.Time{}
+	c.touchMu.Unlock()
+	return errors.Join(c.db.TouchSessions(ctx, sess), c.db.TouchAPITokens(ctx, toks))
+}
+
+// run keeps the cache fresh until ctx ends: the change counters every interval, last-use
+// times every flushEvery.
+func (c *cache) run(ctx context.Context, interval, flushEvery time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	lastFlush := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = c.flushTouches(context.Background())
+			return
+		case <-tick.C:
+			if err := c.refresh(ctx, false); err != nil && ctx.Err() == nil {
+				c.log.Warn("refreshing the cache from the users database failed", "error", err)
+			}
+			if time.Since(lastFlush) >= flushEvery {
+				lastFlush = time.Now()
+				if err := c.flushTouches(ctx); err != nil && ctx.Err() == nil {
+					c.log.Warn("writing last-use times failed", "error", err)
+				}
+			}
+		}
+	}
+}

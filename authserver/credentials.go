@@ -1,0 +1,71 @@
+package authserver
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TokenPrefix starts every API token, so that secret scanners recognise a leaked one.
+const TokenPrefix = "mssl_"
+
+// newAPIToken returns a random API token and the SHA-256 (hex) that is stored.
+func newAPIToken() (token, hash string) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return token, hashToken(token)
+}
+
+func hashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// sessionClaims are the claims of a session JWT: sub is the user id, jti the session row.
+type sessionClaims struct {
+	Username string `json:"username,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// signer issues and verifies session JWTs (HS256) with a key derived from SECRET_KEY.
+type signer struct{ key []byte }
+
+func (s signer) issue(userID, username, jti string, now, expires time.Time) (string, error) {
+	c := sessionClaims{Username: username, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: userID, ID: jti, IssuedAt: jwt.NewNumericDate(now), Issuer: "mss-login",
+	}}
+	if !expires.IsZero() {
+		c.ExpiresAt = jwt.NewNumericDate(expires)
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.key)
+}
+
+var errBadToken = errors.New("invalid token")
+
+// verify checks signature, algorithm, issuer and expiry; it does not consult the sessions.
+func (s signer) verify(token string, now time.Time) (*sessionClaims, error) {
+	if strings.Count(token, ".") != 2 {
+		return nil, errBadToken
+	}
+	c := &sessionClaims{}
+	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return s.key, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("mss-login"), jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithIssuedAt())
+	if err != nil || c.Subject == "" || c.ID == "" {
+		return nil, errBadToken
+	}
+	return c, nil
+}

@@ -1,0 +1,393 @@
+package authserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/mss-login/mss-login/internal/password"
+	"github.com/mss-login/mss-login/internal/roles"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// form reads a form or JSON body into a string map (bounded size).
+func form(r *http.Request) (map[string]string, bool, error) {
+	r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	out := map[string]string{}
+	if ct == "application/json" {
+		var raw map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&raw); err != nil {
+			return nil, true, err
+		}
+		for k, v := range raw {
+			switch t := v.(type) {
+			case string:
+				out[k] = t
+			case bool:
+				out[k] = map[bool]string{true: "true", false: "false"}[t]
+			case float64:
+				out[k] = strconv.FormatFloat(t, 'f', -1, 64)
+			}
+		}
+		return out, true, nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, false, err
+	}
+	for k := range r.PostForm {
+		out[k] = r.PostForm.Get(k)
+	}
+	return out, false, nil
+}
+
+// safeNext keeps a post-login redirect on this site: a path, never a scheme or host.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" {
+		return "/"
+	}
+	return next
+}
+
+func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	rq := reqInfo(r)
+	if s.cache.get().userCount == 0 {
+		http.Redirect(w, r, "/register", http.StatusFound)
+		return
+	}
+	next := safeNext(r.URL.Query().Get("next"))
+	if rq.id != nil {
+		http.Redirect(w, r, next, http.StatusFound)
+		return
+	}
+	renderPage(w, http.StatusOK, "login.html", map[string]any{"Next": next, "Guest": s.cfg.AllowGuestJWT})
+}
+
+// handleLogin checks a password (or logs in the guest) and starts a session. A refused or
+// failed attempt costs the client; a banned or cooling-down client gets no password hash.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	ctx, rq, now := r.Context(), reqInfo(r), s.now()
+	f, isJSON, err := form(r)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable login request.")
+		return
+	}
+	next := safeNext(f["next"])
+	fail := func(code int, msg string) {
+		if isJSON || !isNavigation(r) {
+			writeJSON(w, code, map[string]any{"error": msg})
+			return
+		}
+		renderPage(w, code, "login.html", map[string]any{"Next": next, "Error": msg, "Guest": s.cfg.AllowGuestJWT})
+	}
+	if f["guest_login"] == "true" {
+		if !s.cfg.AllowGuestJWT {
+			fail(http.StatusForbidden, "Guest login is disabled.")
+			return
+		}
+		u, err := s.guestUser(ctx)
+		if err != nil {
+			s.log.Error("guest login failed", "error", err)
+			fail(http.StatusInternalServerError, "Guest login failed.")
+			return
+		}
+		s.completeLogin(w, r, u, next, isJSON)
+		return
+	}
+	username, pw := f["username"], f["password"]
+	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
+	if err != nil {
+		s.log.Error("counting a login attempt failed", "error", err)
+		fail(http.StatusServiceUnavailable, "Login is unavailable at the moment.")
+		return
+	}
+	if ref != nil {
+		s.metrics.auth.WithLabelValues("login_refused").Inc()
+		if isJSON || !isNavigation(r) {
+			writeJSON(w, http.StatusForbidden, map[string]any{"error": ref.message(), "failed_attempts": ref.failures,
+				"remaining_seconds": int(ref.remaining.Seconds() + 0.999)})
+			return
+		}
+		fail(http.StatusForbidden, ref.message())
+		return
+	}
+	if d := s.userThrottle(ctx, username, now); d > 0 {
+		time.Sleep(d)
+	}
+	u, ok := s.cache.get().usersByName[username]
+	if !ok {
+		if fresh, err := s.db.UserByName(ctx, username); err == nil {
+			u, ok = fresh, true // created on another replica since the last refresh
+		}
+	}
+	s.metrics.hashes.Inc()
+	var res password.Result
+	if ok && u.PasswordHash != "" {
+		res, _ = password.Verify(u.PasswordHash, pw)
+	} else {
+		password.VerifyDummy(pw) // an unknown user costs the same time as a known one
+	}
+	if !res.OK || u.Disabled {
+		att.finish(ctx, false, now)
+		s.countUserFailure(ctx, username, now)
+		s.metrics.auth.WithLabelValues("login_failure").Inc()
+		_ = s.db.Audit(ctx, store.AuditEvent{Actor: truncateString(username, 128), Action: "login.failure",
+			ClientIP: rq.ip.String(), Detail: "invalid credentials"})
+		fail(http.StatusUnauthorized, "Invalid credentials")
+		return
+	}
+	att.finish(ctx, true, now)
+	if res.Rehash {
+		if h, err := password.Hash(pw); err == nil {
+			if err := s.db.SetPasswordHash(ctx, u.ID, h); err != nil {
+				s.log.Warn("re-hashing a password failed", "user", u.Username, "error", err)
+			}
+		}
+	}
+	s.completeLogin(w, r, u, next, isJSON)
+}
+
+// completeLogin starts a session for u: a row (revocable), a JWT naming it, the cookie.
+func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, u store.User, next string, isJSON bool) {
+	ctx, rq, now := r.Context(), reqInfo(r), s.now()
+	token, expires, err := s.startSession(ctx, u, rq, now)
+	if err != nil {
+		s.log.Error("starting a session failed", "error", err)
+		writeError(w, r, http.StatusInternalServerError, "SESSION_FAILED", "Could not start a session.")
+		return
+	}
+	_ = s.db.RecordLogin(ctx, u.ID, now)
+	_ = s.db.Audit(ctx, store.AuditEvent{Actor: u.Username, Action: "login.success", ClientIP: rq.ip.String()})
+	s.metrics.auth.WithLabelValues("login_success").Inc()
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/", HttpOnly: true, Secure: rq.https,
+		SameSite: http.SameSiteStrictMode, Expires: expires, MaxAge: int(expires.Sub(now).Seconds())})
+	if isJSON || !isNavigation(r) {
+		// Scripts and apps (Krita, Comfy Portal) use the token as a Bearer; browsers get only
+		// the HttpOnly cookie.
+		writeJSON(w, http.StatusOK, map[string]any{"message": "Login successful", "jwt_token": token,
+			"redirect_url": next, "expires_at": expires.Format(time.RFC3339)})
+		return
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) startSession(ctx context.Context, u store.User, rq *request, now time.Time) (string, time.Time, error) {
+	jti := randomID()
+	expires := now.Add(time.Duration(s.cfg.AccessTokenExpirationHours) * time.Hour)
+	sess := store.Session{JTI: jti, UserID: u.ID, CreatedAt: now, ExpiresAt: expires, ClientIP: rq.ip.String()}
+	if err := s.db.CreateSession(ctx, &sess); err != nil {
+		return "", time.Time{}, err
+	}
+	cached := &session{userID: u.ID, expiresAt: expires}
+	cached.lastUsed.Store(now.UnixMilli())
+	s.cache.sessions.Store(jti, cached)
+	token, err := s.signer.issue(u.ID, u.Username, jti, now, expires)
+	return token, expires, err
+}
+
+// guestUser returns the built-in guest account, creating it on first use with an unusable
+// password (the original: a random UUID).
+func (s *Server) guestUser(ctx context.Context) (store.User, error) {
+	if u, err := s.db.UserByName(ctx, roles.Guest); err == nil {
+		return u, nil
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	h, err := password.Hash(string(b))
+	if err != nil {
+		return store.User{}, err
+	}
+	u := store.User{Username: roles.Guest, Role: roles.Guest, PasswordHash: h}
+	if err := s.db.CreateUser(ctx, &u); err != nil && !errors.Is(err, store.ErrConflict) {
+		return store.User{}, err
+	}
+	return s.db.UserByName(ctx, roles.Guest)
+}
+
+// handleLogout revokes the session and clears the cookie. GET shows a confirmation unless the
+// request is same-origin (a cross-site GET must not log anyone out).
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	rq := reqInfo(r)
+	if r.Method == http.MethodGet && r.Header.Get("Sec-Fetch-Site") != "same-origin" {
+		renderPage(w, http.StatusOK, "logout.html", nil)
+		return
+	}
+	if r.Method != http.MethodGet && !sameOrigin(r, s.cfg.HostBaseURL) {
+		writeError(w, r, http.StatusForbidden, "CROSS_SITE", "Cross-site request refused.")
+		return
+	}
+	if rq.id != nil && rq.id.jti != "" {
+		if err := s.db.RevokeSession(r.Context(), rq.id.jti, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("revoking a session at logout failed", "error", err)
+		}
+		if v, ok := s.cache.sessions.Load(rq.id.jti); ok {
+			v.(*session).revoked.Store(true)
+		}
+		s.sweepSockets()
+		_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "logout", ClientIP: rq.ip.String()})
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, Secure: rq.https,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	if isNavigation(r) || r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Logged out"})
+}
+
+var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_]{3,128}$`)
+
+// validateUsername applies the original's rules: letters, digits, underscore, at least 3, not
+// a reserved name.
+func validateUsername(u string) error {
+	if !usernamePattern.MatchString(u) {
+		return errors.New("username: 3 to 128 letters, digits or underscores")
+	}
+	switch strings.ToLower(u) {
+	case "guest", "default", "defaults":
+		return errors.New("username: " + u + " is reserved")
+	}
+	return nil
+}
+
+// validatePassword applies the original's rules: at least 8 characters, a digit and a special
+// character, no spaces, at most 4096.
+func validatePassword(p string) error {
+	if len(p) < 8 || len(p) > password.MaxLength {
+		return errors.New("password: 8 to 4096 characters")
+	}
+	var digit, special bool
+	for _, r := range p {
+		switch {
+		case unicode.IsSpace(r):
+			return errors.New("password: no spaces")
+		case unicode.IsControl(r):
+			return errors.New("password: no control characters")
+		case unicode.IsDigit(r):
+			digit = true
+		case strings.ContainsRune("!@#$%^&*()_+-=[]{};':\"\\|,.<>?/`~", r):
+			special = true
+		}
+	}
+	if !digit || !special {
+		return errors.New("password: needs a digit and a special character")
+	}
+	return nil
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	ctx, rq := r.Context(), reqInfo(r)
+	n, err := s.db.CountUsers(ctx)
+	if err != nil {
+		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		return
+	}
+	firstRun := n == 0
+	if !firstRun {
+		if rq.id == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login?next=/register", http.StatusFound)
+				return
+			}
+			writeError(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "Authentication required.")
+			return
+		}
+		if !rq.id.isAdmin() {
+			writeError(w, r, http.StatusForbidden, "ADMIN_REQUIRED", "Only an admin can create accounts.")
+			return
+		}
+	}
+	roleNames := []string{}
+	for name := range s.cache.get().roles {
+		roleNames = append(roleNames, name)
+	}
+	page := map[string]any{"FirstRun": firstRun, "Roles": roleNames}
+	if r.Method == http.MethodGet {
+		renderPage(w, http.StatusOK, "register.html", page)
+		return
+	}
+	f, isJSON, err := form(r)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable request.")
+		return
+	}
+	pick := func(a, b string) string {
+		if f[a] != "" {
+			return f[a]
+		}
+		return f[b]
+	}
+	username, pw := pick("username", "new_user_username"), pick("password", "new_user_password")
+	fail := func(code int, msg string) {
+		if isJSON || !isNavigation(r) {
+			writeJSON(w, code, map[string]any{"error": msg})
+			return
+		}
+		page["Error"] = msg
+		renderPage(w, code, "register.html", page)
+	}
+	if err := validateUsername(username); err != nil {
+		fail(http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := validatePassword(pw); err != nil {
+		fail(http.StatusBadRequest, err.Error())
+		return
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		fail(http.StatusBadRequest, err.Error())
+		return
+	}
+	u := store.User{Username: username, PasswordHash: hash, Role: roles.User}
+	if firstRun {
+		u.Role, u.Owner = roles.Admin, true
+	} else if role := f["role"]; role != "" {
+		if _, ok := s.cache.get().roles[role]; !ok {
+			fail(http.StatusBadRequest, "role: no such role")
+			return
+		}
+		u.Role = role
+	}
+	switch err := s.db.CreateUser(ctx, &u); {
+	case errors.Is(err, store.ErrConflict):
+		fail(http.StatusConflict, "username: already taken")
+		return
+	case errors.Is(err, store.ErrOwnerTaken):
+		fail(http.StatusConflict, "the owner was created by someone else a moment ago")
+		return
+	case err != nil:
+		s.log.Error("creating a user failed", "error", err)
+		fail(http.StatusInternalServerError, "Could not create the account.")
+		return
+	}
+	actor := username
+	if rq.id != nil {
+		actor = rq.id.user.Username
+	}
+	_ = s.db.Audit(ctx, store.AuditEvent{Actor: actor, Action: "user.created", Target: username, ClientIP: rq.ip.String(),
+		Detail: "role " + u.Role})
+	_ = s.cache.refresh(ctx, false)
+	if firstRun {
+		s.completeLogin(w, r, u, "/", isJSON)
+		return
+	}
+	if isJSON || !isNavigation(r) {
+		writeJSON(w, http.StatusCreated, map[string]any{"message": "User created", "username": u.Username, "role": u.Role})
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}

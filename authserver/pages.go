@@ -1,0 +1,33 @@
+package authserver
+
+import (
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed web/*.html web/static/*
+var webFS embed.FS
+
+// pageCSP allows nothing but this server's own stylesheet and forms: no script at all, so an
+// injected <script> cannot run.
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; " +
+	"frame-ancestors 'none'; base-uri 'none'"
+
+var pages = template.Must(template.ParseFS(webFS, "web/*.html"))
+
+func staticHandler() http.Handler {
+	sub, _ := fs.Sub(webFS, "web/static")
+	return http.StripPrefix("/mss-login/static/", http.FileServer(http.FS(sub)))
+}
+
+func renderPage(w http.ResponseWriter, code int, name string, data map[string]any) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	w.WriteHeader(code)
+	_ = pages.ExecuteTemplate(w, name, data)
+}

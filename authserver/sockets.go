@@ -1,0 +1,90 @@
+package authserver
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// socket is an upgraded connection proxied to the upstream, with the identity that opened it.
+type socket struct {
+	conn net.Conn
+	id   *identity
+	ip   string
+	once sync.Once
+}
+
+func (s *socket) close() { s.once.Do(func() { s.conn.Close() }) }
+
+// sockets tracks open WebSockets so that revoking a session, disabling a user, banning an
+// address or removing a permission closes them (the original left them open).
+type sockets struct {
+	mu   sync.Mutex
+	open map[*socket]struct{}
+	m    *metrics
+}
+
+func newSockets(m *metrics) *sockets { return &sockets{open: map[*socket]struct{}{}, m: m} }
+
+func (ss *sockets) add(s *socket) {
+	ss.mu.Lock()
+	ss.open[s] = struct{}{}
+	ss.mu.Unlock()
+	ss.m.sockets.Inc()
+}
+
+func (ss *sockets) remove(s *socket) {
+	ss.mu.Lock()
+	_, ok := ss.open[s]
+	delete(ss.open, s)
+	ss.mu.Unlock()
+	if ok {
+		ss.m.sockets.Dec()
+	}
+}
+
+// sweep closes every socket for which stillValid is false.
+func (ss *sockets) sweep(stillValid func(*socket) bool) int {
+	ss.mu.Lock()
+	list := make([]*socket, 0, len(ss.open))
+	for s := range ss.open {
+		list = append(list, s)
+	}
+	ss.mu.Unlock()
+	closed := 0
+	for _, s := range list {
+		if !stillValid(s) {
+			s.close()
+			ss.remove(s)
+			closed++
+		}
+	}
+	return closed
+}
+
+func (ss *sockets) count() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.open)
+}
+
+// hijackTracker wraps the ResponseWriter of an upgrade so that the connection the reverse proxy
+// hijacks is registered, and unregistered when the proxy is done with it.
+type hijackTracker struct {
+	http.ResponseWriter
+	reg *sockets
+	s   *socket
+}
+
+func (h *hijackTracker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.s.conn = conn
+	h.reg.add(h.s)
+	return conn, rw, nil
+}
+
+func (h *hijackTracker) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mss-login/mss-login/authserver"
+)
+
+func authserverCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "authserver",
+		Short: "Run the auth server: login, sessions, API tokens and lockout in front of ComfyUI",
+		Long: "Serves listen_address as a reverse proxy to upstream_url (HTTP and WebSocket), with the login\n" +
+			"pages and the mss-login API, and Prometheus metrics on metrics_address. It needs SECRET_KEY and\n" +
+			"the users database, and no Kubernetes credentials.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			level := slog.LevelInfo
+			if cfg.DebugMode {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			ctx := cmd.Context()
+			db, applied, err := openStore(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if len(applied) > 0 {
+				log.Info("users database migrated", "applied", applied)
+			}
+			srv, err := authserver.New(ctx, authserver.Options{Config: cfg, Store: db, Logger: log})
+			if err != nil {
+				return err
+			}
+			return srv.Run(ctx)
+		},
+	}
+}

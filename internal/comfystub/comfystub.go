@@ -1,0 +1,148 @@
+// Package comfystub is a stand-in for ComfyUI in tests and benchmarks (ComfyUI itself cannot
+// run here): its real routes, bare and under /api/, its /ws progress channel, and the
+// comfy-user header of --multi-user mode. It records what reached it, so tests can assert that
+// credentials and spoofed identity headers never do.
+package comfystub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Seen is what the stub recorded about one request.
+type Seen struct {
+	Method, Path, RawPath, Query string
+	ComfyUser                    string
+	Authorization                string
+	Cookie                       string
+	Header                       http.Header
+}
+
+// Stub is the fake ComfyUI.
+type Stub struct {
+	mu   sync.Mutex
+	seen []Seen
+	// Body is served for GET /view (streamed), default 1 KiB.
+	Body []byte
+}
+
+// New returns a stub with a 1 KiB /view body.
+func New() *Stub { return &Stub{Body: []byte(strings.Repeat("x", 1024))} }
+
+// Last returns the most recent request the stub saw.
+func (s *Stub) Last() Seen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.seen) == 0 {
+		return Seen{}
+	}
+	return s.seen[len(s.seen)-1]
+}
+
+// Count returns how many requests reached the stub.
+func (s *Stub) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}
+
+func (s *Stub) record(r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.seen) > 1000 {
+		s.seen = s.seen[500:]
+	}
+	s.seen = append(s.seen, Seen{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), Query: r.URL.RawQuery,
+		ComfyUser: r.Header.Get("Comfy-User"), Authorization: r.Header.Get("Authorization"), Cookie: r.Header.Get("Cookie"),
+		Header: r.Header.Clone()})
+}
+
+// ServeHTTP answers like ComfyUI's routes, the same bare and under /api/.
+func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.record(r)
+	route := strings.TrimPrefix(r.URL.Path, "/api")
+	if route == "" {
+		route = "/"
+	}
+	switch {
+	case route == "/ws":
+		s.serveWS(w, r)
+	case route == "/":
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<!doctype html><title>ComfyUI</title><h1>ComfyUI stand-in</h1>")
+	case route == "/view":
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(s.Body)
+	case route == "/prompt" && r.Method == http.MethodPost:
+		_, _ = io.Copy(io.Discard, r.Body)
+		writeJSON(w, map[string]any{"prompt_id": "p-1", "number": 1, "node_errors": map[string]any{}})
+	case route == "/users":
+		writeJSON(w, map[string]any{"storage": "server", "migrated": true})
+	default:
+		writeJSON(w, map[string]any{"route": route, "method": r.Method, "comfy_user": r.Header.Get("Comfy-User")})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// serveWS is ComfyUI's progress channel: a status message at once, then one per message
+// received (echoing it) and a heartbeat every 100 ms.
+func (s *Stub) serveWS(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx := r.Context()
+	send := func(v any) error {
+		b, _ := json.Marshal(v)
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return c.Write(wctx, websocket.MessageText, b)
+	}
+	if send(map[string]any{"type": "status", "data": map[string]any{"sid": r.Header.Get("Comfy-User"),
+		"status": map[string]any{"exec_info": map[string]any{"queue_remaining": 0}}}}) != nil {
+		return
+	}
+	msgs := make(chan []byte)
+	go func() {
+		defer close(msgs)
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			msgs <- b
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case b, ok := <-msgs:
+			if !ok {
+				return
+			}
+			if send(map[string]any{"type": "echo", "data": string(b)}) != nil {
+				return
+			}
+		case <-tick.C:
+			if send(map[string]any{"type": "crystools.monitor", "data": map[string]any{}}) != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
