@@ -50,6 +50,9 @@ func (s *Server) routes() *http.ServeMux {
 		m.HandleFunc("GET "+p+"/api/update-status", s.handleUpdateStatus)
 	}
 	m.HandleFunc("POST /generate_token", s.handleCreateToken)
+	m.HandleFunc(authzPrefix+"/auth-request", s.handleForwardAuth)
+	m.HandleFunc(authzPrefix+"/forward-auth", s.handleForwardAuth)
+	m.HandleFunc(authzPrefix+"/ext-authz/", s.handleForwardAuth)
 	return m
 }
 

@@ -156,7 +156,8 @@ func decideLocal(method, m string) (Rule, bool) {
 		// host, same-origin logout): the caller is not yet logged in.
 		return Rule{Access: Public}, true
 	}
-	if hasPrefix(m, "/mss-login/static") {
+	if hasPrefix(m, "/mss-login/static") || hasPrefix(m, "/mss-login/authz") {
+		// Forward-auth endpoints decide the gateway's original request with this same policy.
 		return Rule{Access: Public}, true
 	}
 	// The /api/mss-login/... aliases of the original map onto the same rules.
