@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -41,7 +43,19 @@ type sessionClaims struct {
 }
 
 // signer issues and verifies session JWTs (HS256) with a key derived from SECRET_KEY.
-type signer struct{ key []byte }
+// Verified tokens are remembered (by their exact text) so that a session's every request does
+// not repeat the signature check and JSON decoding; revocation is checked separately each time.
+type signer struct {
+	key      []byte
+	verified *sync.Map // token → *sessionClaims
+	size     *atomic.Int64
+}
+
+func newSigner(key []byte) signer {
+	return signer{key: key, verified: &sync.Map{}, size: &atomic.Int64{}}
+}
+
+const maxVerified = 50000
 
 func (s signer) issue(userID, username, jti string, now, expires time.Time) (string, error) {
 	c := sessionClaims{Username: username, RegisteredClaims: jwt.RegisteredClaims{
@@ -57,6 +71,13 @@ var errBadToken = errors.New("invalid token")
 
 // verify checks signature, algorithm, issuer and expiry; it does not consult the sessions.
 func (s signer) verify(token string, now time.Time) (*sessionClaims, error) {
+	if v, ok := s.verified.Load(token); ok {
+		c := v.(*sessionClaims)
+		if c.ExpiresAt != nil && !c.ExpiresAt.After(now) {
+			return nil, errBadToken
+		}
+		return c, nil
+	}
 	if strings.Count(token, ".") != 2 {
 		return nil, errBadToken
 	}
@@ -67,5 +88,10 @@ func (s signer) verify(token string, now time.Time) (*sessionClaims, error) {
 	if err != nil || c.Subject == "" || c.ID == "" {
 		return nil, errBadToken
 	}
+	if s.size.Add(1) > maxVerified {
+		s.verified.Clear() // bounded: start over rather than track age
+		s.size.Store(1)
+	}
+	s.verified.Store(token, c)
 	return c, nil
 }

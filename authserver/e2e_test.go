@@ -31,7 +31,7 @@ const ownerPassword = "Owner-pass-1!"
 
 // env is one auth server in front of the ComfyUI stand-in, on a real database.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	db       *store.Store
 	srv      *authserver.Server
 	url      string
@@ -60,7 +60,7 @@ func (s *syncBuffer) String() string {
 
 // start runs an auth server. trusted lists the trusted proxies: tests that vary the client
 // address send X-Forwarded-For from a trusted loopback "proxy".
-func start(t *testing.T, db *store.Store, edit func(*config.Config)) *env {
+func start(t testing.TB, db *store.Store, edit func(*config.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	vars := map[string]string{"SECRET_KEY": testenv.Secret, "MSS_LOGIN_DATA_DIR": dir}

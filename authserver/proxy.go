@@ -1,7 +1,6 @@
 package authserver
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -36,7 +35,9 @@ func (s *Server) newProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:       s.rewrite,
 		Transport:     &timedTransport{RoundTripper: transport, s: s},
-		FlushInterval: -1, // stream: progress, previews and downloads are never buffered
+		// 0: ReverseProxy still flushes at once for responses of unknown length (streams) and
+		// event streams; a fixed-size body goes out without a flush per write.
+		FlushInterval: 0,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
 				return // the client went away
@@ -136,4 +137,3 @@ func metricsHandler(m *metrics) http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-var _ = context.Background

@@ -77,7 +77,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{
-		cfg: cfg, db: o.Store, log: log, signer: signer{key: key},
+		cfg: cfg, db: o.Store, log: log, signer: newSigner(key),
 		resolver:    ipaccess.Resolver{Trusted: cfg.ParsedTrustedProxies(), Cloudflare: cfg.CloudflareProxy},
 		local:       cfg.ParsedLocalNetworkCIDRs(),
 		upstream:    up,

@@ -42,9 +42,12 @@ func (s *Store) CreateAPIToken(ctx context.Context, t *APIToken) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = now()
 	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO api_tokens (id, token_hash, user_id, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		t.ID, t.TokenHash, t.UserID, t.Label, ms(t.CreatedAt), ms(t.ExpiresAt))
-	return s.wrap("create API token", err)
+	// Bumps the sessions topic: the auth servers cache the token table.
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO api_tokens (id, token_hash, user_id, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			t.ID, t.TokenHash, t.UserID, t.Label, ms(t.CreatedAt), ms(t.ExpiresAt))
+		return s.wrap("create API token", err)
+	}, TopicSessions)
 }
 
 const tokenColumns = `id, token_hash, user_id, label, created_at, expires_at, last_used_at, revoked_at`

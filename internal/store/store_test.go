@@ -263,8 +263,12 @@ func TestTokensAndSessions(t *testing.T) {
 		other := mustUser(t, s, "frank", false)
 		exp := time.Now().Add(720 * time.Hour).UTC().Truncate(time.Millisecond)
 		tok := store.APIToken{TokenHash: strings.Repeat("cd", 32), UserID: u.ID, Label: "script", ExpiresAt: exp}
+		before, _ := s.Versions(ctx)
 		if err := s.CreateAPIToken(ctx, &tok); err != nil {
 			t.Fatal(err)
+		}
+		if after, _ := s.Versions(ctx); after[store.TopicSessions] != before[store.TopicSessions]+1 {
+			t.Fatal("creating a token must move the sessions counter (auth servers cache tokens)")
 		}
 		forever := store.APIToken{TokenHash: strings.Repeat("ef", 32), UserID: u.ID}
 		if err := s.CreateAPIToken(ctx, &forever); err != nil {
