@@ -33,8 +33,8 @@ func (s *Server) newProxy() *httputil.ReverseProxy {
 		DisableCompression:    true,
 	}
 	return &httputil.ReverseProxy{
-		Rewrite:       s.rewrite,
-		Transport:     &timedTransport{RoundTripper: transport, s: s},
+		Rewrite:   s.rewrite,
+		Transport: &timedTransport{RoundTripper: transport, s: s},
 		// 0: ReverseProxy still flushes at once for responses of unknown length (streams) and
 		// event streams; a fixed-size body goes out without a flush per write.
 		FlushInterval: 0,
@@ -136,4 +136,3 @@ func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func metricsHandler(m *metrics) http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
-
