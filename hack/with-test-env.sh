@@ -21,6 +21,7 @@ hack/test-servers.sh start "$state"
 # shellcheck disable=SC1091
 source "$state/env"
 export MSS_TEST_CHROMIUM=${MSS_TEST_CHROMIUM:-$(command -v chromium || true)}
+export MSS_TEST_ARTIFACTS=${MSS_TEST_ARTIFACTS:-$root/bin/test-artifacts}
 # Everything was started: a test that finds a server missing must fail, not skip.
 export MSS_TEST_REQUIRE_SERVERS=1
 "$@"

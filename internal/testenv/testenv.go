@@ -32,6 +32,8 @@ const (
 	S3AccessKey = "MSS_TEST_S3_ACCESS_KEY"
 	S3SecretKey = "MSS_TEST_S3_SECRET_KEY"
 	Assets      = "KUBEBUILDER_ASSETS"
+	Chromium    = "MSS_TEST_CHROMIUM" // path of a Chromium binary (Debian's /usr/bin/chromium)
+	Artifacts   = "MSS_TEST_ARTIFACTS" // where tests leave screenshots (default bin/test-artifacts)
 )
 
 // InCI reports whether a missing server must fail the test rather than skip it: under CI
