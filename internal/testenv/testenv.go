@@ -32,7 +32,7 @@ const (
 	S3AccessKey = "MSS_TEST_S3_ACCESS_KEY"
 	S3SecretKey = "MSS_TEST_S3_SECRET_KEY"
 	Assets      = "KUBEBUILDER_ASSETS"
-	Chromium    = "MSS_TEST_CHROMIUM" // path of a Chromium binary (Debian's /usr/bin/chromium)
+	Chromium    = "MSS_TEST_CHROMIUM"  // path of a Chromium binary (Debian's /usr/bin/chromium)
 	Artifacts   = "MSS_TEST_ARTIFACTS" // where tests leave screenshots (default bin/test-artifacts)
 )
 
