@@ -14,7 +14,9 @@ func TestMakePlan(t *testing.T) {
 	obj := func(rel string, size int64, etag string, lm time.Time) Object {
 		return Object{Rel: rel, Size: size, ETag: etag, LastModified: lm}
 	}
-	ent := func(size int64, etag string, lm time.Time) Entry { return Entry{Size: size, ETag: etag, LastModified: lm} }
+	ent := func(size int64, etag string, lm time.Time) Entry {
+		return Entry{Size: size, ETag: etag, LastModified: lm}
+	}
 	onDisk := func(size int64, mt time.Time) LocalFile { return LocalFile{Exists: true, Size: size, ModTime: mt} }
 	const a = "models/checkpoints/a.safetensors"
 
@@ -45,7 +47,7 @@ func TestMakePlan(t *testing.T) {
 			disk: map[string]LocalFile{a: onDisk(10, t0)}, download: []string{a}},
 		{name: "no ETag, same last-modified: unchanged",
 			remote: []Object{obj(a, 10, "", t0)}, state: map[string]Entry{a: ent(10, "", t0)},
-			disk: map[string]LocalFile{a: onDisk(10, t0.Add(300 * time.Millisecond))}, unchanged: 1},
+			disk: map[string]LocalFile{a: onDisk(10, t0.Add(300*time.Millisecond))}, unchanged: 1},
 		{name: "file removed on disk: download again",
 			remote: []Object{obj(a, 10, `"e1"`, t0)}, state: map[string]Entry{a: ent(10, `"e1"`, t0)},
 			download: []string{a}},
