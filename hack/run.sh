@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: the embedded defaults on this machine, with the data in ./data.
-# Grows with the project; for now it prepares the users database and says where it is.
+# `make run`: the embedded defaults on this machine, with the data in ./data: migrates the users
+# database and runs the auth server in front of upstream_url (a local ComfyUI by default).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -19,6 +19,18 @@ if [[ -z ${SECRET_KEY:-} ]]; then
 	export SECRET_KEY
 fi
 bin/mss-login admin migrate
-echo
-echo "data directory: $MSS_LOGIN_DATA_DIR"
-echo "configuration:  $MSS_LOGIN_DATA_DIR/config.json (optional; defaults are embedded — check one with: bin/mss-login config validate FILE)"
+listen=$(bin/mss-login config validate 2>/dev/null | sed -n 's/^  "listen_address": "\(.*\)",$/\1/p')
+upstream=$(bin/mss-login config validate 2>/dev/null | sed -n 's/^  "upstream_url": "\(.*\)",$/\1/p')
+port=${listen##*:}
+cat <<MSG
+
+data directory: $MSS_LOGIN_DATA_DIR
+configuration:  $MSS_LOGIN_DATA_DIR/config.json (optional: the defaults are embedded; check a file with
+                bin/mss-login config validate FILE)
+ComfyUI:        $upstream (upstream_url; a "not reachable" page is shown while nothing listens there)
+
+login page:     http://127.0.0.1:$port/login — the first visit creates the owner account
+metrics:        see metrics_address; stop with Ctrl-C
+
+MSG
+exec bin/mss-login authserver
