@@ -60,7 +60,7 @@ func (c *Config) S3Enabled() bool {
 func (c *Config) Redacted() ([]byte, error) {
 	view := *c
 	for _, u := range []*string{&view.UpstreamURL, &view.HostBaseURL, &view.AutoUpdate.CheckURL,
-		&view.AutoUpdate.ChangelogURL, &view.S3Storage.EndpointURL, &view.LoginBackground.URL} {
+		&view.AutoUpdate.ChangelogURL, &view.AutoUpdate.ChangelogRawBaseURL, &view.S3Storage.EndpointURL, &view.LoginBackground.URL} {
 		*u = redactURL(*u)
 	}
 	setOrUnset := func(s Secret) string {
@@ -81,6 +81,7 @@ func (c *Config) Redacted() ([]byte, error) {
 			"database_password":            setOrUnset(c.DatabasePassword),
 			c.S3Storage.AccessKeyIDEnv:     setOrUnset(c.S3AccessKeyID),
 			c.S3Storage.SecretAccessKeyEnv: setOrUnset(c.S3SecretAccessKey),
+			c.AutoUpdate.TokenEnv:          setOrUnset(c.ReleaseToken),
 		},
 	}, "", "  ")
 }

@@ -71,6 +71,8 @@ type Config struct {
 	// s3_storage.access_key_id_env and s3_storage.secret_access_key_env.
 	S3AccessKeyID     Secret `json:"-"`
 	S3SecretAccessKey Secret `json:"-"`
+	// ReleaseToken comes from the variable named by auto_update.token_env.
+	ReleaseToken Secret `json:"-"`
 }
 
 // UsersDB is users_db: which database holds users, sessions, tokens and lockouts.
@@ -100,6 +102,11 @@ type AutoUpdate struct {
 	CheckIntervalHours int    `json:"check_interval_hours"`
 	Branch             string `json:"branch"`
 	ChangelogURL       string `json:"changelog_url"`
+	// ChangelogRawBaseURL serves <owner>/<repo>/<ref>/readme/changelogs/<version>.md, as
+	// raw.githubusercontent.com does; configurable for GitHub Enterprise, mirrors and tests.
+	ChangelogRawBaseURL string `json:"changelog_raw_base_url"`
+	// TokenEnv names the variable holding a token for a private repository (Config.ReleaseToken).
+	TokenEnv string `json:"token_env"`
 }
 
 // Experimental is experimental: per-feature switches under the experimental_features master switch.

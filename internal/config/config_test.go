@@ -25,6 +25,7 @@ const (
 	s3KeyID       = "AKIA-S3-KEY-ID-Wq6"
 	s3SecretKey   = "s3-secret-access-key-Vp5"
 	ntfyToken     = "tk_ntfy-token-Uo4"
+	releaseToken  = "ghp_release-token-Qz7"
 	failsafeValue = "failsafe-reason-Tn3"
 )
 
@@ -76,6 +77,9 @@ func TestDefaultsLoadAndMatchTheOriginal(t *testing.T) {
 		{"auto_update.mode", cfg.AutoUpdate.Mode, "notify"},
 		{"auto_update.check_mode", cfg.AutoUpdate.CheckMode, "releases"},
 		{"auto_update.check_interval_hours", cfg.AutoUpdate.CheckIntervalHours, 24},
+		{"auto_update.changelog_raw_base_url", cfg.AutoUpdate.ChangelogRawBaseURL, "https://raw.githubusercontent.com"},
+		{"auto_update.token_env", cfg.AutoUpdate.TokenEnv, "MSS_LOGIN_RELEASE_TOKEN"},
+		{"ReleaseToken set", cfg.ReleaseToken.IsSet(), false},
 		{"loading_screen.timeout_seconds", cfg.LoadingScreen.TimeoutSeconds, 15},
 		{"s3_storage.prefix", cfg.S3Storage.Prefix, "comfyui/"},
 		{"s3_storage.mount.local_mount_path", cfg.S3Storage.Mount.LocalMountPath, "/workspace/s3"},
@@ -349,6 +353,9 @@ func TestRejected(t *testing.T) {
 			[]string{"environment MY_KEY: the secret key"}},
 		{"bad secret_key_env", `{"secret_key_env": "MY-KEY"}`, nil,
 			[]string{`config.json: secret_key_env: must be the name of an environment variable`}},
+		{"bad release check keys", `{"auto_update": {"token_env": "GH TOKEN", "changelog_raw_base_url": "raw.example"}}`, nil,
+			[]string{`config.json: auto_update.token_env: must be the name of an environment variable (letters, digits and _), got "GH TOKEN"`,
+				`config.json: auto_update.changelog_raw_base_url: must be an absolute http:// or https:// URL with a host, got "raw.example"`}},
 		{"HOST_BASE_URL without scheme", ``, []string{"HOST_BASE_URL", "comfy.example.com"},
 			[]string{`environment HOST_BASE_URL (sets host_base_url): must be an absolute http:// or https:// URL with a host, got "comfy.example.com"`}},
 		{"bad URLs", `{"upstream_url": "ftp://x", "auto_update": {"check_url": "/relative"}, "s3_storage": {"endpoint_url": "https://"}}`, nil,
@@ -477,6 +484,7 @@ func allSecretsEnv(extra ...string) func(string) (string, bool) {
 	return env(append([]string{
 		"SECRET_KEY", secretKey, "USERS_DB_PASSWORD", dbPassword, "POSTGRES_PASSWORD", pgPassword,
 		"S3_ACCESS_KEY_ID", s3KeyID, "S3_SECRET_ACCESS_KEY", s3SecretKey, "NTFY_API_KEY", ntfyToken,
+		"MSS_LOGIN_RELEASE_TOKEN", releaseToken,
 	}, extra...)...)
 }
 
@@ -489,6 +497,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		{cfg.DatabasePassword.Reveal(), dbPassword}, // USERS_DB_PASSWORD wins over POSTGRES_PASSWORD
 		{cfg.S3AccessKeyID.Reveal(), s3KeyID},
 		{cfg.S3SecretAccessKey.Reveal(), s3SecretKey},
+		{cfg.ReleaseToken.Reveal(), releaseToken},
 	} {
 		if c.got != c.want {
 			t.Errorf("Reveal() = %q, want %q", c.got, c.want)
@@ -516,7 +525,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"slog":         logged.String(),
 	}
 	for where, text := range printed {
-		for _, s := range []string{secretKey, dbPassword, pgPassword, s3KeyID, s3SecretKey, ntfyToken} {
+		for _, s := range []string{secretKey, dbPassword, pgPassword, s3KeyID, s3SecretKey, ntfyToken, releaseToken} {
 			if strings.Contains(text, s) {
 				t.Errorf("%s prints a secret:\n%s", where, text)
 			}
@@ -528,7 +537,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	if err := json.Unmarshal(out, &view); err != nil {
 		t.Fatal(err)
 	}
-	wantEnv := map[string]string{"SECRET_KEY": "set", "database_password": "set", "S3_ACCESS_KEY_ID": "set", "S3_SECRET_ACCESS_KEY": "set"}
+	wantEnv := map[string]string{"SECRET_KEY": "set", "database_password": "set", "S3_ACCESS_KEY_ID": "set", "S3_SECRET_ACCESS_KEY": "set", "MSS_LOGIN_RELEASE_TOKEN": "set"}
 	if !reflect.DeepEqual(view.Environment, wantEnv) {
 		t.Errorf("environment = %v, want %v", view.Environment, wantEnv)
 	}
@@ -542,7 +551,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, s := range []string{secretKey, dbPassword, pgPassword, s3KeyID, s3SecretKey, ntfyToken} {
+	for _, s := range []string{secretKey, dbPassword, pgPassword, s3KeyID, s3SecretKey, ntfyToken, releaseToken} {
 		if strings.Contains(err.Error(), s) {
 			t.Errorf("error contains a secret: %v", err)
 		}
@@ -722,7 +731,7 @@ func FuzzLoadBytes(f *testing.F) {
 	f.Add([]byte(`{"a":{"a":{"a":{"a":{"a":1}}}}}`))
 	f.Add([]byte(""))
 	e := allSecretsEnv()
-	secrets := []string{secretKey, dbPassword, pgPassword, s3KeyID, s3SecretKey, ntfyToken}
+	secrets := []string{secretKey, dbPassword, pgPassword, s3KeyID, s3SecretKey, ntfyToken, releaseToken}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, rep, err := LoadBytes(data, "config.json", e)
 		if rep == nil {

@@ -193,6 +193,10 @@ func (l *loader) readSecrets(cfg *Config) {
 		v, _ := l.lookup(cfg.S3Storage.SecretAccessKeyEnv)
 		cfg.S3SecretAccessKey = Secret(v)
 	}
+	if validEnvName(cfg.AutoUpdate.TokenEnv) {
+		v, _ := l.lookup(cfg.AutoUpdate.TokenEnv)
+		cfg.ReleaseToken = Secret(v)
+	}
 }
 
 // validEnvName reports whether s is a portable environment variable name.

@@ -109,6 +109,10 @@ func (l *loader) validateAutoUpdate(au *AutoUpdate) {
 	l.enum("auto_update.check_mode", "", &au.CheckMode, strings.ToLower, []string{"releases", "branch"}, nil)
 	l.httpURL("auto_update.check_url", au.CheckURL, false)
 	l.httpURL("auto_update.changelog_url", au.ChangelogURL, false)
+	l.httpURL("auto_update.changelog_raw_base_url", au.ChangelogRawBaseURL, false)
+	if !validEnvName(au.TokenEnv) {
+		l.failKey("auto_update.token_env", "must be the name of an environment variable (letters, digits and _), got %s", quote(au.TokenEnv))
+	}
 	l.duration("auto_update.check_interval_hours", au.CheckIntervalHours, time.Hour)
 }
 
