@@ -24,6 +24,7 @@ import (
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/controllers"
+	"github.com/mss-login/mss-login/internal/releasecheck"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -123,6 +124,10 @@ func runManager(ctx context.Context, g *globals, f managerFlags) error {
 		LockoutMax:       cfg.LockoutMirror.MaxObjects,
 		FailureWindow:    time.Duration(cfg.FailureWindowMinutes) * time.Minute,
 	}); err != nil {
+		return err
+	}
+	// Leader only; tells operators about new releases (docs/release-checks.md). Events go to f.namespace.
+	if err := releasecheck.Setup(mgr, st, cfg, f.namespace); err != nil {
 		return err
 	}
 	ctrl.Log.Info("starting manager", "database", st.Where(), "lockoutNamespace", f.namespace, "leaderElect", f.leaderElect)

@@ -14,8 +14,9 @@ import (
 )
 
 // Setup adds the release check to the manager, or logs once why it is off. Events are about
-// the manager's namespace (see NamespaceRef), so `kubectl get events -n NS` shows them.
-func Setup(mgr manager.Manager, st Settings, cfg *config.Config, namespace string) error {
+// the manager's namespace (see NamespaceRef), so `kubectl get events -n NS` shows them. tune
+// lets tests shorten the delays.
+func Setup(mgr manager.Manager, st Settings, cfg *config.Config, namespace string, tune ...func(*Options)) error {
 	log := ctrl.Log.WithName("releasecheck")
 	au := cfg.AutoUpdate
 	switch {
@@ -34,7 +35,7 @@ func Setup(mgr manager.Manager, st Settings, cfg *config.Config, namespace strin
 		}
 		gauge = are.ExistingCollector.(*prometheus.GaugeVec) // a second manager in one process (tests)
 	}
-	return mgr.Add(New(Options{
+	o := Options{
 		Config:    au,
 		Token:     cfg.ReleaseToken.Reveal(),
 		Current:   version.Version,
@@ -43,7 +44,11 @@ func Setup(mgr manager.Manager, st Settings, cfg *config.Config, namespace strin
 		Regarding: NamespaceRef(namespace),
 		Gauge:     gauge,
 		Log:       log,
-	}))
+	}
+	for _, f := range tune {
+		f(&o)
+	}
+	return mgr.Add(New(o))
 }
 
 // NamespaceRef refers to the manager's namespace object. The reference also carries the
