@@ -157,6 +157,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if step := s.mfaStep(u, s.cache.get().roles[u.Role]); step != "" {
+		s.respondMFA(w, r, u, step, next, isJSON)
+		return
+	}
 	s.completeLogin(w, r, u, next, isJSON)
 }
 
@@ -172,8 +176,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, u store.U
 	_ = s.db.RecordLogin(ctx, u.ID, now)
 	_ = s.db.Audit(ctx, store.AuditEvent{Actor: u.Username, Action: "login.success", ClientIP: rq.ip.String()})
 	s.metrics.auth.WithLabelValues("login_success").Inc()
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/", HttpOnly: true, Secure: rq.https,
-		SameSite: http.SameSiteStrictMode, Expires: expires, MaxAge: int(expires.Sub(now).Seconds())})
+	setSessionCookie(w, token, expires, now, rq.https)
 	if isJSON || !isNavigation(r) {
 		// Scripts and apps (Krita, Comfy Portal) use the token as a Bearer; browsers get only
 		// the HttpOnly cookie.
@@ -182,6 +185,11 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, u store.U
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func setSessionCookie(w http.ResponseWriter, token string, expires, now time.Time, https bool) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/", HttpOnly: true, Secure: https,
+		SameSite: http.SameSiteStrictMode, Expires: expires, MaxAge: int(expires.Sub(now).Seconds())})
 }
 
 func (s *Server) startSession(ctx context.Context, u store.User, rq *request, now time.Time) (string, time.Time, error) {

@@ -48,8 +48,13 @@ func (s *Server) routes() *http.ServeMux {
 		m.HandleFunc("DELETE "+p+"/api/users/{username}", s.handleDeleteUser)
 		m.HandleFunc("GET "+p+"/api/ip-lists", s.handleIPLists)
 		m.HandleFunc("GET "+p+"/api/update-status", s.handleUpdateStatus)
+		m.HandleFunc("POST "+p+"/api/mfa/setup", s.handleMFASetup)
+		m.HandleFunc("POST "+p+"/api/mfa/verify-setup", s.handleMFAVerifySetup)
+		m.HandleFunc("POST "+p+"/api/mfa/verify", s.handleMFAVerify)
+		m.HandleFunc("DELETE "+p+"/api/mfa", s.handleMFADisable)
 	}
 	m.HandleFunc("POST /generate_token", s.handleCreateToken)
+	m.HandleFunc("POST /api/mss-login/recovery/reset-mfa", s.handleRecovery)
 	m.HandleFunc(authzPrefix+"/auth-request", s.handleForwardAuth)
 	m.HandleFunc(authzPrefix+"/forward-auth", s.handleForwardAuth)
 	m.HandleFunc(authzPrefix+"/ext-authz/", s.handleForwardAuth)

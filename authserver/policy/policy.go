@@ -150,7 +150,8 @@ func touchesWorkflows(r string) bool {
 func decideLocal(method, m string) (Rule, bool) {
 	switch m {
 	case "/login", "/register", "/logout", "/healthz", "/readyz", "/mss-login/api/news/feed.xml",
-		"/api/mss-login/api/news/feed.xml", "/mss-login/api/mfa/verify", "/api/mss-login/recovery/reset-mfa",
+		"/api/mss-login/api/news/feed.xml", "/mss-login/api/mfa/verify", "/mss-login/api/mfa/setup",
+		"/mss-login/api/mfa/verify-setup", "/api/mss-login/recovery/reset-mfa",
 		"/mss-login/api/is-https":
 		// Each handler applies its own precondition (first run, a challenge, recovery mode and
 		// host, same-origin logout): the caller is not yet logged in.

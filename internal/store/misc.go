@@ -273,3 +273,14 @@ func (s *Store) Versions(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, s.wrap("read change counters", rows.Err())
 }
+
+// PeekChallenge returns a live (unexpired, unused) challenge without using it: enrolment shows a
+// new secret first and uses the challenge up when the code is confirmed.
+func (s *Store) PeekChallenge(ctx context.Context, id string, at time.Time) (Challenge, error) {
+	var c Challenge
+	var cr, ex, co sql.NullInt64
+	err := s.queryRow(ctx, s.db, `SELECT id, user_id, purpose, created_at, expires_at, consumed_at FROM mfa_challenges
+		WHERE id = ? AND consumed_at IS NULL AND expires_at > ?`, id, at.UnixMilli()).Scan(&c.ID, &c.UserID, &c.Purpose, &cr, &ex, &co)
+	c.CreatedAt, c.ExpiresAt, c.ConsumedAt = fromMS(cr), fromMS(ex), fromMS(co)
+	return c, s.wrap("read challenge", err)
+}

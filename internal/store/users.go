@@ -211,7 +211,9 @@ func (s *Store) SetMFA(ctx context.Context, userID, totpSecret string, enabled b
 		sealed = v
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `UPDATE users SET totp_secret = ?, mfa_enabled = ?, totp_last_step = NULL, updated_at = ? WHERE id = ?`,
+		// totp_last_step is kept: steps only grow, and a code claimed while enrolling must not
+		// be accepted again once MFA is enabled.
+		res, err := s.exec(ctx, tx, `UPDATE users SET totp_secret = ?, mfa_enabled = ?, updated_at = ? WHERE id = ?`,
 			sealed, enabled && totpSecret != "", now().UnixMilli(), userID)
 		if err != nil {
 			return s.wrap("set MFA", err)
