@@ -374,4 +374,3 @@ func (s *Server) handleRecovery(w http.ResponseWriter, r *http.Request) {
 	_ = s.cache.refresh(r.Context(), false)
 	writeJSON(w, http.StatusOK, map[string]any{"message": "MFA reset for " + strconv.Itoa(n) + " user(s). Turn RECOVERY_MODE off again."})
 }
-
