@@ -31,7 +31,9 @@ type S3CredentialsRef struct {
 }
 
 // S3MountSpec puts models (and optionally input and output) from a bucket into matching pods.
-// Its controller and webhook come with the S3 issue; only the type exists so far.
+// The operator's pod webhook injects the sidecar (docs/s3.md); the controller checks the bucket.
+// +kubebuilder:validation:XValidation:rule="!has(self.mountPath) || self.mountPath.startsWith('/')",message="mountPath must be an absolute path"
+// +kubebuilder:validation:XValidation:rule="!has(self.persistentVolumeClaimName) || !has(self.mode) || self.mode != 'FUSE'",message="persistentVolumeClaimName is for Sync mode only"
 type S3MountSpec struct {
 	// Bucket name.
 	// +kubebuilder:validation:MinLength=3
@@ -81,6 +83,19 @@ type S3MountSpec struct {
 	// +kubebuilder:default=Sync
 	// +optional
 	Mode S3MountMode `json:"mode,omitempty"`
+	// PersistentVolumeClaimName keeps the synced files on this PVC (a persistent cache: a new
+	// pod only downloads what changed) instead of an emptyDir. Sync mode only.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PersistentVolumeClaimName string `json:"persistentVolumeClaimName,omitempty"`
+	// Writable mounts the volume read-write in the app containers (read-only by default;
+	// output implies it, since ComfyUI must write its results).
+	// +optional
+	Writable bool `json:"writable,omitempty"`
+	// Image of the sidecar (default: the operator's --s3sync-image, or --s3-fuse-image in FUSE mode).
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
 }
 
 // S3MountStatus reports the mount.
@@ -91,6 +106,17 @@ type S3MountStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ConfigHash of the current spec; injected pods carry the hash they were given.
+	// +optional
+	ConfigHash string `json:"configHash,omitempty"`
+	// InjectedPods counts the pods in the namespace that run this mount's sidecar.
+	// +optional
+	InjectedPods int32 `json:"injectedPods,omitempty"`
+	// OutdatedPods names (at most 20 of) the pods injected with an older configuration; they
+	// pick up the current one when recreated.
+	// +optional
+	// +listType=set
+	OutdatedPods []string `json:"outdatedPods,omitempty"`
 }
 
 // S3Mount puts a bucket's models into the pods its selector matches.
@@ -99,7 +125,9 @@ type S3MountStatus struct {
 // +kubebuilder:resource:shortName=s3m,categories=mss-login
 // +kubebuilder:printcolumn:name="Bucket",type=string,JSONPath=`.spec.bucket`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.injectedPods`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type S3Mount struct {
 	metav1.TypeMeta   `json:",inline"`
