@@ -1,8 +1,12 @@
 package authserver_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
 )
@@ -46,5 +50,25 @@ func TestForwardAuth(t *testing.T) {
 	}
 	if r := e.do("GET", "/mss-login/authz/auth-request", nil, "X-Original-URL: https://comfy.example/queue"); r.header.Get("Location") != "/login?next=%2Fqueue" {
 		t.Errorf("nginx 401 must carry the login URL: %q", r.header.Get("Location"))
+	}
+}
+
+func TestNewsFeed(t *testing.T) {
+	db := testenv.Open(t, store.SQLite)
+	off := start(t, db, nil)
+	if r := off.do("GET", "/mss-login/api/news/feed.xml", nil); r.code != 404 {
+		t.Fatalf("news while off: %d", r.code)
+	}
+	e := start(t, db, func(c *config.Config) { c.ExperimentalFeatures, c.Experimental.News = true, true })
+	os.WriteFile(filepath.Join(e.dataDir, "news.md"), []byte("## 2026-11-20 Maintenance <tonight>\nRestart at 22:00 & back soon.\n"), 0o600)
+	r := e.do("GET", "/api/mss-login/api/news/feed.xml", nil)
+	if r.code != 200 || !strings.Contains(r.raw, "<title>Maintenance &lt;tonight&gt;</title>") ||
+		!strings.Contains(r.raw, "Restart at 22:00 &amp; back soon.") || !strings.Contains(r.raw, "Fri, 20 Nov 2026 00:00:00 +0000") ||
+		!strings.Contains(r.raw, `<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">`) {
+		t.Fatalf("feed: %d\n%s", r.code, r.raw)
+	}
+	e.bootstrap()
+	if page := e.do("GET", "/login", nil, "Accept: text/html"); !strings.Contains(page.raw, "Maintenance &lt;tonight&gt;") {
+		t.Fatal("the login page does not show the news")
 	}
 }

@@ -73,7 +73,7 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusFound)
 		return
 	}
-	renderPage(w, http.StatusOK, "login.html", map[string]any{"Next": next, "Guest": s.cfg.AllowGuestJWT})
+	renderPage(w, http.StatusOK, "login.html", map[string]any{"Next": next, "Guest": s.cfg.AllowGuestJWT, "News": s.newsItems()})
 }
 
 // handleLogin checks a password (or logs in the guest) and starts a session. A refused or

@@ -55,6 +55,8 @@ func (s *Server) routes() *http.ServeMux {
 	}
 	m.HandleFunc("POST /generate_token", s.handleCreateToken)
 	m.HandleFunc("POST /api/mss-login/recovery/reset-mfa", s.handleRecovery)
+	m.HandleFunc("GET /mss-login/api/news/feed.xml", s.handleNewsFeed)
+	m.HandleFunc("GET /api/mss-login/api/news/feed.xml", s.handleNewsFeed)
 	m.HandleFunc(authzPrefix+"/auth-request", s.handleForwardAuth)
 	m.HandleFunc(authzPrefix+"/forward-auth", s.handleForwardAuth)
 	m.HandleFunc(authzPrefix+"/ext-authz/", s.handleForwardAuth)
