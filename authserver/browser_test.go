@@ -86,6 +86,20 @@ func TestBrowserLoginFlow(t *testing.T) {
 		t.Fatalf("ComfyUI saw comfy-user %q", e.stub.Last().ComfyUser)
 	}
 
+	// The account page: create an API token (password asked again), shown once.
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/mss-login/account"), chromedp.WaitVisible(chromedp.ID("label")),
+		chromedp.SendKeys(chromedp.ID("label"), "krita"), chromedp.SendKeys(chromedp.ID("token_password"), ownerPassword),
+		chromedp.Submit(chromedp.ID("token_password")), chromedp.WaitVisible(chromedp.CSS("code.token"))); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("code.token")))
+	if err != nil || !strings.HasPrefix(tok, "mssl_") {
+		t.Fatalf("token on the account page: %q %v", tok, err)
+	}
+	if r := e.do("GET", "/api/queue", nil, bearer(tok)); r.code != 200 {
+		t.Fatalf("the token from the page does not work: %d", r.code)
+	}
+
 	// Log out through the confirmation page; ComfyUI is out of reach again.
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/logout"), chromedp.WaitVisible(chromedp.CSS("button")),
 		chromedp.Click(chromedp.CSS("button")), chromedp.WaitVisible(chromedp.ID("username"))); err != nil {

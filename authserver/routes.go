@@ -55,6 +55,10 @@ func (s *Server) routes() *http.ServeMux {
 	}
 	m.HandleFunc("POST /generate_token", s.handleCreateToken)
 	m.HandleFunc("POST /api/mss-login/recovery/reset-mfa", s.handleRecovery)
+	m.HandleFunc("GET /mss-login/account", s.handleAccount)
+	m.HandleFunc("POST /mss-login/account/password", s.handleAccountPassword)
+	m.HandleFunc("POST /mss-login/account/tokens", s.handleAccountToken)
+	m.HandleFunc("POST /mss-login/account/{kind}/{id}/revoke", s.handleAccountRevoke)
 	m.HandleFunc("GET /mss-login/api/news/feed.xml", s.handleNewsFeed)
 	m.HandleFunc("GET /api/mss-login/api/news/feed.xml", s.handleNewsFeed)
 	m.HandleFunc(authzPrefix+"/auth-request", s.handleForwardAuth)
@@ -299,15 +303,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusInternalServerError, "FAILED", "Could not change the password.")
 		return
 	}
-	// Every other session ends; this one stays.
-	sessions, _ := s.db.Sessions(ctx, id.user.ID)
-	for _, x := range sessions {
-		if x.JTI != id.jti && x.RevokedAt.IsZero() {
-			_ = s.db.RevokeSession(ctx, x.JTI, "")
-		}
-	}
-	_ = s.cache.refresh(ctx, false)
-	s.sweepSockets()
+	s.endOtherSessions(r, id)
 	_ = s.db.Audit(ctx, store.AuditEvent{Actor: id.user.Username, Action: "password.changed", ClientIP: rq.ip.String()})
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Password changed; your other sessions were ended."})
 }

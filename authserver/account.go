@@ -1,0 +1,171 @@
+package authserver
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mss-login/mss-login/internal/password"
+	"github.com/mss-login/mss-login/internal/roles"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// The account page: change the password, see and end sessions, create and revoke API tokens —
+// plain forms, no script. Forms are same-origin checked (ServeHTTP) and the cookie is
+// SameSite=Strict.
+
+func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, code int, extra map[string]any) {
+	id := reqInfo(r).id
+	ctx := r.Context()
+	sessions, _ := s.db.Sessions(ctx, id.user.ID)
+	tokens, _ := s.db.APITokens(ctx, id.user.ID)
+	now := s.now()
+	var live []store.Session
+	for _, x := range sessions {
+		if x.RevokedAt.IsZero() && (x.ExpiresAt.IsZero() || x.ExpiresAt.After(now)) {
+			live = append(live, x)
+		}
+	}
+	var active []store.APIToken
+	for _, t := range tokens {
+		if t.RevokedAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(now)) {
+			active = append(active, t)
+		}
+	}
+	data := map[string]any{"User": id.user, "Role": id.role.Name, "Sessions": live, "Current": id.jti, "Tokens": active,
+		"CanTokens": id.can(roles.CanHaveAPITokens), "Managed": id.user.OwnerRef != "", "ManagedBy": managedBy(id.user.OwnerRef)}
+	for k, v := range extra {
+		data[k] = v
+	}
+	renderPage(w, code, "account.html", data)
+}
+
+func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
+	s.renderAccount(w, r, http.StatusOK, nil)
+}
+
+func (s *Server) handleAccountPassword(w http.ResponseWriter, r *http.Request) {
+	ctx, rq, now := r.Context(), reqInfo(r), s.now()
+	f, _, err := form(r)
+	if err != nil {
+		s.renderAccount(w, r, http.StatusBadRequest, map[string]any{"Error": "Unreadable request."})
+		return
+	}
+	id := rq.id
+	if id.user.OwnerRef != "" {
+		s.renderAccount(w, r, http.StatusConflict, map[string]any{"Error": "This account is managed by " + managedBy(id.user.OwnerRef) + "."})
+		return
+	}
+	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
+	if err != nil || ref != nil {
+		s.renderAccount(w, r, http.StatusForbidden, map[string]any{"Error": "Too many failed attempts. Try again later."})
+		return
+	}
+	s.metrics.hashes.Inc()
+	res, _ := password.Verify(id.user.PasswordHash, f["current_password"])
+	att.finish(ctx, res.OK, now)
+	if !res.OK {
+		s.renderAccount(w, r, http.StatusUnauthorized, map[string]any{"Error": "The current password is incorrect."})
+		return
+	}
+	if f["new_password"] != f["confirm_password"] {
+		s.renderAccount(w, r, http.StatusBadRequest, map[string]any{"Error": "The new passwords differ."})
+		return
+	}
+	if err := validatePassword(f["new_password"]); err != nil {
+		s.renderAccount(w, r, http.StatusBadRequest, map[string]any{"Error": "New " + err.Error()})
+		return
+	}
+	h, err := password.Hash(f["new_password"])
+	if err == nil {
+		err = s.db.SetPasswordHash(ctx, id.user.ID, h)
+	}
+	if err != nil {
+		s.renderAccount(w, r, http.StatusInternalServerError, map[string]any{"Error": "Could not change the password."})
+		return
+	}
+	s.endOtherSessions(r, id)
+	_ = s.db.Audit(ctx, store.AuditEvent{Actor: id.user.Username, Action: "password.changed", ClientIP: rq.ip.String()})
+	s.renderAccount(w, r, http.StatusOK, map[string]any{"Notice": "Password changed. Your other sessions were ended."})
+}
+
+// endOtherSessions revokes every session of id's user except the current one.
+func (s *Server) endOtherSessions(r *http.Request, id *identity) {
+	ctx := r.Context()
+	sessions, _ := s.db.Sessions(ctx, id.user.ID)
+	for _, x := range sessions {
+		if x.JTI != id.jti && x.RevokedAt.IsZero() {
+			_ = s.db.RevokeSession(ctx, x.JTI, "")
+		}
+	}
+	_ = s.cache.refresh(ctx, false)
+	s.sweepSockets()
+}
+
+func (s *Server) handleAccountToken(w http.ResponseWriter, r *http.Request) {
+	ctx, rq, now := r.Context(), reqInfo(r), s.now()
+	id := rq.id
+	f, _, err := form(r)
+	if err != nil {
+		s.renderAccount(w, r, http.StatusBadRequest, map[string]any{"Error": "Unreadable request."})
+		return
+	}
+	if !id.can(roles.CanHaveAPITokens) {
+		s.renderAccount(w, r, http.StatusForbidden, map[string]any{"Error": "Your role may not have API tokens."})
+		return
+	}
+	// The password is asked for on the page: a session alone never mints a token here.
+	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
+	if err != nil || ref != nil {
+		s.renderAccount(w, r, http.StatusForbidden, map[string]any{"Error": "Too many failed attempts. Try again later."})
+		return
+	}
+	s.metrics.hashes.Inc()
+	res, _ := password.Verify(id.user.PasswordHash, f["password"])
+	att.finish(ctx, res.OK, now)
+	if !res.OK {
+		s.renderAccount(w, r, http.StatusUnauthorized, map[string]any{"Error": "The password is incorrect."})
+		return
+	}
+	hours, err := strconv.Atoi(f["expire_hours"])
+	if err != nil || hours <= 0 {
+		hours = 720
+	}
+	if hours > s.cfg.MaxAccessTokenExpirationHours {
+		hours = s.cfg.MaxAccessTokenExpirationHours
+	}
+	token, hash := newAPIToken()
+	t := store.APIToken{TokenHash: hash, UserID: id.user.ID, Label: truncateString(f["label"], 128), CreatedAt: now,
+		ExpiresAt: now.Add(time.Duration(hours) * time.Hour)}
+	if err := s.db.CreateAPIToken(ctx, &t); err != nil {
+		s.renderAccount(w, r, http.StatusInternalServerError, map[string]any{"Error": "Could not create the token."})
+		return
+	}
+	_ = s.cache.refresh(ctx, false)
+	_ = s.db.Audit(ctx, store.AuditEvent{Actor: id.user.Username, Action: "token.created", Target: t.ID, ClientIP: rq.ip.String()})
+	s.renderAccount(w, r, http.StatusOK, map[string]any{"NewToken": token})
+}
+
+func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
+	ctx, rq := r.Context(), reqInfo(r)
+	var err error
+	switch kind, which := r.PathValue("kind"), r.PathValue("id"); kind {
+	case "tokens":
+		err = s.db.RevokeAPIToken(ctx, which, rq.id.user.ID)
+	case "sessions":
+		err = s.db.RevokeSession(ctx, which, rq.id.user.ID)
+		if v, ok := s.cache.sessions.Load(which); ok && err == nil {
+			v.(*session).revoked.Store(true)
+		}
+	default:
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		s.renderAccount(w, r, http.StatusNotFound, map[string]any{"Error": "Not found."})
+		return
+	}
+	_ = s.cache.refresh(ctx, false)
+	s.sweepSockets()
+	http.Redirect(w, r, "/mss-login/account", http.StatusSeeOther)
+}
