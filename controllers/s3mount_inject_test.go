@@ -1,0 +1,201 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+)
+
+var testInjectCfg = InjectConfig{SyncImage: "mss-login:test", FUSEImage: "rclone:test"}
+
+func s3m(name, path string, mode authv1alpha1.S3MountMode) authv1alpha1.S3Mount {
+	return authv1alpha1.S3Mount{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"},
+		Spec: authv1alpha1.S3MountSpec{
+			Bucket: "models", Endpoint: "http://s3.local:9000", PathStyle: true, Prefix: "studio",
+			MountPath: path, Mode: mode, SyncIntervalSeconds: 60,
+			Selector:             metav1.LabelSelector{MatchLabels: map[string]string{"app": "comfyui"}},
+			CredentialsSecretRef: &authv1alpha1.S3CredentialsRef{Name: "s3-creds", AccessKeyIDKey: "id", SecretAccessKeyKey: "secret"},
+		},
+	}
+}
+
+func comfyPod(labels, annotations map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "comfy", Namespace: "ns", Labels: labels, Annotations: annotations},
+		Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{{Name: "setup", Image: "busybox"}},
+			Containers:     []corev1.Container{{Name: "comfyui", Image: "comfyui"}, {Name: "helper", Image: "helper"}},
+		},
+	}
+}
+
+var comfyLabels = map[string]string{"app": "comfyui"}
+
+func TestDecideInjection(t *testing.T) {
+	tests := []struct {
+		name     string
+		pod      *corev1.Pod
+		mounts   []authv1alpha1.S3Mount
+		injected []string
+		deny     string
+	}{
+		{"matching pod", comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{s3m("models", "", "")}, []string{"models"}, ""},
+		{"labels do not match", comfyPod(map[string]string{"app": "other"}, nil), []authv1alpha1.S3Mount{s3m("models", "", "")}, nil, ""},
+		{"empty selector selects nothing", comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{func() authv1alpha1.S3Mount {
+			m := s3m("models", "", "")
+			m.Spec.Selector = metav1.LabelSelector{}
+			return m
+		}()}, nil, ""},
+		{"opt-out", comfyPod(comfyLabels, map[string]string{AnnotationS3Inject: "false"}), []authv1alpha1.S3Mount{s3m("models", "", "")}, nil, ""},
+		{"already injected", comfyPod(comfyLabels, map[string]string{AnnotationS3Injected: "models=abc"}), []authv1alpha1.S3Mount{s3m("models", "", "")}, nil, ""},
+		{"two mounts on distinct paths", comfyPod(comfyLabels, nil),
+			[]authv1alpha1.S3Mount{s3m("b-loras", "/workspace/loras", ""), s3m("a-ckpt", "/workspace/ckpt", "")}, []string{"a-ckpt", "b-loras"}, ""},
+		{"two mounts on one path", comfyPod(comfyLabels, nil),
+			[]authv1alpha1.S3Mount{s3m("a", "/workspace/s3", ""), s3m("b", "", "")}, nil, "both match this pod"},
+		{"nested paths", comfyPod(comfyLabels, nil),
+			[]authv1alpha1.S3Mount{s3m("a", "/workspace/s3", ""), s3m("b", "/workspace/s3/extra", "")}, nil, "overlap"},
+		{"app already uses the path", func() *corev1.Pod {
+			p := comfyPod(comfyLabels, nil)
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/workspace/s3"}}
+			return p
+		}(), []authv1alpha1.S3Mount{s3m("a", "", "")}, nil, "already mounts"},
+		{"deleting mount is not injected", comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{func() authv1alpha1.S3Mount {
+			m := s3m("a", "", "")
+			m.DeletionTimestamp = &metav1.Time{}
+			return m
+		}()}, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := decideInjection(tc.pod, tc.mounts, testInjectCfg)
+			if tc.deny != "" {
+				if !strings.Contains(r.Deny, tc.deny) || r.Pod != nil {
+					t.Fatalf("deny %q, want one with %q", r.Deny, tc.deny)
+				}
+				return
+			}
+			if r.Deny != "" {
+				t.Fatalf("denied: %s", r.Deny)
+			}
+			if strings.Join(r.Injected, ",") != strings.Join(tc.injected, ",") {
+				t.Fatalf("injected %v, want %v", r.Injected, tc.injected)
+			}
+			if len(tc.injected) == 0 {
+				if r.Pod != nil {
+					t.Fatal("an untouched pod must not be patched")
+				}
+				return
+			}
+			// Re-submitting the injected pod changes nothing.
+			if again := decideInjection(r.Pod, tc.mounts, testInjectCfg); again.Pod != nil || again.Deny != "" {
+				t.Fatalf("second injection: %+v", again)
+			}
+		})
+	}
+}
+
+// The Sync sidecar: a native sidecar first among the init containers, credentials by
+// reference only, a startup probe, and read-only app mounts.
+func TestSyncSidecarSpec(t *testing.T) {
+	m := s3m("models", "", "")
+	m.Spec.ModelFolders = []string{"checkpoints", "loras"}
+	r := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{m}, testInjectCfg)
+	p := r.Pod
+	if p == nil {
+		t.Fatal("not injected")
+	}
+	sc := p.Spec.InitContainers[0]
+	if sc.Name != "s3sync-models" || p.Spec.InitContainers[1].Name != "setup" {
+		t.Fatalf("init containers %v", []string{sc.Name, p.Spec.InitContainers[1].Name})
+	}
+	if sc.RestartPolicy == nil || *sc.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Fatal("the sidecar is not a native sidecar (restartPolicy: Always)")
+	}
+	if sc.Image != "mss-login:test" || sc.StartupProbe == nil || sc.StartupProbe.HTTPGet.Path != "/readyz" || sc.StartupProbe.HTTPGet.Port.IntVal != 9477 {
+		t.Fatalf("image/probe: %s %+v", sc.Image, sc.StartupProbe)
+	}
+	args := strings.Join(sc.Args, " ")
+	for _, want := range []string{"s3sync", "--bucket=models", "--dir=/workspace/s3", "--endpoint=http://s3.local:9000", "--path-style", "--prefix=studio", "--interval=60s", "--model-folders=checkpoints,loras", "--listen=:9477"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	if len(sc.Env) != 2 {
+		t.Fatalf("env %+v", sc.Env)
+	}
+	for i, want := range map[int][2]string{0: {"AWS_ACCESS_KEY_ID", "id"}, 1: {"AWS_SECRET_ACCESS_KEY", "secret"}} {
+		e := sc.Env[i]
+		if e.Name != want[0] || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != "s3-creds" || e.ValueFrom.SecretKeyRef.Key != want[1] {
+			t.Errorf("env %d: %+v", i, e)
+		}
+	}
+	if p.Spec.Volumes[0].EmptyDir == nil {
+		t.Fatal("the volume is not an emptyDir")
+	}
+	for _, c := range p.Spec.Containers {
+		vm := c.VolumeMounts[len(c.VolumeMounts)-1]
+		if vm.MountPath != "/workspace/s3" || !vm.ReadOnly || vm.MountPropagation != nil {
+			t.Errorf("container %s mount %+v", c.Name, vm)
+		}
+	}
+	if p.Annotations[AnnotationS3Injected] != "models="+ConfigHash(&m, testInjectCfg) || p.Labels[LabelS3Injected] != "true" {
+		t.Fatalf("metadata %v %v", p.Annotations, p.Labels)
+	}
+
+	m.Spec.PersistentVolumeClaimName, m.Spec.Output = "model-cache", true
+	p = decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{m}, testInjectCfg).Pod
+	if p.Spec.Volumes[0].PersistentVolumeClaim == nil || p.Spec.Volumes[0].PersistentVolumeClaim.ClaimName != "model-cache" {
+		t.Fatal("the PVC is not used")
+	}
+	if p.Spec.Containers[0].VolumeMounts[0].ReadOnly {
+		t.Fatal("output needs a writable mount in the app")
+	}
+}
+
+// FUSE mode: privileged rclone with Bidirectional propagation, HostToContainer in the app.
+func TestFUSESidecarSpec(t *testing.T) {
+	m := s3m("fuse", "/mnt/models", authv1alpha1.S3MountFUSE)
+	p := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{m}, testInjectCfg).Pod
+	sc := p.Spec.InitContainers[0]
+	if sc.Image != "rclone:test" || sc.SecurityContext == nil || sc.SecurityContext.Privileged == nil || !*sc.SecurityContext.Privileged {
+		t.Fatalf("FUSE sidecar %s not privileged", sc.Image)
+	}
+	if got := *sc.VolumeMounts[0].MountPropagation; got != corev1.MountPropagationBidirectional {
+		t.Fatalf("sidecar propagation %s", got)
+	}
+	if got := *p.Spec.Containers[0].VolumeMounts[0].MountPropagation; got != corev1.MountPropagationHostToContainer {
+		t.Fatalf("app propagation %s", got)
+	}
+	args := strings.Join(sc.Args, " ")
+	for _, want := range []string{"mount :s3:models/studio /mnt/models", "--s3-endpoint=http://s3.local:9000", "--s3-force-path-style=true", "--read-only", "--allow-other"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	if sc.Env[0].Name != "RCLONE_S3_ACCESS_KEY_ID" || sc.Env[0].ValueFrom == nil || sc.Env[1].Name != "RCLONE_S3_SECRET_ACCESS_KEY" {
+		t.Fatalf("env %+v", sc.Env)
+	}
+	if sc.StartupProbe == nil || sc.StartupProbe.Exec == nil {
+		t.Fatal("no startup probe on the mount")
+	}
+}
+
+func TestConfigHashFollowsSpec(t *testing.T) {
+	a := s3m("a", "", "")
+	b := a
+	b.Spec.Bucket = "other"
+	if ConfigHash(&a, testInjectCfg) == ConfigHash(&b, testInjectCfg) {
+		t.Fatal("a spec change must change the hash")
+	}
+	if ConfigHash(&a, testInjectCfg) != ConfigHash(&a, testInjectCfg) {
+		t.Fatal("the hash must be stable")
+	}
+	if ConfigHash(&a, testInjectCfg) == ConfigHash(&a, InjectConfig{SyncImage: "new"}) {
+		t.Fatal("a new sidecar image must change the hash")
+	}
+}
