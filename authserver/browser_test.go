@@ -75,9 +75,10 @@ func TestBrowserLoginFlow(t *testing.T) {
 	// Right password: back to ComfyUI's page, through the proxy.
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/login?next=%2F"), chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), "owner"), chromedp.SendKeys(chromedp.ID("password"), ownerPassword),
-		chromedp.Submit(chromedp.ID("password")), chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
+		chromedp.Submit(chromedp.ID("password"))); err != nil {
 		t.Fatal(err)
 	}
+	waitLeave(t, ctx, "/login")
 	heading, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1")))
 	if err != nil || heading != "ComfyUI stand-in" {
 		t.Fatalf("after login the page shows %q (%v)", heading, err)
@@ -110,5 +111,24 @@ func TestBrowserLoginFlow(t *testing.T) {
 	}
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "/login") {
 		t.Fatalf("after logout the visit landed on %s", loc)
+	}
+}
+
+// waitLeave waits until the page is no longer at a URL containing path (a form submission
+// navigates asynchronously).
+func waitLeave(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err == nil && !strings.Contains(loc, path) {
+			if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("h1"))); err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still at %s (%v)", loc, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

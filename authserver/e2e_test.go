@@ -410,6 +410,18 @@ func TestCrossSiteCookieRequestsRefused(t *testing.T) {
 	if r := e.do("POST", "/prompt", map[string]any{}, cookie, "Origin: http://"+e.hostPort, "Sec-Fetch-Site: same-origin"); r.code != 200 {
 		t.Fatalf("same-origin POST with the cookie: %d %s", r.code, r.raw)
 	}
+	// The external URL is learnt from the first admin request through a trusted proxy, and then
+	// counts as this site's origin.
+	if r := e.do("POST", "/prompt", map[string]any{}, cookie, "Origin: https://comfy.example"); r.code != 403 {
+		t.Fatalf("unknown origin before detection: %d", r.code)
+	}
+	e.do("GET", "/mss-login/api/me", nil, bearer(owner), "X-Forwarded-Proto: https", "X-Forwarded-Host: comfy.example")
+	if v, ok, _ := e.db.Setting(context.Background(), "host_base_url"); !ok || v != "https://comfy.example" {
+		t.Fatalf("host base URL stored as %q", v)
+	}
+	if r := e.do("POST", "/prompt", map[string]any{}, cookie, "Origin: https://comfy.example"); r.code != 200 {
+		t.Fatalf("origin of the detected host base URL: %d %s", r.code, r.raw)
+	}
 	// Bearer tokens are not sent by browsers on their own: no origin check needed.
 	if r := e.do("POST", "/prompt", map[string]any{}, bearer(owner), "Origin: https://evil.example"); r.code != 200 {
 		t.Fatalf("bearer POST: %d", r.code)

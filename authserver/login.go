@@ -233,7 +233,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		renderPage(w, http.StatusOK, "logout.html", nil)
 		return
 	}
-	if r.Method != http.MethodGet && !sameOrigin(r, s.cfg.HostBaseURL) {
+	if r.Method != http.MethodGet && !sameOrigin(r, s.hostBase()) {
 		writeError(w, r, http.StatusForbidden, "CROSS_SITE", "Cross-site request refused.")
 		return
 	}

@@ -110,7 +110,7 @@ func (s *Server) handleNewsFeed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "NOT_FOUND", "No news.")
 		return
 	}
-	link := s.cfg.HostBaseURL
+	link := s.hostBase()
 	if link == "" {
 		scheme := "http"
 		if reqInfo(r).https {

@@ -110,7 +110,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rq *request) {
 		s.proxy.ServeHTTP(w, r)
 		return
 	}
-	if !sameOrigin(r, s.cfg.HostBaseURL) {
+	if !sameOrigin(r, s.hostBase()) {
 		writeError(w, r, http.StatusForbidden, "CROSS_SITE", "WebSocket from another origin refused.")
 		return
 	}

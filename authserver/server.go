@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mss-login/mss-login/authserver/ipaccess"
@@ -56,6 +57,8 @@ type Server struct {
 	idleTimeout time.Duration
 	refresh     time.Duration
 	now         func() time.Time
+	// detectedBase is the host base URL stored or detected at run time (see hostbase.go).
+	detectedBase atomic.Pointer[string]
 }
 
 // New builds a server from the configuration; the database must be migrated.
@@ -95,6 +98,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.cache.onChange = s.sweepSockets
+	s.loadHostBase(ctx)
 	s.proxy = s.newProxy()
 	s.mux = s.routes()
 	return s, nil
@@ -253,6 +257,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token, viaCookie := credential(r)
 	if rq.id = s.authenticate(r.Context(), token, now); rq.id != nil {
 		rq.id.viaCookie = viaCookie
+		s.detectHostBase(r, rq.id)
 	}
 	if rq.rule.Access != policy.Public {
 		if rq.id == nil {
@@ -267,7 +272,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// A cookie rides along on cross-site requests: state changes need a same-origin request.
-	if rq.id != nil && rq.id.viaCookie && !safeMethod(r.Method) && !sameOrigin(r, s.cfg.HostBaseURL) {
+	if rq.id != nil && rq.id.viaCookie && !safeMethod(r.Method) && !sameOrigin(r, s.hostBase()) {
 		s.metrics.auth.WithLabelValues("cross_site").Inc()
 		writeError(rec, r, http.StatusForbidden, "CROSS_SITE", "Cross-site request refused.")
 		return
