@@ -7,7 +7,6 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/mss-login/mss-login/internal/config"
-	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
 )
 
@@ -17,7 +16,7 @@ func withMFA(c *config.Config) {
 }
 
 func TestMFA(t *testing.T) {
-	for _, b := range []store.Backend{store.SQLite, store.PostgreSQL} {
+	for _, b := range testenv.Backends {
 		t.Run(string(b), func(t *testing.T) {
 			e := start(t, testenv.Open(t, b), withMFA)
 			e.bootstrap()

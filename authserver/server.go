@@ -47,7 +47,6 @@ type Server struct {
 	cache       *cache
 	signer      signer
 	resolver    ipaccess.Resolver
-	local       []netip.Prefix
 	upstream    *url.URL
 	proxy       *httputil.ReverseProxy
 	sockets     *sockets
@@ -82,7 +81,6 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s := &Server{
 		cfg: cfg, db: o.Store, log: log, signer: newSigner(key),
 		resolver:    ipaccess.Resolver{Trusted: cfg.ParsedTrustedProxies(), Cloudflare: cfg.CloudflareProxy},
-		local:       cfg.ParsedLocalNetworkCIDRs(),
 		upstream:    up,
 		metrics:     newMetrics(),
 		security:    &securityFile{path: cfg.DataDir + "/security.json", log: log},

@@ -83,21 +83,3 @@ func PeerAddr(remoteAddr string) netip.Addr {
 	}
 	return ap.Addr().Unmap()
 }
-
-// DefaultLocal is what counts as "local" when local_network_cidrs is empty: loopback only. The
-// original also counted every RFC 1918 range, which inside a cluster means every pod.
-var DefaultLocal = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-
-// IsLocal reports whether a is in local (DefaultLocal when empty).
-func IsLocal(a netip.Addr, local []netip.Prefix) bool {
-	if len(local) == 0 {
-		local = DefaultLocal
-	}
-	a = a.Unmap()
-	for _, p := range local {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}

@@ -64,18 +64,6 @@ func trimBrackets(s string) string {
 	return s
 }
 
-func TestIsLocal(t *testing.T) {
-	if !IsLocal(netip.MustParseAddr("127.0.0.1"), nil) || !IsLocal(netip.MustParseAddr("::1"), nil) {
-		t.Fatal("loopback must be local by default")
-	}
-	if IsLocal(netip.MustParseAddr("10.1.2.3"), nil) {
-		t.Fatal("pod addresses must not be local by default")
-	}
-	if !IsLocal(netip.MustParseAddr("10.1.2.3"), pfx("10.0.0.0/8")) {
-		t.Fatal("configured local CIDR ignored")
-	}
-}
-
 func TestDecide(t *testing.T) {
 	now := time.Now()
 	banned := netip.MustParseAddr("198.51.100.9")
