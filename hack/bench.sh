@@ -25,3 +25,7 @@ END {
 		printf "  %-60s %10.0f ns/op  %6.2fx baseline (%s: %.0f ns/op)\n", name, value[name], value[name] / base[g], "baseline", base[g]
 	}
 }' "$out"
+
+echo
+echo "the auth server against a bare reverse proxy, with wrk (hack/bench/proxy.sh):"
+hack/bench/proxy.sh
