@@ -199,3 +199,43 @@ func TestConfigHashFollowsSpec(t *testing.T) {
 		t.Fatal("a new sidecar image must change the hash")
 	}
 }
+
+func TestValidateS3Mount(t *testing.T) {
+	ok := s3m("a", "", "").Spec
+	empty := ok
+	empty.Selector = metav1.LabelSelector{}
+	badFolder := ok
+	badFolder.ModelFolders = []string{"loras", "../etc"}
+	twice := ok
+	twice.ModelFolders = []string{"vae", "vae"}
+	badSel := ok
+	badSel.Selector = metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Nope"}}}
+	for _, tc := range []struct {
+		name string
+		spec authv1alpha1.S3MountSpec
+		want string
+	}{{"ok", ok, ""}, {"empty selector", empty, "selects no pod"}, {"bad folder", badFolder, `"../etc"`},
+		{"folder twice", twice, "twice"}, {"bad selector", badSel, "selector:"}} {
+		got := validateS3Mount(tc.spec)
+		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestCountPods(t *testing.T) {
+	pod := func(name, ann string, phase corev1.PodPhase) corev1.Pod {
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{AnnotationS3Injected: ann}}, Status: corev1.PodStatus{Phase: phase}}
+	}
+	pods := []corev1.Pod{
+		pod("current", "models=h2", corev1.PodRunning),
+		pod("old", "models=h1,loras=x", corev1.PodRunning),
+		pod("other-mount", "loras=x", corev1.PodRunning),
+		pod("done", "models=h1", corev1.PodSucceeded),
+		pod("pending-old", "models=h0", corev1.PodPending),
+	}
+	c := countPods("models", "h2", pods)
+	if c.Injected != 3 || c.OutdatedCount != 2 || strings.Join(c.Outdated, ",") != "old,pending-old" {
+		t.Fatalf("%+v", c)
+	}
+}

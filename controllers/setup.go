@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -164,10 +165,13 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	})
 }
 
-// CacheByObject restricts the manager's cache of Lockouts to the operator's namespace; the
-// other kinds are watched in every namespace.
+// CacheByObject restricts the manager's cache of Lockouts to the operator's namespace, and of
+// Pods to those the S3Mount webhook injected (the controller counts only those; caching every
+// pod of the cluster would cost the manager its memory). The other kinds are watched in every
+// namespace.
 func CacheByObject(lockoutNamespace string) map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&authv1alpha1.Lockout{}: {Namespaces: map[string]cache.Config{lockoutNamespace: {}}},
+		&corev1.Pod{}:           {Label: labels.SelectorFromSet(labels.Set{LabelS3Injected: "true"})},
 	}
 }

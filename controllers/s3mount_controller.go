@@ -1,0 +1,253 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/internal/s3sync"
+)
+
+// +kubebuilder:rbac:groups=auth.mss-login.dev,resources=s3mounts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.mss-login.dev,resources=s3mounts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+
+// S3Options configure the S3Mount controller and its pod webhook.
+type S3Options struct {
+	Inject InjectConfig
+	// Recheck is how often a mount's bucket is checked again (default 5 minutes, +20 % jitter).
+	Recheck time.Duration
+	// Webhook registers the pod webhook on the manager's webhook server.
+	Webhook bool
+	// Check proves a bucket reachable (default s3sync.Check; tests may count calls).
+	Check func(context.Context, s3sync.Options) error
+}
+
+// Conditions of an S3Mount.
+const (
+	condReady           = "Ready"
+	condBucketReachable = "BucketReachable"
+)
+
+// SetupS3Mounts registers the S3Mount controller (and the pod webhook when asked). Unlike the
+// other kinds it owns no database rows, so it does not go through Reconciler[T].
+func SetupS3Mounts(mgr ctrl.Manager, o S3Options) error {
+	if o.Recheck <= 0 {
+		o.Recheck = 5 * time.Minute
+	}
+	if o.Check == nil {
+		o.Check = s3sync.Check
+	}
+	if o.Webhook {
+		RegisterS3MountWebhook(mgr.GetWebhookServer(), mgr.GetClient(), mgr.GetScheme(), o.Inject)
+	}
+	r := &s3MountReconciler{client: mgr.GetClient(), reader: mgr.GetAPIReader(), recorder: mgr.GetEventRecorder("mss-login-s3mount"),
+		o: o, checked: map[types.NamespacedName]lastCheck{}}
+	return ctrl.NewControllerManagedBy(mgr).Named("s3mount").
+		For(&authv1alpha1.S3Mount{}, builder.WithPredicates(specOrDeletion)).
+		// Pods come and go: the counts follow. Only injected pods are cached (CacheByObject).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(mountsOfPod)).
+		// A Secret change is seen by its metadata; its value is read uncached when needed.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.mountsOfSecret)).
+		Complete(r)
+}
+
+func mountsOfPod(_ context.Context, o client.Object) []reconcile.Request {
+	var out []reconcile.Request
+	for name := range parseInjected(o.GetAnnotations()[AnnotationS3Injected]) {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
+	}
+	return out
+}
+
+func (r *s3MountReconciler) mountsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list authv1alpha1.S3MountList
+	if err := r.client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, m := range list.Items {
+		if m.Spec.CredentialsSecretRef != nil && m.Spec.CredentialsSecretRef.Name == o.GetName() {
+			key := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
+			r.forget(key) // new credentials: ask the bucket again
+			out = append(out, reconcile.Request{NamespacedName: key})
+		}
+	}
+	return out
+}
+
+type s3MountReconciler struct {
+	client   client.Client
+	reader   client.Reader
+	recorder events.EventRecorder
+	o        S3Options
+
+	// checked remembers the last check per mount, so a burst of pod events does not become a
+	// burst of S3 requests: the bucket is asked again after Recheck, on a spec change, or
+	// when the Secret changes.
+	mu      sync.Mutex
+	checked map[types.NamespacedName]lastCheck
+}
+
+type lastCheck struct {
+	generation  int64
+	at          time.Time
+	reason, msg string
+	reachable   *bool
+}
+
+func (r *s3MountReconciler) cachedCheck(ctx context.Context, m *authv1alpha1.S3Mount) (string, string, *bool) {
+	key := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
+	r.mu.Lock()
+	c, ok := r.checked[key]
+	r.mu.Unlock()
+	if ok && c.generation == m.Generation && time.Since(c.at) < r.o.Recheck {
+		return c.reason, c.msg, c.reachable
+	}
+	reason, msg, reachable := r.check(ctx, m)
+	r.mu.Lock()
+	r.checked[key] = lastCheck{generation: m.Generation, at: time.Now(), reason: reason, msg: msg, reachable: reachable}
+	r.mu.Unlock()
+	return reason, msg, reachable
+}
+
+func (r *s3MountReconciler) forget(key types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.checked, key)
+	r.mu.Unlock()
+}
+
+// Reconcile checks a mount (spec, Secret, bucket) and counts its pods into the status.
+func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	m := &authv1alpha1.S3Mount{}
+	if err := r.client.Get(ctx, req.NamespacedName, m); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if m.DeletionTimestamp != nil {
+		return reconcile.Result{}, nil // nothing to release: injected pods keep their sidecar until recreated
+	}
+	before := m.Status.DeepCopy()
+
+	reason, msg, reachable := r.cachedCheck(ctx, m)
+	hash := ConfigHash(m, r.o.Inject)
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(m.Namespace), client.MatchingLabels{LabelS3Injected: "true"}); err != nil {
+		return reconcile.Result{}, err
+	}
+	census := countPods(m.Name, hash, pods.Items)
+	m.Status.ConfigHash, m.Status.InjectedPods, m.Status.OutdatedPods = hash, int32(census.Injected), census.Outdated
+	m.Status.ObservedGeneration = m.Generation
+
+	ready := reason == "Reachable"
+	if ready {
+		msg = fmt.Sprintf("bucket %q reachable; injected into %d pods", m.Spec.Bucket, census.Injected)
+		if census.OutdatedCount > 0 {
+			msg += fmt.Sprintf(", %d of them with an older configuration (they change when recreated)", census.OutdatedCount)
+		}
+	}
+	setS3Condition(m, condReady, ready, reason, msg)
+	if reachable != nil {
+		bmsg := msg
+		breason := "Reachable"
+		if !*reachable {
+			breason = reason
+		}
+		setS3Condition(m, condBucketReachable, *reachable, breason, bmsg)
+	}
+
+	prev := meta.FindStatusCondition(before.Conditions, condReady)
+	if !ready && (prev == nil || prev.Reason != reason || prev.Message != msg) {
+		r.recorder.Eventf(m, nil, corev1.EventTypeWarning, reason, "Check", "%s", msg)
+	}
+	if ready && (prev == nil || prev.Status != metav1.ConditionTrue) {
+		r.recorder.Eventf(m, nil, corev1.EventTypeNormal, "Reachable", "Check", "%s", msg)
+	}
+	if !equalS3Status(before, &m.Status) {
+		if err := r.client.Status().Update(ctx, m); err != nil {
+			return reconcile.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	jitter := time.Duration(rand.Int64N(int64(r.o.Recheck / 5)))
+	return reconcile.Result{RequeueAfter: r.o.Recheck + jitter}, nil
+}
+
+// check validates the spec and the Secret and asks the bucket. reachable is nil when the
+// bucket was not asked (the spec or the Secret is wrong first).
+func (r *s3MountReconciler) check(ctx context.Context, m *authv1alpha1.S3Mount) (reason, msg string, reachable *bool) {
+	if p := validateS3Mount(m.Spec); p != "" {
+		return "InvalidSpec", p, nil
+	}
+	o := s3sync.Options{Endpoint: m.Spec.Endpoint, Region: m.Spec.Region, Bucket: m.Spec.Bucket, Prefix: m.Spec.Prefix,
+		PathStyle: m.Spec.PathStyle, Dir: "/unused"}
+	if ref := m.Spec.CredentialsSecretRef; ref != nil {
+		sec := &corev1.Secret{}
+		err := r.reader.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: ref.Name}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			return "SecretNotFound", fmt.Sprintf("Secret %q not found", ref.Name), nil
+		case err != nil:
+			return "SecretUnreadable", fmt.Sprintf("Secret %q cannot be read: %v", ref.Name, apierrors.ReasonForError(err)), nil
+		}
+		for _, k := range []string{keyOr(ref.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), keyOr(ref.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")} {
+			if len(sec.Data[k]) == 0 {
+				return "KeyNotFound", fmt.Sprintf("Secret %q has no key %q (or it is empty)", ref.Name, k), nil
+			}
+		}
+		o.AccessKeyID = string(sec.Data[keyOr(ref.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")])
+		o.SecretAccessKey = string(sec.Data[keyOr(ref.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")])
+	}
+	if err := r.o.Check(ctx, o); err != nil {
+		// The message is s3sync's: operation, bucket, S3 error code — never a credential.
+		return "BucketUnreachable", err.Error(), new(false)
+	}
+	return "Reachable", "", new(true)
+}
+
+func keyOr(k, def string) string {
+	if k == "" {
+		return def
+	}
+	return k
+}
+
+func setS3Condition(m *authv1alpha1.S3Mount, typ string, ok bool, reason, msg string) {
+	st := metav1.ConditionFalse
+	if ok {
+		st = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: typ, Status: st, Reason: reason,
+		Message: msg, ObservedGeneration: m.Generation})
+}
+
+func equalS3Status(a, b *authv1alpha1.S3MountStatus) bool {
+	if a.ObservedGeneration != b.ObservedGeneration || a.ConfigHash != b.ConfigHash || a.InjectedPods != b.InjectedPods ||
+		!slices.Equal(a.OutdatedPods, b.OutdatedPods) || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for _, c := range b.Conditions {
+		p := meta.FindStatusCondition(a.Conditions, c.Type)
+		if p == nil || p.Status != c.Status || p.Reason != c.Reason || p.Message != c.Message || p.ObservedGeneration != c.ObservedGeneration {
+			return false
+		}
+	}
+	return true
+}

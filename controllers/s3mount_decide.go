@@ -1,0 +1,73 @@
+package controllers
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+)
+
+// maxOutdatedListed caps status.outdatedPods; the count is in the condition message.
+const maxOutdatedListed = 20
+
+var s3FolderName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// validateS3Mount finds what the API server's schema cannot: an empty or broken selector
+// (it would match no pod) and model folder names that s3sync refuses.
+func validateS3Mount(spec authv1alpha1.S3MountSpec) string {
+	var problems []string
+	if len(spec.Selector.MatchLabels) == 0 && len(spec.Selector.MatchExpressions) == 0 {
+		problems = append(problems, "selector is empty: it selects no pod (name the labels of the ComfyUI pods)")
+	} else if _, err := metav1.LabelSelectorAsSelector(&spec.Selector); err != nil {
+		problems = append(problems, "selector: "+err.Error())
+	}
+	seen := map[string]bool{}
+	for _, f := range spec.ModelFolders {
+		if !s3FolderName.MatchString(f) {
+			problems = append(problems, fmt.Sprintf("modelFolders: %q is not a folder name (letters, digits, '_', '.', '-')", f))
+		} else if seen[f] {
+			problems = append(problems, fmt.Sprintf("modelFolders: %q is listed twice", f))
+		}
+		seen[f] = true
+	}
+	return strings.Join(problems, "; ")
+}
+
+// podCensus is what the controller reports about the pods of one mount.
+type podCensus struct {
+	Injected      int
+	Outdated      []string // sorted, at most maxOutdatedListed
+	OutdatedCount int
+}
+
+// countPods reads the injection annotation of the namespace's injected pods: how many run this
+// mount, and which of them with a configuration other than hash. Pods that are finished or
+// being deleted do not count.
+func countPods(mount, hash string, pods []corev1.Pod) podCensus {
+	var c podCensus
+	for i := range pods {
+		p := &pods[i]
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		h, ok := parseInjected(p.Annotations[AnnotationS3Injected])[mount]
+		if !ok {
+			continue
+		}
+		c.Injected++
+		if h != hash {
+			c.OutdatedCount++
+			c.Outdated = append(c.Outdated, p.Name)
+		}
+	}
+	sort.Strings(c.Outdated)
+	if len(c.Outdated) > maxOutdatedListed {
+		c.Outdated = c.Outdated[:maxOutdatedListed]
+	}
+	return c
+}
