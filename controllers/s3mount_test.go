@@ -277,7 +277,9 @@ func TestS3MountWebhook(t *testing.T) {
 	}
 
 	// comfy-1, comfy-again and comfy-2 run "models"; a spec change makes them outdated.
-	w.waitMount("models", func(m *authv1alpha1.S3Mount) bool { return m.Status.InjectedPods == 3 && len(m.Status.OutdatedPods) == 0 })
+	w.waitMount("models", func(m *authv1alpha1.S3Mount) bool {
+		return m.Status.InjectedPods == 3 && len(m.Status.OutdatedPods) == 0
+	})
 	if err := w.c.Get(w.ctx, client.ObjectKeyFromObject(m), m); err != nil {
 		t.Fatal(err)
 	}
