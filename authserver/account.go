@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -46,47 +45,19 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAccountPassword(w http.ResponseWriter, r *http.Request) {
-	ctx, rq, now := r.Context(), reqInfo(r), s.now()
 	f, _, err := form(r)
 	if err != nil {
 		s.renderAccount(w, r, http.StatusBadRequest, map[string]any{"Error": "Unreadable request."})
-		return
-	}
-	id := rq.id
-	if id.user.OwnerRef != "" {
-		s.renderAccount(w, r, http.StatusConflict, map[string]any{"Error": "This account is managed by " + managedBy(id.user.OwnerRef) + "."})
-		return
-	}
-	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
-	if err != nil || ref != nil {
-		s.renderAccount(w, r, http.StatusForbidden, map[string]any{"Error": "Too many failed attempts. Try again later."})
-		return
-	}
-	s.metrics.hashes.Inc()
-	res, _ := password.Verify(id.user.PasswordHash, f["current_password"])
-	att.finish(ctx, res.OK, now)
-	if !res.OK {
-		s.renderAccount(w, r, http.StatusUnauthorized, map[string]any{"Error": "The current password is incorrect."})
 		return
 	}
 	if f["new_password"] != f["confirm_password"] {
 		s.renderAccount(w, r, http.StatusBadRequest, map[string]any{"Error": "The new passwords differ."})
 		return
 	}
-	if err := validatePassword(f["new_password"]); err != nil {
-		s.renderAccount(w, r, http.StatusBadRequest, map[string]any{"Error": "New " + err.Error()})
+	if code, problem := s.changePassword(r, reqInfo(r).id, f["current_password"], f["new_password"]); problem != "" {
+		s.renderAccount(w, r, code, map[string]any{"Error": problem})
 		return
 	}
-	h, err := password.Hash(f["new_password"])
-	if err == nil {
-		err = s.db.SetPasswordHash(ctx, id.user.ID, h)
-	}
-	if err != nil {
-		s.renderAccount(w, r, http.StatusInternalServerError, map[string]any{"Error": "Could not change the password."})
-		return
-	}
-	s.endOtherSessions(r, id)
-	_ = s.db.Audit(ctx, store.AuditEvent{Actor: id.user.Username, Action: "password.changed", ClientIP: rq.ip.String()})
 	s.renderAccount(w, r, http.StatusOK, map[string]any{"Notice": "Password changed. Your other sessions were ended."})
 }
 
@@ -116,16 +87,12 @@ func (s *Server) handleAccountToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The password is asked for on the page: a session alone never mints a token here.
-	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
-	if err != nil || ref != nil {
-		s.renderAccount(w, r, http.StatusForbidden, map[string]any{"Error": "Too many failed attempts. Try again later."})
-		return
-	}
-	s.metrics.hashes.Inc()
-	res, _ := password.Verify(id.user.PasswordHash, f["password"])
-	att.finish(ctx, res.OK, now)
-	if !res.OK {
-		s.renderAccount(w, r, http.StatusUnauthorized, map[string]any{"Error": "The password is incorrect."})
+	if ok, ref, err := s.confirmPassword(r, id.user, f["password"]); !ok {
+		msg := "The password is incorrect."
+		if err != nil || ref != nil {
+			msg = "Too many failed attempts. Try again later."
+		}
+		s.renderAccount(w, r, http.StatusUnauthorized, map[string]any{"Error": msg})
 		return
 	}
 	hours, err := strconv.Atoi(f["expire_hours"])

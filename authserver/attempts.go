@@ -3,10 +3,12 @@ package authserver
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/mss-login/mss-login/authserver/ipaccess"
+	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -146,4 +148,48 @@ func (s *Server) userThrottle(ctx context.Context, username string, now time.Tim
 		return 0
 	}
 	return time.Second
+}
+
+// confirmPassword checks the caller's own password as a counted attempt: a cooling-down or
+// banned client is refused without a hash. err is set only when the database failed.
+func (s *Server) confirmPassword(r *http.Request, u store.User, pw string) (ok bool, ref *refusal, err error) {
+	ctx, rq, now := r.Context(), reqInfo(r), s.now()
+	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
+	if err != nil || ref != nil {
+		return false, ref, err
+	}
+	s.metrics.hashes.Inc()
+	res, _ := password.Verify(u.PasswordHash, pw)
+	att.finish(ctx, res.OK, now)
+	return res.OK, nil, nil
+}
+
+// changePassword sets the caller's new password after the current one, ends the account's other
+// sessions and records it. It returns a user-facing problem, or "" on success.
+func (s *Server) changePassword(r *http.Request, id *identity, current, next string) (code int, problem string) {
+	if id.user.OwnerRef != "" {
+		return http.StatusConflict, "This account is managed by " + managedBy(id.user.OwnerRef) + ": change the password in its Secret."
+	}
+	ok, ref, err := s.confirmPassword(r, id.user, current)
+	switch {
+	case err != nil:
+		return http.StatusServiceUnavailable, "The users database is not reachable."
+	case ref != nil:
+		return http.StatusForbidden, ref.message()
+	case !ok:
+		return http.StatusUnauthorized, "current_password: incorrect"
+	}
+	if err := validatePassword(next); err != nil {
+		return http.StatusBadRequest, "new_" + err.Error()
+	}
+	h, err := password.Hash(next)
+	if err == nil {
+		err = s.db.SetPasswordHash(r.Context(), id.user.ID, h)
+	}
+	if err != nil {
+		return http.StatusInternalServerError, "Could not change the password."
+	}
+	s.endOtherSessions(r, id)
+	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: id.user.Username, Action: "password.changed", ClientIP: reqInfo(r).ip.String()})
+	return 0, ""
 }

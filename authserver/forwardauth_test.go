@@ -72,3 +72,30 @@ func TestNewsFeed(t *testing.T) {
 		t.Fatal("the login page does not show the news")
 	}
 }
+
+func TestChangePassword(t *testing.T) {
+	e := start(t, testenv.Open(t, store.SQLite), nil)
+	owner := e.bootstrap()
+	e.do("POST", "/mss-login/api/users", map[string]string{"username": "dave", "password": "Dave-pass-1!", "role": "user"}, bearer(owner))
+	first := e.login("dave", "Dave-pass-1!", "192.0.2.80")
+	second := e.login("dave", "Dave-pass-1!", "192.0.2.81")
+	if r := e.do("POST", "/mss-login/api/password", map[string]string{"current_password": "nope-1!", "new_password": "Dave-new-2!"},
+		bearer(first), from("192.0.2.80")); r.code != 401 {
+		t.Fatalf("wrong current password: %d %s", r.code, r.raw)
+	}
+	if r := e.do("POST", "/mss-login/api/password", map[string]string{"current_password": "Dave-pass-1!", "new_password": "short"},
+		bearer(first), from("192.0.2.80")); r.code != 400 || !strings.Contains(r.raw, "new_password") {
+		t.Fatalf("weak new password: %d %s", r.code, r.raw)
+	}
+	if r := e.do("POST", "/mss-login/api/password", map[string]string{"current_password": "Dave-pass-1!", "new_password": "Dave-new-2!"},
+		bearer(first), from("192.0.2.80")); r.code != 200 {
+		t.Fatalf("change: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/api/queue", nil, bearer(second)); r.code != 401 {
+		t.Fatalf("the other session survived a password change: %d", r.code)
+	}
+	if r := e.do("GET", "/api/queue", nil, bearer(first)); r.code != 200 {
+		t.Fatalf("the current session ended: %d", r.code)
+	}
+	e.login("dave", "Dave-new-2!", "192.0.2.82")
+}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -145,20 +144,16 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	}
 	id := rq.id
 	if pw := f["password"]; pw != "" || id.tokenID != "" || now.Sub(id.issuedAt) > 10*time.Minute {
-		att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
-		if err != nil {
+		ok, ref, err := s.confirmPassword(r, id.user, pw)
+		switch {
+		case err != nil:
 			writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
 			return
-		}
-		if ref != nil {
+		case ref != nil:
 			writeJSON(w, http.StatusForbidden, map[string]any{"error": ref.message(), "failed_attempts": ref.failures,
 				"remaining_seconds": int(ref.remaining.Seconds() + 0.999)})
 			return
-		}
-		s.metrics.hashes.Inc()
-		res, _ := password.Verify(id.user.PasswordHash, pw)
-		att.finish(ctx, res.OK, now)
-		if !res.OK {
+		case !ok:
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "Password required: confirm your password to create a token.",
 				"code": "REAUTH_REQUIRED"})
 			return
@@ -261,50 +256,17 @@ func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleChangePassword changes the caller's password after checking the current one, and ends
-// every other session and token of the account.
+// every other session of the account.
 func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
-	ctx, rq, now := r.Context(), reqInfo(r), s.now()
 	f, _, err := form(r)
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable request.")
 		return
 	}
-	id := rq.id
-	if id.user.OwnerRef != "" {
-		writeError(w, r, http.StatusConflict, "MANAGED", "This account is managed by "+managedBy(id.user.OwnerRef)+
-			": change the password in its Secret.")
+	if code, problem := s.changePassword(r, reqInfo(r).id, f["current_password"], f["new_password"]); problem != "" {
+		writeError(w, r, code, "PASSWORD_NOT_CHANGED", problem)
 		return
 	}
-	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
-	if err != nil || ref != nil {
-		msg := "Too many failed attempts."
-		if ref != nil {
-			msg = ref.message()
-		}
-		writeError(w, r, http.StatusForbidden, "LOCKED", msg)
-		return
-	}
-	s.metrics.hashes.Inc()
-	res, _ := password.Verify(id.user.PasswordHash, f["current_password"])
-	att.finish(ctx, res.OK, now)
-	if !res.OK {
-		writeError(w, r, http.StatusUnauthorized, "INVALID_PASSWORD", "current_password: incorrect")
-		return
-	}
-	if err := validatePassword(f["new_password"]); err != nil {
-		writeError(w, r, http.StatusBadRequest, "BAD_PASSWORD", "new_"+err.Error())
-		return
-	}
-	h, err := password.Hash(f["new_password"])
-	if err == nil {
-		err = s.db.SetPasswordHash(ctx, id.user.ID, h)
-	}
-	if err != nil {
-		writeError(w, r, http.StatusInternalServerError, "FAILED", "Could not change the password.")
-		return
-	}
-	s.endOtherSessions(r, id)
-	_ = s.db.Audit(ctx, store.AuditEvent{Actor: id.user.Username, Action: "password.changed", ClientIP: rq.ip.String()})
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Password changed; your other sessions were ended."})
 }
 
