@@ -14,6 +14,11 @@ import (
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 )
 
+// The manager keeps the webhook's certificate in a Secret and the CA in the webhook
+// configuration (internal/webhookcert); controller-gen reads markers from this package only.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;list;watch;patch
+
 // S3MountWebhookPath is where the pod webhook is served (config/webhook/manifests.yaml).
 const S3MountWebhookPath = "/mutate-v1-pod-s3mount"
 

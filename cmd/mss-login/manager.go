@@ -40,6 +40,7 @@ type managerFlags struct {
 	concurrency      int
 	enableHTTP2      bool
 	leaderElectionID string
+	s3               s3Flags
 }
 
 func managerCmd(g *globals) *cobra.Command {
@@ -65,6 +66,7 @@ func managerCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.resync, "resync-period", 5*time.Minute, "how often every resource is compared with the database to correct drift (+ up to 20% jitter)")
 	fl.IntVar(&f.concurrency, "concurrency", 4, "resources of one kind reconciled at once")
 	fl.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve metrics over HTTP/2 (off: HTTP/2 Rapid Reset, CVE-2023-44487)")
+	f.s3.register(fl)
 	return cmd
 }
 
@@ -107,6 +109,7 @@ func runManager(ctx context.Context, g *globals, f managerFlags) error {
 		LeaderElectionNamespace:       f.namespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cache.Options{ByObject: controllers.CacheByObject(f.namespace)},
+		WebhookServer:                 f.s3.server(),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
@@ -128,6 +131,9 @@ func runManager(ctx context.Context, g *globals, f managerFlags) error {
 	}
 	// Leader only; tells operators about new releases (docs/release-checks.md). Events go to f.namespace.
 	if err := releasecheck.Setup(mgr, st, cfg, f.namespace); err != nil {
+		return err
+	}
+	if err := setupS3(ctx, mgr, restCfg, f.s3, f.namespace); err != nil {
 		return err
 	}
 	ctrl.Log.Info("starting manager", "database", st.Where(), "lockoutNamespace", f.namespace, "leaderElect", f.leaderElect)

@@ -18,9 +18,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;update
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;list;watch;patch
-
 // Options of the certificate manager.
 type Options struct {
 	// Client reads and writes uncached (the manager's cache holds no Secret values).
