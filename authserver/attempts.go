@@ -159,6 +159,11 @@ func (s *Server) confirmPassword(r *http.Request, u store.User, pw string) (ok b
 		return false, ref, err
 	}
 	s.metrics.hashes.Inc()
+	if u.PasswordHash == "" {
+		password.VerifyDummy(pw) // no such user: the same time as a wrong password
+		att.finish(ctx, false, now)
+		return false, nil, nil
+	}
 	res, _ := password.Verify(u.PasswordHash, pw)
 	att.finish(ctx, res.OK, now)
 	return res.OK, nil, nil

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/store"
@@ -98,4 +101,34 @@ func TestChangePassword(t *testing.T) {
 		t.Fatalf("the current session ended: %d", r.code)
 	}
 	e.login("dave", "Dave-new-2!", "192.0.2.82")
+}
+
+// The original's scripted token flow: username and password, no session; with MFA, a code too.
+func TestGenerateTokenWithPassword(t *testing.T) {
+	e := start(t, testenv.Open(t, store.SQLite), withMFA)
+	owner := e.bootstrap()
+	e.do("POST", "/mss-login/api/users", map[string]string{"username": "erin", "password": "Erin-pass-1!", "role": "power"}, bearer(owner))
+	if r := e.do("POST", "/mss-login/generate_token", map[string]string{"username": "erin", "password": "wrong-1!"}, from("192.0.2.90")); r.code != 401 {
+		t.Fatalf("wrong password: %d %s", r.code, r.raw)
+	}
+	if r := e.do("POST", "/generate_token", map[string]string{"username": "nobody", "password": "x"}, from("192.0.2.90")); r.code != 401 {
+		t.Fatalf("unknown user: %d %s", r.code, r.raw)
+	}
+	r := e.do("POST", "/mss-login/generate_token", map[string]any{"username": "erin", "password": "Erin-pass-1!", "label": "krita"}, from("192.0.2.91"))
+	tok, _ := r.body["token"].(string)
+	if r.code != 201 || !strings.HasPrefix(tok, "mssl_") {
+		t.Fatalf("token with password: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/api/queue", nil, bearer(tok)); r.code != 200 {
+		t.Fatalf("token use: %d", r.code)
+	}
+	// The owner has MFA on: the password alone is not enough.
+	ownerLogin := e.do("POST", "/login", map[string]string{"username": "owner", "password": ownerPassword}, from("192.0.2.92"))
+	enrol := ownerLogin.body["mfa_temp_token"].(string)
+	secret := e.do("POST", "/mss-login/api/mfa/setup", map[string]string{"mfa_temp_token": enrol}, from("192.0.2.92")).body["secret"].(string)
+	code, _ := totp.GenerateCode(secret, time.Now())
+	e.do("POST", "/mss-login/api/mfa/verify-setup", map[string]string{"mfa_temp_token": enrol, "code": code}, from("192.0.2.92"))
+	if r := e.do("POST", "/mss-login/generate_token", map[string]string{"username": "owner", "password": ownerPassword}, from("192.0.2.93")); r.code != 401 || r.body["mfa_required"] != true {
+		t.Fatalf("token for an MFA account without a code: %d %s", r.code, r.raw)
+	}
 }

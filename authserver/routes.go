@@ -133,8 +133,8 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleCreateToken creates an API token. It needs can_have_api_tokens, and either the
-// password (counted like a login) or a session younger than 10 minutes: a stolen old cookie
-// cannot mint long-lived tokens.
+// password (counted like a login; with MFA enrolled, a code too) or a session younger than 10
+// minutes: a stolen old cookie cannot mint long-lived tokens.
 func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	ctx, rq, now := r.Context(), reqInfo(r), s.now()
 	f, _, err := form(r)
@@ -143,7 +143,14 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := rq.id
-	if pw := f["password"]; pw != "" || id.tokenID != "" || now.Sub(id.issuedAt) > 10*time.Minute {
+	if id == nil {
+		// The original's scripted flow (Krita, Comfy Portal): username and password, no session.
+		var problem string
+		if id, problem = s.tokenCaller(r, f); id == nil {
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": problem, "mfa_required": problem == mfaCodeNeeded})
+			return
+		}
+	} else if pw := f["password"]; pw != "" || id.tokenID != "" || now.Sub(id.issuedAt) > 10*time.Minute {
 		ok, ref, err := s.confirmPassword(r, id.user, pw)
 		switch {
 		case err != nil:
@@ -412,4 +419,44 @@ func (s *Server) handleUpdateStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(v))
+}
+
+const mfaCodeNeeded = "MFA code required: repeat the request with code (or backup_code)."
+
+// tokenCaller authenticates a token request that carries username and password (and, with MFA
+// enrolled, a code). It returns nil and a message on failure; every failure is a counted attempt.
+func (s *Server) tokenCaller(r *http.Request, f map[string]string) (*identity, string) {
+	const invalid = "Invalid credentials"
+	snap := s.cache.get()
+	u, found := snap.usersByName[f["username"]]
+	if !found {
+		if fresh, err := s.db.UserByName(r.Context(), f["username"]); err == nil {
+			u = fresh
+		}
+	}
+	ok, ref, err := s.confirmPassword(r, u, f["password"])
+	switch {
+	case err != nil:
+		return nil, "The users database is not reachable."
+	case ref != nil:
+		return nil, ref.message()
+	case !ok || u.Disabled:
+		return nil, invalid
+	}
+	if s.mfaActive() && u.MFAEnabled {
+		code, backup := f["code"], f["backup_code"]
+		if code == "" && backup == "" {
+			return nil, mfaCodeNeeded
+		}
+		passed := false
+		if backup != "" {
+			passed, _ = s.db.ConsumeBackupCode(r.Context(), u.ID, backupHash(backup))
+		} else if secret, err := s.db.TOTPSecret(r.Context(), u.ID); err == nil && secret != "" {
+			passed = s.checkCode(r.Context(), u.ID, secret, code, s.now())
+		}
+		if !passed {
+			return nil, invalid
+		}
+	}
+	return &identity{user: u, role: snap.roles[u.Role]}, ""
 }
