@@ -21,6 +21,7 @@ type snapshot struct {
 	rules       *ipaccess.RuleSet
 	devices     map[string]time.Time
 	tokens      map[string]store.APIToken // by hash; revoked ones left out
+	tokenByID   map[string]store.APIToken // the same tokens by id (open sockets are re-checked by id)
 	userCount   int
 }
 
@@ -114,9 +115,11 @@ func (c *cache) refresh(ctx context.Context, force bool) error {
 			return err
 		}
 		next.tokens = make(map[string]store.APIToken, len(toks))
+		next.tokenByID = make(map[string]store.APIToken, len(toks))
 		for _, t := range toks {
 			if t.RevokedAt.IsZero() {
 				next.tokens[t.TokenHash] = t
+				next.tokenByID[t.ID] = t
 			}
 		}
 		// Revocations since the last look (with a margin for clock skew between replicas).

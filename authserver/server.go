@@ -167,14 +167,8 @@ func (s *Server) revalidate(id *identity, now time.Time) *identity {
 		return nil
 	}
 	if id.tokenID != "" {
-		found := false
-		for _, t := range snap.tokens {
-			if t.ID == id.tokenID && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(now)) {
-				found = true
-				break
-			}
-		}
-		if !found {
+		t, ok := snap.tokenByID[id.tokenID]
+		if !ok || (!t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now)) {
 			return nil
 		}
 	} else {
