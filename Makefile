@@ -8,7 +8,8 @@ LDFLAGS := -s -w -X github.com/mss-login/mss-login/internal/version.Version=$(VE
 	-X github.com/mss-login/mss-login/internal/version.Commit=$(COMMIT)
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build run test lint bench tools control-plane test-servers-up test-servers-down clean manifests generate
+.PHONY: all build run test lint bench tools control-plane test-servers-up test-servers-down clean manifests generate \
+	helm-crds docker-build build-installer
 
 all: build
 
@@ -60,6 +61,12 @@ manifests:
 	hack/tools.sh controller-gen
 	bin/controller-gen crd rbac:roleName=mss-login-manager $(CONTROLLER_GEN_PATHS) \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	go run ./hack/helmgen
+
+## helm-crds: the chart's CRDs and manager ClusterRole (charts/mss-login/templates/{crds,rbac})
+##   from config/; never edit those by hand. TestChartGeneratedTemplatesUpToDate (test/chart) fails when stale.
+helm-crds:
+	go run ./hack/helmgen
 
 ## generate: deepcopy functions for api/ (zz_generated.deepcopy.go)
 generate:
