@@ -1,0 +1,141 @@
+package authserver_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/mss-login/mss-login/internal/config"
+	"github.com/mss-login/mss-login/internal/store"
+	"github.com/mss-login/mss-login/internal/testenv"
+)
+
+func TestNewsFeed(t *testing.T) {
+	db := testenv.Open(t, store.SQLite)
+	off := start(t, db, nil)
+	if r := off.do("GET", "/mss-login/api/news/feed.xml", nil); r.code != 404 {
+		t.Fatalf("news while off: %d", r.code)
+	}
+	e := start(t, db, func(c *config.Config) { c.ExperimentalFeatures, c.Experimental.News = true, true })
+	os.WriteFile(filepath.Join(e.dataDir, "news.md"), []byte("## 2026-11-20 Maintenance <tonight>\nRestart at 22:00 & back soon.\n"), 0o600)
+	r := e.do("GET", "/api/mss-login/api/news/feed.xml", nil)
+	if r.code != 200 || !strings.Contains(r.raw, "<title>Maintenance &lt;tonight&gt;</title>") ||
+		!strings.Contains(r.raw, "Restart at 22:00 &amp; back soon.") || !strings.Contains(r.raw, "Fri, 20 Nov 2026 00:00:00 +0000") ||
+		!strings.Contains(r.raw, `<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">`) {
+		t.Fatalf("feed: %d\n%s", r.code, r.raw)
+	}
+	e.bootstrap()
+	if page := e.do("GET", "/login", nil, "Accept: text/html"); !strings.Contains(page.raw, "Maintenance &lt;tonight&gt;") {
+		t.Fatal("the login page does not show the news")
+	}
+}
+
+func TestChangePassword(t *testing.T) {
+	e := start(t, testenv.Open(t, store.SQLite), nil)
+	owner := e.bootstrap()
+	e.do("POST", "/mss-login/api/users", map[string]string{"username": "dave", "password": "Dave-pass-1!", "role": "user"}, bearer(owner))
+	first := e.login("dave", "Dave-pass-1!", "192.0.2.80")
+	second := e.login("dave", "Dave-pass-1!", "192.0.2.81")
+	if r := e.do("POST", "/mss-login/api/password", map[string]string{"current_password": "nope-1!", "new_password": "Dave-new-2!"},
+		bearer(first), from("192.0.2.80")); r.code != 401 {
+		t.Fatalf("wrong current password: %d %s", r.code, r.raw)
+	}
+	if r := e.do("POST", "/mss-login/api/password", map[string]string{"current_password": "Dave-pass-1!", "new_password": "short"},
+		bearer(first), from("192.0.2.80")); r.code != 400 || !strings.Contains(r.raw, "new_password") {
+		t.Fatalf("weak new password: %d %s", r.code, r.raw)
+	}
+	if r := e.do("POST", "/mss-login/api/password", map[string]string{"current_password": "Dave-pass-1!", "new_password": "Dave-new-2!"},
+		bearer(first), from("192.0.2.80")); r.code != 200 {
+		t.Fatalf("change: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/api/queue", nil, bearer(second)); r.code != 401 {
+		t.Fatalf("the other session survived a password change: %d", r.code)
+	}
+	if r := e.do("GET", "/api/queue", nil, bearer(first)); r.code != 200 {
+		t.Fatalf("the current session ended: %d", r.code)
+	}
+	e.login("dave", "Dave-new-2!", "192.0.2.82")
+}
+
+// The original's scripted token flow: username and password, no session; with MFA, a code too.
+func TestGenerateTokenWithPassword(t *testing.T) {
+	e := start(t, testenv.Open(t, store.SQLite), withMFA)
+	owner := e.bootstrap()
+	e.do("POST", "/mss-login/api/users", map[string]string{"username": "erin", "password": "Erin-pass-1!", "role": "power"}, bearer(owner))
+	if r := e.do("POST", "/mss-login/generate_token", map[string]string{"username": "erin", "password": "wrong-1!"}, from("192.0.2.90")); r.code != 401 {
+		t.Fatalf("wrong password: %d %s", r.code, r.raw)
+	}
+	if r := e.do("POST", "/generate_token", map[string]string{"username": "nobody", "password": "x"}, from("192.0.2.90")); r.code != 401 {
+		t.Fatalf("unknown user: %d %s", r.code, r.raw)
+	}
+	r := e.do("POST", "/mss-login/generate_token", map[string]any{"username": "erin", "password": "Erin-pass-1!", "label": "krita"}, from("192.0.2.91"))
+	tok, _ := r.body["token"].(string)
+	if r.code != 201 || !strings.HasPrefix(tok, "mssl_") {
+		t.Fatalf("token with password: %d %s", r.code, r.raw)
+	}
+	if r := e.do("GET", "/api/queue", nil, bearer(tok)); r.code != 200 {
+		t.Fatalf("token use: %d", r.code)
+	}
+	// The owner has MFA on: the password alone is not enough.
+	ownerLogin := e.do("POST", "/login", map[string]string{"username": "owner", "password": ownerPassword}, from("192.0.2.92"))
+	enrol := ownerLogin.body["mfa_temp_token"].(string)
+	secret := e.do("POST", "/mss-login/api/mfa/setup", map[string]string{"mfa_temp_token": enrol}, from("192.0.2.92")).body["secret"].(string)
+	code, _ := totp.GenerateCode(secret, time.Now())
+	e.do("POST", "/mss-login/api/mfa/verify-setup", map[string]string{"mfa_temp_token": enrol, "code": code}, from("192.0.2.92"))
+	if r := e.do("POST", "/mss-login/generate_token", map[string]string{"username": "owner", "password": ownerPassword}, from("192.0.2.93")); r.code != 401 || r.body["mfa_required"] != true {
+		t.Fatalf("token for an MFA account without a code: %d %s", r.code, r.raw)
+	}
+}
+
+// A socket closes within a second when its role loses the permission, and when its token is
+// revoked.
+func TestSocketsFollowPermissions(t *testing.T) {
+	e := start(t, testenv.Open(t, store.SQLite), nil)
+	owner := e.bootstrap()
+	e.do("POST", "/mss-login/api/users", map[string]string{"username": "fay", "password": "Fay-pass-1!", "role": "power"}, bearer(owner))
+	fay := e.login("fay", "Fay-pass-1!", "192.0.2.95")
+	tok := e.do("POST", "/mss-login/api/tokens", map[string]any{"label": "ws"}, bearer(fay)).body["token"].(string)
+	open := func(cred string) (*websocket.Conn, context.Context) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		t.Cleanup(cancel)
+		c, _, err := websocket.Dial(ctx, strings.Replace(e.url, "http", "ws", 1)+"/ws?token="+cred, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		if _, _, err := c.Read(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return c, ctx
+	}
+	closedWithin := func(c *websocket.Conn, ctx context.Context, d time.Duration) bool {
+		start := time.Now()
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return time.Since(start) <= d
+			}
+		}
+	}
+	byToken, ctx1 := open(tok)
+	if r := e.do("DELETE", "/mss-login/api/tokens/"+e.do("GET", "/mss-login/api/tokens", nil, bearer(fay)).body["tokens"].([]any)[0].(map[string]any)["id"].(string), nil, bearer(fay)); r.code != 200 {
+		t.Fatalf("revoke: %d", r.code)
+	}
+	if !closedWithin(byToken, ctx1, time.Second) {
+		t.Fatal("the socket of a revoked token stayed open over a second")
+	}
+	bySession, ctx2 := open(fay)
+	power, _ := e.db.Role(context.Background(), "power")
+	power.Permissions["can_access_api"] = false
+	if err := e.db.PutRole(context.Background(), power.Role, "ComfyRole/team/power"); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(bySession, ctx2, 1500*time.Millisecond) {
+		t.Fatal("the socket stayed open after its role lost can_access_api")
+	}
+}
