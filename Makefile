@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X github.com/mss-login/mss-login/internal/version.Version=$(VE
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
 .PHONY: all build run test lint bench tools control-plane test-servers-up test-servers-down clean manifests generate \
-	helm-crds docker-build build-installer
+	helm-crds docker-build docker-push build-installer deploy undeploy
 
 all: build
 
@@ -53,6 +53,31 @@ test-servers-down:
 
 clean:
 	rm -rf bin/mss-login .tmp
+
+## docker-build: the image every chart pod runs (needs docker or a compatible CLI; the chart's
+##   default is ghcr.io/mss-login/mss-login:<appVersion>). docker-push pushes it.
+IMG ?= ghcr.io/mss-login/mss-login:$(VERSION)
+CONTAINER_TOOL ?= docker
+docker-build:
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
+
+docker-push:
+	$(CONTAINER_TOOL) push $(IMG)
+
+## build-installer: dist/install.yaml — CRDs, RBAC and the manager from config/default, for
+##   `kubectl apply -f` without Helm (kustomize built into kubectl v1.37).
+build-installer: control-plane
+	mkdir -p dist
+	$$(hack/control-plane.sh)/kubectl kustomize config/default \
+		| sed 's|image: ghcr.io/mss-login/mss-login:latest|image: $(IMG)|' >dist/install.yaml
+	@echo "wrote dist/install.yaml ($(IMG))"
+
+## deploy / undeploy: config/default into the cluster of the current kubeconfig
+deploy: control-plane
+	$$(hack/control-plane.sh)/kubectl apply -k config/default
+
+undeploy: control-plane
+	$$(hack/control-plane.sh)/kubectl delete --ignore-not-found -k config/default
 
 ## manifests: CRDs (config/crd/bases) and RBAC (config/rbac/role.yaml) from the kubebuilder markers
 ##   TestGeneratedFilesUpToDate (api/v1alpha1) fails when the checked-in output is stale.
