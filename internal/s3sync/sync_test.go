@@ -139,9 +139,13 @@ func TestSyncInputOutput(t *testing.T) {
 	}
 	past := time.Now().Add(-time.Minute)
 	_ = os.Chtimes(out, past, past)
-	if err := os.WriteFile(filepath.Join(dir, "output", "fresh.png"), []byte("being written"), 0o644); err != nil {
+	fresh := filepath.Join(dir, "output", "fresh.png")
+	if err := os.WriteFile(fresh, []byte("being written"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Modified "just now" however slow this machine is: it must wait until it settles.
+	soon := time.Now().Add(time.Hour)
+	_ = os.Chtimes(fresh, soon, soon)
 	res := mustSync(t, s)
 	if res.Uploaded != 1 {
 		t.Fatalf("uploaded %d, want 1 (the fresh file waits until it settles)", res.Uploaded)
@@ -239,15 +243,29 @@ func TestSyncCancelLeavesNoPartialFile(t *testing.T) {
 	}
 }
 
-// cancelNet cancels the context as soon as an object's body starts to arrive.
+// cancelNet cancels the context (SIGTERM) once the first 64 KiB of an object's body have
+// been read; the body then fails as a cancelled request's does.
 type cancelNet struct{ cancel func() }
 
 func (c *cancelNet) Do(r *http.Request) (*http.Response, error) {
 	resp, err := http.DefaultClient.Do(r)
 	if err == nil && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, ".safetensors") {
-		c.cancel()
+		resp.Body = &cancelBody{cutBody: cutBody{ReadCloser: resp.Body, left: 64 << 10}, cancel: c.cancel}
 	}
 	return resp, err
+}
+
+type cancelBody struct {
+	cutBody
+	cancel func()
+}
+
+func (b *cancelBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		b.cancel()
+		return 0, context.Canceled
+	}
+	return b.cutBody.Read(p)
 }
 
 // A wrong secret is reported with the S3 error code and without the secret; the files of the
