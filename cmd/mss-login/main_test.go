@@ -93,28 +93,7 @@ func TestAdminMigrate(t *testing.T) {
 	for _, b := range testenv.Backends {
 		t.Run(string(b), func(t *testing.T) {
 			isolate(t)
-			o := testenv.Database(t, b)
-			t.Setenv("SECRET_KEY", testenv.Secret)
-			t.Setenv("USERS_DB_BACKEND", string(b))
-			switch b {
-			case store.SQLite:
-				t.Setenv("USERS_DB_SQLITE_PATH", o.SQLitePath)
-				t.Setenv("USERS_DB_ENCRYPTION_LEVEL", "low")
-			case store.PostgreSQL:
-				t.Setenv("USERS_DB_POSTGRES_HOST", o.Host)
-				t.Setenv("USERS_DB_POSTGRES_PORT", strconv.Itoa(o.Port))
-				t.Setenv("USERS_DB_POSTGRES_DATABASE", o.Database)
-				t.Setenv("USERS_DB_POSTGRES_USER", o.User)
-				t.Setenv("POSTGRES_PASSWORD", o.Password)
-				os.WriteFile(filepath.Join(os.Getenv("MSS_LOGIN_DATA_DIR"), "config.json"), []byte(`{"users_db": {"postgres_sslmode": "disable"}}`), 0o600)
-			case store.MySQL:
-				t.Setenv("USERS_DB_MYSQL_HOST", o.Host)
-				t.Setenv("USERS_DB_MYSQL_PORT", strconv.Itoa(o.Port))
-				t.Setenv("USERS_DB_MYSQL_DATABASE", o.Database)
-				t.Setenv("USERS_DB_MYSQL_USER", o.User)
-				t.Setenv("MYSQL_PASSWORD", o.Password)
-				os.WriteFile(filepath.Join(os.Getenv("MSS_LOGIN_DATA_DIR"), "config.json"), []byte(`{"users_db": {"mysql_tls": "false"}}`), 0o600)
-			}
+			o := useDatabase(t, b)
 			out, errOut, err := run(t, "admin", "migrate")
 			if err != nil {
 				t.Fatalf("%v\n%s", err, errOut)
@@ -163,4 +142,34 @@ func TestAdminRekeySQLite(t *testing.T) {
 	if out, errOut, err := run(t, "admin", "migrate"); err != nil || !strings.Contains(out, "up to date") {
 		t.Fatalf("new settings: %s %s %v", out, errOut, err)
 	}
+}
+
+// useDatabase points the command's configuration (environment and config.json) at a fresh
+// database of backend b and returns its options.
+func useDatabase(t *testing.T, b store.Backend) store.Options {
+	o := testenv.Database(t, b)
+	t.Setenv("SECRET_KEY", testenv.Secret)
+	t.Setenv("USERS_DB_BACKEND", string(b))
+	dataDir := os.Getenv("MSS_LOGIN_DATA_DIR")
+	switch b {
+	case store.SQLite:
+		t.Setenv("USERS_DB_SQLITE_PATH", o.SQLitePath)
+		t.Setenv("USERS_DB_ENCRYPTION_LEVEL", "low")
+		o.EncryptionLevel = "low"
+	case store.PostgreSQL:
+		t.Setenv("USERS_DB_POSTGRES_HOST", o.Host)
+		t.Setenv("USERS_DB_POSTGRES_PORT", strconv.Itoa(o.Port))
+		t.Setenv("USERS_DB_POSTGRES_DATABASE", o.Database)
+		t.Setenv("USERS_DB_POSTGRES_USER", o.User)
+		t.Setenv("POSTGRES_PASSWORD", o.Password)
+		os.WriteFile(filepath.Join(dataDir, "config.json"), []byte(`{"users_db": {"postgres_sslmode": "disable"}}`), 0o600)
+	case store.MySQL:
+		t.Setenv("USERS_DB_MYSQL_HOST", o.Host)
+		t.Setenv("USERS_DB_MYSQL_PORT", strconv.Itoa(o.Port))
+		t.Setenv("USERS_DB_MYSQL_DATABASE", o.Database)
+		t.Setenv("USERS_DB_MYSQL_USER", o.User)
+		t.Setenv("MYSQL_PASSWORD", o.Password)
+		os.WriteFile(filepath.Join(dataDir, "config.json"), []byte(`{"users_db": {"mysql_tls": "false"}}`), 0o600)
+	}
+	return o
 }

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mss-login/mss-login/internal/password"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// Break-glass commands on the configured database, like `authelia storage bans`: for when
+// nobody can log in, or a cluster is not at hand. They write the audit trail as "admin-cli".
+
+// withStore loads the configuration, opens and migrates the database, and runs f.
+func (g *globals) withStore(cmd *cobra.Command, f func(ctx context.Context, s *store.Store) error) error {
+	cfg, err := g.load()
+	if err != nil {
+		return err
+	}
+	s, _, err := openStore(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return f(cmd.Context(), s)
+}
+
+func audit(ctx context.Context, s *store.Store, action, target string) {
+	_ = s.Audit(ctx, store.AuditEvent{Actor: "admin-cli", Action: action, Target: target, Detail: "mss-login admin"})
+}
+
+// managedNote warns that the operator will put a resource-owned row back.
+func managedNote(w io.Writer, u store.User) {
+	if u.OwnerRef != "" {
+		fmt.Fprintf(w, "note: %s is managed by %s; the operator restores it from the resource on its next resync\n",
+			u.Username, strings.Replace(u.OwnerRef, "/", " ", 1))
+	}
+}
+
+func usersCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "users", Short: "List users, set a password, disable or enable an account"}
+	cmd.AddCommand(&cobra.Command{
+		Use: "list", Short: "List the users", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withStore(cmd, func(ctx context.Context, s *store.Store) error {
+				users, err := s.Users(ctx)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "USERNAME\tROLE\tOWNER\tDISABLED\tMFA\tMANAGED BY\tLAST LOGIN")
+				for _, u := range users {
+					last := "-"
+					if !u.LastLoginAt.IsZero() {
+						last = u.LastLoginAt.Format(time.RFC3339)
+					}
+					managed := u.OwnerRef
+					if managed == "" {
+						managed = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%t\t%t\t%t\t%s\t%s\n", u.Username, u.Role, u.Owner, u.Disabled, u.MFAEnabled, managed, last)
+				}
+				return tw.Flush()
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "set-password USERNAME",
+		Short: "Set a user's password, read from standard input (never from a flag), and end its sessions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := readSecretLine(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			return g.withStore(cmd, func(ctx context.Context, s *store.Store) error {
+				u, err := s.UserByName(ctx, args[0])
+				if err != nil {
+					return fmt.Errorf("user %q: %w", args[0], err)
+				}
+				h, err := password.Hash(pw)
+				if err != nil {
+					return err
+				}
+				if err := s.SetPasswordHash(ctx, u.ID, h); err != nil {
+					return err
+				}
+				if err := s.RevokeUserCredentials(ctx, u.ID); err != nil {
+					return err
+				}
+				audit(ctx, s, "password.reset", u.Username)
+				fmt.Fprintf(g.stdout, "password of %s set; its sessions and API tokens were ended\n", u.Username)
+				managedNote(g.stdout, u)
+				return nil
+			})
+		},
+	})
+	for _, disable := range []bool{true, false} {
+		use, short := "enable USERNAME", "Enable an account"
+		if disable {
+			use, short = "disable USERNAME", "Disable an account: login refused, sessions, tokens and sockets ended"
+		}
+		cmd.AddCommand(&cobra.Command{
+			Use: use, Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return g.withStore(cmd, func(ctx context.Context, s *store.Store) error {
+					u, err := s.UserByName(ctx, args[0])
+					if err != nil {
+						return fmt.Errorf("user %q: %w", args[0], err)
+					}
+					u.Disabled = disable
+					if err := s.UpdateUser(ctx, u); err != nil {
+						return err
+					}
+					audit(ctx, s, map[bool]string{true: "user.disabled", false: "user.enabled"}[disable], u.Username)
+					fmt.Fprintf(g.stdout, "%s %s\n", u.Username, map[bool]string{true: "disabled", false: "enabled"}[disable])
+					managedNote(g.stdout, u)
+					return nil
+				})
+			},
+		})
+	}
+	return cmd
+}
+
+func lockoutsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "lockouts", Short: "List and lift bans and device locks"}
+	cmd.AddCommand(&cobra.Command{
+		Use: "list", Short: "List active bans and device locks", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withStore(cmd, func(ctx context.Context, s *store.Store) error {
+				now := time.Now()
+				bans, err := s.Bans(ctx, now)
+				if err != nil {
+					return err
+				}
+				devices, err := s.LockedDevices(ctx, now)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SUBJECT\tKIND\tREASON\tSINCE\tEXPIRES")
+				expires := func(t time.Time) string {
+					if t.IsZero() {
+						return "never"
+					}
+					return t.Format(time.RFC3339)
+				}
+				for _, b := range bans {
+					fmt.Fprintf(tw, "%s\tip (%s)\t%s\t%s\t%s\n", b.CIDR.Addr(), b.Source, b.Reason, b.CreatedAt.Format(time.RFC3339), expires(b.ExpiresAt))
+				}
+				for _, d := range devices {
+					fmt.Fprintf(tw, "%s\tdevice\t%s\t%s\t%s\n", d.DeviceID, d.Reason, d.CreatedAt.Format(time.RFC3339), expires(d.ExpiresAt))
+				}
+				return tw.Flush()
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "unlock IP|DEVICE-ID",
+		Short: "Lift the ban of an address (with its failure count) or the lock of a device",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withStore(cmd, func(ctx context.Context, s *store.Store) error {
+				subject := args[0]
+				var err error
+				if a, perr := netip.ParseAddr(subject); perr == nil {
+					err = s.Unban(ctx, a)
+					if rerr := s.ResetFailures(ctx, store.ScopeIP, a.Unmap().String()); rerr != nil && err == nil {
+						err = rerr
+					}
+				} else {
+					err = s.UnlockDevice(ctx, subject)
+				}
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("%s is not banned or locked", subject)
+				}
+				if err != nil {
+					return err
+				}
+				audit(ctx, s, "lockout.lifted", subject)
+				fmt.Fprintf(g.stdout, "%s unlocked\n", subject)
+				return nil
+			})
+		},
+	})
+	return cmd
+}
+
+func resetMFACmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "reset-mfa USERNAME", Short: "Remove a user's MFA enrolment and backup codes", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withStore(cmd, func(ctx context.Context, s *store.Store) error {
+				u, err := s.UserByName(ctx, args[0])
+				if err != nil {
+					return fmt.Errorf("user %q: %w", args[0], err)
+				}
+				if err := s.SetMFA(ctx, u.ID, "", false); err != nil {
+					return err
+				}
+				audit(ctx, s, "mfa.reset", u.Username)
+				fmt.Fprintf(g.stdout, "MFA of %s removed; it enrols again at the next login if its role requires MFA\n", u.Username)
+				return nil
+			})
+		},
+	}
+}
+
+// readSecretLine reads one line (a password) from r; a terminal echo is the caller's business:
+// pipe it in (`printf %s "$PW" | mss-login admin users set-password alice`).
+func readSecretLine(r io.Reader) (string, error) {
+	if f, ok := r.(*os.File); ok && f == os.Stdin {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprint(os.Stderr, "new password: ")
+		}
+	}
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if len(line) < 8 {
+		return "", errors.New("the password (from standard input) must be at least 8 characters")
+	}
+	return line, nil
+}
