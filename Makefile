@@ -17,7 +17,7 @@ all: build
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/mss-login ./cmd/mss-login
 
-## run: the embedded defaults on this machine, data in ./data
+## run: `mss-login dev` — local control plane, samples, manager and auth server; data in ./data
 run: build
 	hack/run.sh
 

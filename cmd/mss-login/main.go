@@ -52,7 +52,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.configFile, "config", "",
 		"configuration file (default: $MSS_LOGIN_DATA_DIR/config.json when it exists)")
-	root.AddCommand(versionCmd(g), configCmd(g), adminCmd(g), managerCmd(g), authserverCmd(g), s3syncCmd(g))
+	root.AddCommand(versionCmd(g), configCmd(g), adminCmd(g), managerCmd(g), authserverCmd(g), s3syncCmd(g), devCmd(g))
 	return root
 }
 
