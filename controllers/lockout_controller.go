@@ -68,7 +68,11 @@ func (r *lockoutReconciler) lift(ctx context.Context, spec authv1alpha1.LockoutS
 		if perr != nil {
 			return nil
 		}
-		err = r.store.Unban(ctx, addr)
+		if err = r.store.Unban(ctx, addr); err == nil {
+			// Also forget the failures that led to the ban: otherwise the cooldown for them
+			// still refuses the next login, and "delete the Lockout" would not let anyone in.
+			err = r.store.ResetFailures(ctx, store.ScopeIP, addr.Unmap().String())
+		}
 	case authv1alpha1.LockoutDevice:
 		err = r.store.UnlockDevice(ctx, spec.Subject)
 	default:
