@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -330,10 +331,15 @@ func checkRBAC(t *testing.T, r *rendered) {
 
 func checkService(t *testing.T, r *rendered, component string) {
 	t.Helper()
-	svcs := all[*corev1.Service](r)
-	if len(svcs) != 1 || svcs[0].Spec.Selector["app.kubernetes.io/component"] != component || svcs[0].Spec.Ports[0].TargetPort.String() != "http" {
-		t.Errorf("want one Service selecting the %s pods' http port, got %+v", component, svcs)
+	for _, s := range all[*corev1.Service](r) {
+		if s.Name == "rel-mss-login" {
+			if s.Spec.Selector["app.kubernetes.io/component"] != component || s.Spec.Ports[0].TargetPort.String() != "http" {
+				t.Errorf("the Service must select the %s pods' http port: %+v", component, s.Spec)
+			}
+			return
+		}
 	}
+	t.Error("no Service rel-mss-login")
 }
 
 func configJSON(t *testing.T, r *rendered) map[string]any {
@@ -398,4 +404,65 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestChartWebhookWiring: the manager's webhook flags name the objects the chart renders (the
+// manager patches the caBundle of --webhook-config-name and issues its certificate for
+// --webhook-service), and webhook.enabled=false turns the server off.
+func TestChartWebhookWiring(t *testing.T) {
+	for _, sets := range [][]string{nil, postgres} {
+		r := render(t, sets...)
+		var args []string
+		for _, d := range all[*appsv1.Deployment](r) {
+			if c := d.Spec.Template.Spec.Containers[0]; c.Name == "manager" {
+				args = c.Args
+				if env(c, "MSS_LOGIN_IMAGE") != c.Image {
+					t.Errorf("MSS_LOGIN_IMAGE (the s3sync sidecar's image) = %q, want the manager's %q", env(c, "MSS_LOGIN_IMAGE"), c.Image)
+				}
+				if !hasPort(c, "webhook", 9443) {
+					t.Errorf("manager container has no webhook port 9443: %+v", c.Ports)
+				}
+			}
+		}
+		mwcs := all[*admissionregistrationv1.MutatingWebhookConfiguration](r)
+		if len(mwcs) != 1 {
+			t.Fatalf("%v: want one MutatingWebhookConfiguration by default, got %d", sets, len(mwcs))
+		}
+		w := mwcs[0].Webhooks[0]
+		if !contains(args, "--webhook-config-name="+mwcs[0].Name) || !contains(args, "--webhook-service="+w.ClientConfig.Service.Name) ||
+			*w.ClientConfig.Service.Path != "/mutate-v1-pod-s3mount" || *w.FailurePolicy != admissionregistrationv1.Ignore {
+			t.Errorf("%v: webhook configuration %s → %+v does not match the manager's flags %v", sets, mwcs[0].Name, w.ClientConfig.Service, args)
+		}
+		var svc *corev1.Service
+		for _, s := range all[*corev1.Service](r) {
+			if s.Name == w.ClientConfig.Service.Name {
+				svc = s
+			}
+		}
+		want := "server"
+		if sets != nil {
+			want = "manager"
+		}
+		if svc == nil || svc.Spec.Selector["app.kubernetes.io/component"] != want || svc.Spec.Ports[0].Port != 443 {
+			t.Errorf("%v: webhook Service %+v must select the %s pods on 443", sets, svc, want)
+		}
+	}
+	off := render(t, "webhook.enabled=false")
+	if n := off.kinds()["MutatingWebhookConfiguration"]; n != 0 {
+		t.Errorf("webhook.enabled=false still renders %d webhook configurations", n)
+	}
+	for _, d := range all[*appsv1.Deployment](off) {
+		if !contains(d.Spec.Template.Spec.Containers[0].Args, "--s3-webhook=false") {
+			t.Errorf("webhook.enabled=false must pass --s3-webhook=false: %v", d.Spec.Template.Spec.Containers[0].Args)
+		}
+	}
+}
+
+func hasPort(c corev1.Container, name string, port int32) bool {
+	for _, p := range c.Ports {
+		if p.Name == name && p.ContainerPort == port {
+			return true
+		}
+	}
+	return false
 }

@@ -128,6 +128,17 @@ capabilities:
   {{- if or .Values.manager.leaderElect (not (include "mss-login.sqlite" .)) }}
   - --leader-elect
   {{- end }}
+  {{- if .Values.webhook.enabled }}
+  # The S3Mount pod webhook with the manager's own certificate (docs/s3.md, templates/webhook.yaml).
+  - --webhook-port={{ .Values.webhook.port }}
+  - --webhook-certs=self
+  - --webhook-cert-dir=/tmp/webhook-certs
+  - --webhook-service={{ include "mss-login.fullname" . }}-webhook
+  - --webhook-config-name={{ include "mss-login.fullname" . }}-s3mount
+  - --webhook-cert-secret={{ include "mss-login.fullname" . }}-webhook-cert
+  {{- else }}
+  - --s3-webhook=false
+  {{- end }}
   {{- with .Values.manager.extraArgs }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -136,6 +147,9 @@ capabilities:
     valueFrom:
       fieldRef:
         fieldPath: metadata.namespace
+  # The image of the s3sync sidecar the webhook injects: this very image.
+  - name: MSS_LOGIN_IMAGE
+    value: {{ include "mss-login.image" . }}
   {{- include "mss-login.env" . | nindent 2 }}
   {{- with .Values.manager.extraEnv }}
   {{- toYaml . | nindent 2 }}
