@@ -223,7 +223,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{[]string{"manager.resyncPeriod=often"}, "/manager/resyncPeriod"},
 		{[]string{"database.backend=postgresql", "database.passwordSecret.name=x"}, "database.host: required"},
 		{[]string{"database.backend=mysql", "database.host=m"}, "database.passwordSecret.name"},
-		{[]string{"config.users_db.backend=mysql"}, "config.users_db"},
+		{[]string{"config.upstream_url=http://x"}, "upstream.url"},
 		{[]string{"httpRoute.enabled=true"}, "httpRoute.parentRefs"},
 	} {
 		_, err := renderErr(t, c.sets...)
