@@ -167,6 +167,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 // completeLogin starts a session for u: a row (revocable), a JWT naming it, the cookie.
 func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, u store.User, next string, isJSON bool) {
 	ctx, rq, now := r.Context(), reqInfo(r), s.now()
+	if _, cached := s.cache.get().usersByID[u.ID]; !cached {
+		// Created a moment ago (by the operator or another replica): load it now, so that the
+		// very next request with this session is recognised.
+		_ = s.cache.refresh(ctx, false)
+	}
 	token, expires, err := s.startSession(ctx, u, rq, now)
 	if err != nil {
 		s.log.Error("starting a session failed", "error", err)
