@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pquerna/otp/totp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/store"
@@ -138,4 +139,39 @@ func TestSocketsFollowPermissions(t *testing.T) {
 	if !closedWithin(bySession, ctx2, 1500*time.Millisecond) {
 		t.Fatal("the socket stayed open after its role lost can_access_api")
 	}
+}
+
+// Guest login (allow_guest_jwt) gives the guest role's permissions; a password hash made by the
+// original (bcrypt) logs in and is replaced by argon2id.
+func TestGuestAndLegacyHash(t *testing.T) {
+	db := testenv.Open(t, store.SQLite)
+	e := start(t, db, func(c *config.Config) { c.AllowGuestJWT = true })
+	e.bootstrap()
+	r := e.do("POST", "/login", map[string]string{"guest_login": "true"}, from("192.0.2.120"))
+	guest, _ := r.body["jwt_token"].(string)
+	if r.code != 200 || guest == "" {
+		t.Fatalf("guest login: %d %s", r.code, r.raw)
+	}
+	if r := e.do("POST", "/api/prompt", map[string]any{}, bearer(guest)); r.code != 200 {
+		t.Fatalf("guest may run (the original's default): %d", r.code)
+	}
+	if r := e.do("POST", "/upload/image", map[string]any{}, bearer(guest)); r.code != 403 || r.body["code"] != "UPLOAD_DENIED" {
+		t.Fatalf("guest upload: %d %s", r.code, r.raw)
+	}
+	off := start(t, db, nil)
+	if r := off.do("POST", "/login", map[string]string{"guest_login": "true"}, from("192.0.2.121")); r.code != 403 {
+		t.Fatalf("guest login while disabled: %d", r.code)
+	}
+
+	legacy, _ := bcrypt.GenerateFromPassword([]byte("Legacy-pass-1!"), bcrypt.MinCost)
+	u := store.User{Username: "oldtimer", Role: "user", PasswordHash: string(legacy)}
+	if err := db.CreateUser(context.Background(), &u); err != nil {
+		t.Fatal(err)
+	}
+	e.login("oldtimer", "Legacy-pass-1!", "192.0.2.122")
+	got, _ := db.UserByName(context.Background(), "oldtimer")
+	if !strings.HasPrefix(got.PasswordHash, "$argon2id$") {
+		t.Fatalf("the original's bcrypt hash was not replaced: %.7s…", got.PasswordHash)
+	}
+	e.login("oldtimer", "Legacy-pass-1!", "192.0.2.123")
 }
