@@ -1,6 +1,9 @@
 package authserver
 
 import (
+	"strconv"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -13,6 +16,23 @@ type metrics struct {
 	sockets  prometheus.Gauge         // open WebSockets
 	upstream *prometheus.HistogramVec // upstream latency by class
 	hashes   prometheus.Counter       // password hashes computed (storm bound)
+
+	counters sync.Map // requestKey → prometheus.Counter: no label hashing per request
+}
+
+type requestKey struct {
+	class string
+	code  int
+}
+
+// request counts one request of class with status code.
+func (m *metrics) request(class string, code int) {
+	k := requestKey{class, code}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(class, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func newMetrics() *metrics {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -34,7 +35,7 @@ func (s *Server) newProxy() *httputil.ReverseProxy {
 	}
 	return &httputil.ReverseProxy{
 		Rewrite:   s.rewrite,
-		Transport: &timedTransport{RoundTripper: transport, s: s},
+		Transport: &timedTransport{RoundTripper: transport, observe: s.metrics.upstream.WithLabelValues("proxy")},
 		// 0: ReverseProxy still flushes at once for responses of unknown length (streams) and
 		// event streams; a fixed-size body goes out without a flush per write.
 		FlushInterval: 0,
@@ -58,17 +59,21 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	base := strings.TrimSuffix(s.upstream.Path, "/")
 	out.URL.Path = base + mustUnescape(rq.path.Forward)
 	out.URL.RawPath = base + rq.path.Forward
-	out.URL.RawQuery = stripTokenParams(pr.In.URL.Query()).Encode()
+	if strings.Contains(pr.In.URL.RawQuery, "token") {
+		out.URL.RawQuery = stripTokenParams(pr.In.URL.Query()).Encode()
+	}
 	out.Host = pr.In.Host // ComfyUI checks Origin against Host for its own CSRF guard
 	for _, h := range identityHeaders {
 		out.Header.Del(h)
 	}
 	for k := range out.Header {
-		if strings.HasPrefix(strings.ToLower(k), "x-auth-request-") {
+		if strings.HasPrefix(k, "X-Auth-Request-") { // keys are canonical here
 			out.Header.Del(k)
 		}
 	}
-	removeCookie(out, cookieName)
+	if strings.Contains(out.Header.Get("Cookie"), cookieName) {
+		removeCookie(out, cookieName)
+	}
 	pr.SetXForwarded()
 	if rq.id != nil {
 		out.Header.Set("Comfy-User", rq.id.user.Username)
@@ -123,13 +128,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rq *request) {
 // timedTransport records the upstream latency.
 type timedTransport struct {
 	http.RoundTripper
-	s *Server
+	observe prometheus.Observer
 }
 
 func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.RoundTripper.RoundTrip(r)
-	t.s.metrics.upstream.WithLabelValues("proxy").Observe(time.Since(start).Seconds())
+	t.observe.Observe(time.Since(start).Seconds())
 	return resp, err
 }
 

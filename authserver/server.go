@@ -218,7 +218,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w, rq.https && s.cfg.ForceHTTPS)
 	rec := &statusRecorder{ResponseWriter: w, code: 200}
 	class := "proxy"
-	defer func() { s.metrics.requests.WithLabelValues(class, fmt.Sprint(rec.code)).Inc() }()
+	defer func() { s.metrics.request(class, rec.code) }()
 
 	if s.cfg.ForceHTTPS && !rq.https && r.Method == http.MethodGet {
 		target := "https://" + r.Host + r.URL.RequestURI()

@@ -31,6 +31,15 @@ func Normalize(raw string) (Path, error) {
 	if raw == "" || raw[0] != '/' {
 		return Path{}, ErrBadPath
 	}
+	if canonical(raw) {
+		// Most requests: nothing to decode or resolve.
+		return Path{Forward: raw, Match: strings.ToLower(raw)}, nil
+	}
+	return normalizeSegments(raw)
+}
+
+// normalizeSegments is the general path of Normalize.
+func normalizeSegments(raw string) (Path, error) {
 	var segs []string
 	for _, s := range strings.Split(raw[1:], "/") {
 		dec, err := url.PathUnescape(s)
@@ -84,4 +93,31 @@ func cleanSegment(s string) bool {
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// canonical reports whether raw is already in normal form: only unreserved characters, no
+// empty, "." or ".." segment and no trailing "/".
+func canonical(raw string) bool {
+	if raw == "/" {
+		return true
+	}
+	if raw[len(raw)-1] == '/' {
+		return false
+	}
+	segStart := 0
+	for i := 0; i <= len(raw); i++ {
+		if i == len(raw) || raw[i] == '/' {
+			seg := raw[segStart:i]
+			if i > 0 && (seg == "" || seg == "." || seg == "..") {
+				return false
+			}
+			segStart = i + 1
+			continue
+		}
+		c := raw[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~') {
+			return false
+		}
+	}
+	return true
 }

@@ -147,6 +147,11 @@ func FuzzNormalize(f *testing.F) {
 				t.Fatalf("Normalize(%q).Match = %q keeps a dot segment", raw, p.Match)
 			}
 		}
+		if canonical(raw) {
+			if slow, err := normalizeSegments(raw); err != nil || slow != p {
+				t.Fatalf("fast path %+v differs from the general one %+v (%v) for %q", p, slow, err, raw)
+			}
+		}
 		again, err := Normalize(p.Forward)
 		if err != nil || again != p {
 			t.Fatalf("Normalize(%q) = %+v, but its Forward normalises to %+v, %v", raw, p, again, err)
