@@ -36,26 +36,9 @@ type env struct {
 	srv      *authserver.Server
 	url      string
 	stub     *comfystub.Stub
-	logs     *syncBuffer
+	logs     *testenv.SyncBuffer
 	dataDir  string
 	hostPort string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs an auth server. trusted lists the trusted proxies: tests that vary the client
@@ -76,7 +59,7 @@ func start(t testing.TB, db *store.Store, edit func(*config.Config)) *env {
 	if edit != nil {
 		edit(cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv, err := authserver.New(ctx, authserver.Options{Config: cfg, Store: db, RefreshInterval: 100 * time.Millisecond,
