@@ -39,6 +39,7 @@ type env struct {
 	logs     *testenv.SyncBuffer
 	dataDir  string
 	hostPort string
+	upstream string // the stub's URL
 }
 
 // start runs an auth server. trusted lists the trusted proxies: tests that vary the client
@@ -71,7 +72,7 @@ func start(t testing.TB, db *store.Store, edit func(*config.Config)) *env {
 	front := httptest.NewServer(srv)
 	t.Cleanup(front.Close)
 	u, _ := url.Parse(front.URL)
-	return &env{t: t, db: db, srv: srv, url: front.URL, stub: stub, logs: logs, dataDir: dir, hostPort: u.Host}
+	return &env{t: t, db: db, srv: srv, url: front.URL, stub: stub, logs: logs, dataDir: dir, hostPort: u.Host, upstream: up.URL}
 }
 
 type resp struct {

@@ -175,3 +175,32 @@ func TestGuestAndLegacyHash(t *testing.T) {
 	}
 	e.login("oldtimer", "Legacy-pass-1!", "192.0.2.123")
 }
+
+// ComfyUI's --multi-user knows users by id ("<name>_<uuid>") and refuses others: the auth
+// server finds or creates the id through ComfyUI's /users and sends that as comfy-user.
+func TestComfyMultiUserIDs(t *testing.T) {
+	e := start(t, testenv.Open(t, store.SQLite), nil)
+	e.stub.MultiUser = true
+	owner := e.bootstrap()
+	if r := e.do("GET", "/api/userdata/comfy.settings.json", nil, bearer(owner)); r.code != 200 {
+		t.Fatalf("userdata through --multi-user: %d %s", r.code, r.raw)
+	}
+	id := e.stub.Last().ComfyUser
+	if users := e.stub.Users(); users[id] != "owner" || len(users) != 1 {
+		t.Fatalf("comfy-user %q, ComfyUI users %v", id, users)
+	}
+	// Known now: no second user is created, the same id is sent.
+	e.do("GET", "/api/userdata/x.json", nil, bearer(owner))
+	if e.stub.Last().ComfyUser != id || len(e.stub.Users()) != 1 {
+		t.Fatalf("second request: comfy-user %q, users %v", e.stub.Last().ComfyUser, e.stub.Users())
+	}
+	// Another replica (a second auth server on the same database and ComfyUI) finds the
+	// existing id instead of creating a second user.
+	e2 := start(t, e.db, func(c *config.Config) { c.UpstreamURL = e.upstream })
+	if r := e2.do("GET", "/api/userdata/y.json", nil, bearer(owner)); r.code != 200 {
+		t.Fatalf("second replica: %d %s", r.code, r.raw)
+	}
+	if e.stub.Last().ComfyUser != id || len(e.stub.Users()) != 1 {
+		t.Fatalf("second replica: comfy-user %q, users %v", e.stub.Last().ComfyUser, e.stub.Users())
+	}
+}

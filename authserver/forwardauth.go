@@ -70,7 +70,11 @@ func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if id != nil {
-		w.Header().Set("Comfy-User", id.user.Username)
+		comfyID, err := s.comfyUsers.id(r.Context(), id.user.Username)
+		if err != nil {
+			s.log.Warn("finding the ComfyUI --multi-user id failed; sending the username", "user", id.user.Username, "error", err)
+		}
+		w.Header().Set("Comfy-User", comfyID)
 		w.Header().Set("X-Mss-Login-User", id.user.Username)
 		w.Header().Set("X-Mss-Login-Role", id.role.Name)
 	}

@@ -33,6 +33,7 @@ func (s *Server) newProxy() *httputil.ReverseProxy {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}
+	s.comfyUsers = newComfyUsers(s.upstream.String(), transport)
 	return &httputil.ReverseProxy{
 		Rewrite:   s.rewrite,
 		Transport: &timedTransport{RoundTripper: transport, observe: s.metrics.upstream.WithLabelValues("proxy")},
@@ -76,7 +77,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.SetXForwarded()
 	if rq.id != nil {
-		out.Header.Set("Comfy-User", rq.id.user.Username)
+		out.Header.Set("Comfy-User", rq.comfyUser)
 		out.Header.Set("X-Mss-Login-User", rq.id.user.Username)
 		out.Header.Set("X-Mss-Login-Role", rq.id.role.Name)
 	}
@@ -111,6 +112,13 @@ func removeCookie(r *http.Request, name string) {
 // forward proxies a request; an upgrade (ComfyUI's /ws) is tracked so it can be closed when
 // its identity loses access.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rq *request) {
+	if rq.id != nil {
+		id, err := s.comfyUsers.id(r.Context(), rq.id.user.Username)
+		if err != nil {
+			s.log.Warn("finding the ComfyUI --multi-user id failed; sending the username", "user", rq.id.user.Username, "error", err)
+		}
+		rq.comfyUser = id
+	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		s.proxy.ServeHTTP(w, r)
 		return

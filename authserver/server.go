@@ -50,6 +50,7 @@ type Server struct {
 	upstream    *url.URL
 	proxy       *httputil.ReverseProxy
 	sockets     *sockets
+	comfyUsers  *comfyUsers
 	metrics     *metrics
 	security    *securityFile
 	mux         *http.ServeMux
@@ -197,12 +198,13 @@ func (s *Server) ipInput(ip netip.Addr, device string, now time.Time) ipaccess.I
 
 // request is what the middleware established about a request.
 type request struct {
-	ip     netip.Addr
-	https  bool
-	path   policy.Path
-	rule   policy.Rule
-	id     *identity
-	device string
+	ip        netip.Addr
+	https     bool
+	path      policy.Path
+	rule      policy.Rule
+	id        *identity
+	device    string
+	comfyUser string // the comfy-user header sent upstream (ComfyUI's --multi-user id)
 }
 
 type ctxKey struct{}

@@ -32,6 +32,10 @@ type Stub struct {
 	seen []Seen
 	// Body is served for GET /view (streamed), default 1 KiB.
 	Body []byte
+	// MultiUser mimics --multi-user: /users lists and creates users ("<name>_<n>" ids), and
+	// /userdata and /settings answer 500 for a comfy-user id it does not know.
+	MultiUser bool
+	users     map[string]string // id → name
 }
 
 // New returns a stub with a 1 KiB /view body.
@@ -85,7 +89,9 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		writeJSON(w, map[string]any{"prompt_id": "p-1", "number": 1, "node_errors": map[string]any{}})
 	case route == "/users":
-		writeJSON(w, map[string]any{"storage": "server", "migrated": true})
+		s.serveUsers(w, r)
+	case s.MultiUser && (strings.HasPrefix(route, "/userdata") || strings.HasPrefix(route, "/settings")) && !s.knownUser(r.Header.Get("Comfy-User")):
+		http.Error(w, "Unknown user: "+r.Header.Get("Comfy-User"), http.StatusInternalServerError)
 	default:
 		writeJSON(w, map[string]any{"route": route, "method": r.Method, "comfy_user": r.Header.Get("Comfy-User")})
 	}
@@ -145,4 +151,55 @@ func (s *Stub) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// Users returns the --multi-user users the stub knows (id → name).
+func (s *Stub) Users() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range s.users {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Stub) knownUser(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.users[id]
+	return ok
+}
+
+func (s *Stub) serveUsers(w http.ResponseWriter, r *http.Request) {
+	if !s.MultiUser {
+		writeJSON(w, map[string]any{"storage": "server", "migrated": true})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.users == nil {
+		s.users = map[string]string{}
+	}
+	if r.Method != http.MethodPost {
+		writeJSON(w, map[string]any{"storage": "server", "users": s.users})
+		return
+	}
+	var body struct {
+		Username string `json:"username"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Username == "" {
+		http.Error(w, `{"error": "bad request"}`, http.StatusBadRequest)
+		return
+	}
+	for _, name := range s.users {
+		if name == body.Username {
+			w.WriteHeader(http.StatusBadRequest)
+			writeJSON(w, map[string]any{"error": "Duplicate username."})
+			return
+		}
+	}
+	id := fmt.Sprintf("%s_%d", body.Username, len(s.users)+1)
+	s.users[id] = body.Username
+	writeJSON(w, id)
 }
