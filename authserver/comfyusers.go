@@ -20,8 +20,16 @@ type comfyUsers struct {
 	upstream string
 	client   *http.Client
 	ids      sync.Map // username → id
+	failed   sync.Map // username → time of the last failed lookup
 	mu       sync.Mutex
 }
+
+// retryAfter is how long a failed lookup is not repeated: requests meanwhile carry the
+// username, without an extra call to ComfyUI each.
+const retryAfter = 30 * time.Second
+
+// errRecentFailure says that the lookup failed a moment ago and was not repeated.
+var errRecentFailure = fmt.Errorf("lookup failed less than %s ago", retryAfter)
 
 func newComfyUsers(upstream string, transport http.RoundTripper) *comfyUsers {
 	return &comfyUsers{upstream: strings.TrimSuffix(upstream, "/"),
@@ -37,21 +45,38 @@ func (c *comfyUsers) id(ctx context.Context, username string) (string, error) {
 	if v, ok := c.ids.Load(username); ok {
 		return v.(string), nil
 	}
+	if t, ok := c.failed.Load(username); ok && time.Since(t.(time.Time)) < retryAfter {
+		return username, errRecentFailure
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Requests that waited for the lock find the outcome of the lookup they waited for.
 	if v, ok := c.ids.Load(username); ok {
 		return v.(string), nil
 	}
+	if t, ok := c.failed.Load(username); ok && time.Since(t.(time.Time)) < retryAfter {
+		return username, errRecentFailure
+	}
+	id, err := c.lookup(ctx, username)
+	if err != nil {
+		c.failed.Store(username, time.Now())
+		return username, err
+	}
+	c.failed.Delete(username)
+	c.ids.Store(username, id)
+	return id, nil
+}
+
+// lookup finds or creates username's id (the username itself without --multi-user).
+func (c *comfyUsers) lookup(ctx context.Context, username string) (string, error) {
 	users, multi, err := c.list(ctx)
 	if err != nil {
 		return username, err
 	}
 	if !multi {
-		c.ids.Store(username, username)
 		return username, nil
 	}
 	if id, ok := find(users, username); ok {
-		c.ids.Store(username, id)
 		return id, nil
 	}
 	id, err := c.create(ctx, username)
@@ -59,13 +84,11 @@ func (c *comfyUsers) id(ctx context.Context, username string) (string, error) {
 		// Another replica may have created it a moment ago: look again before giving up.
 		if users, _, lerr := c.list(ctx); lerr == nil {
 			if id, ok := find(users, username); ok {
-				c.ids.Store(username, id)
 				return id, nil
 			}
 		}
 		return username, err
 	}
-	c.ids.Store(username, id)
 	return id, nil
 }
 

@@ -2,9 +2,13 @@ package authserver_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,5 +206,39 @@ func TestComfyMultiUserIDs(t *testing.T) {
 	}
 	if e.stub.Last().ComfyUser != id || len(e.stub.Users()) != 1 {
 		t.Fatalf("second replica: comfy-user %q, users %v", e.stub.Last().ComfyUser, e.stub.Users())
+	}
+}
+
+// When ComfyUI's /users does not answer as expected, the username is sent and the lookup is not
+// repeated for every request (one upstream call, one warning, per 30 s).
+func TestComfyUserLookupFailureIsNotRepeated(t *testing.T) {
+	var usersCalls atomic.Int64
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/users" {
+			usersCalls.Add(1)
+			_, _ = w.Write([]byte("not json"))
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer broken.Close()
+	e := start(t, testenv.Open(t, store.SQLite), func(c *config.Config) { c.UpstreamURL = broken.URL })
+	owner := e.bootstrap()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := e.do("GET", "/api/queue", nil, bearer(owner)); r.code != 200 {
+				t.Errorf("request during a failing lookup: %d", r.code)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := usersCalls.Load(); n != 1 {
+		t.Fatalf("ComfyUI's /users was called %d times for 20 requests, want 1", n)
+	}
+	if n := strings.Count(e.logs.String(), "--multi-user id failed"); n != 1 {
+		t.Fatalf("%d warnings, want 1", n)
 	}
 }

@@ -114,8 +114,8 @@ func removeCookie(r *http.Request, name string) {
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rq *request) {
 	if rq.id != nil {
 		id, err := s.comfyUsers.id(r.Context(), rq.id.user.Username)
-		if err != nil {
-			s.log.Warn("finding the ComfyUI --multi-user id failed; sending the username", "user", rq.id.user.Username, "error", err)
+		if err != nil && err != errRecentFailure {
+			s.log.Warn("finding the ComfyUI --multi-user id failed; sending the username for 30 s", "user", rq.id.user.Username, "error", err)
 		}
 		rq.comfyUser = id
 	}
