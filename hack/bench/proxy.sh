@@ -16,12 +16,14 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 bin/proxyrig upstream 127.0.0.1:18801 & pids+=($!)
 bin/proxyrig bare 127.0.0.1:18802 http://127.0.0.1:18801 2>/dev/null & pids+=($!)
+barepid=$!
 cat >"$work/config.json" <<JSON
 {"upstream_url": "http://127.0.0.1:18801", "listen_address": "127.0.0.1:18803",
  "metrics_address": "127.0.0.1:18804", "users_db": {"encryption_level": ""}}
 JSON
 MSS_LOGIN_DATA_DIR=$work SECRET_KEY=bench-secret-key-0123456789abcdef0123 \
 	bin/mss-login authserver >"$work/authserver.log" 2>&1 & pids+=($!)
+authpid=$!
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18803/healthz >/dev/null && break; sleep 0.1; done
 jwt=$(curl -sf -X POST http://127.0.0.1:18803/register -H 'Content-Type: application/json' \
 	-d '{"username":"bench","password":"Bench-pass-1!"}' | sed -n 's/.*"jwt_token":"\([^"]*\)".*/\1/p')
@@ -29,21 +31,34 @@ tok=$(curl -sf -X POST http://127.0.0.1:18803/mss-login/api/tokens -H "Authoriza
 	-H 'Content-Type: application/json' -d '{"label":"bench"}' | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 [[ -n $jwt && -n $tok ]] || { echo "could not log in to the auth server"; cat "$work/authserver.log"; exit 1; }
 
-rps() { wrk -t2 -c256 -d"${dur}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
+# rps PID ARGS…: prints requests/s at 256 connections and the CPU time the server PID spent per
+# request in µs (from /proc: immune to how the cores were shared with wrk).
+rps() {
+	local pid=$1
+	shift
+	local c0 c1 out n
+	c0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+	out=$(wrk -t2 -c256 -d"${dur}s" "$@")
+	c1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+	n=$(awk '/requests in/ {print $1}' <<<"$out")
+	awk '/Requests\/sec/ {printf "%s ", $2}' <<<"$out"
+	awk -v c=$((c1 - c0)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f\n", c * 1e6 / hz / n }'
+}
 p50() { wrk -t1 -c1 -d"${dur}s" --latency "$@" | awk '/^ +50%/ {print $2}'; }
 us() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v } else if (v ~ /ms$/) { sub(/ms/, "", v); print v*1000 } else { sub(/s/, "", v); print v*1000000 } }'; }
 
-bare=$(rps http://127.0.0.1:18802/view)
-sess=$(rps -H "Authorization: Bearer $jwt" http://127.0.0.1:18803/view)
-apit=$(rps -H "Authorization: Bearer $tok" http://127.0.0.1:18803/view)
+read -r bare bare_cpu < <(rps $barepid http://127.0.0.1:18802/view)
+read -r sess sess_cpu < <(rps $authpid -H "Authorization: Bearer $jwt" http://127.0.0.1:18803/view)
+read -r apit apit_cpu < <(rps $authpid -H "Authorization: Bearer $tok" http://127.0.0.1:18803/view)
 bare50=$(us "$(p50 http://127.0.0.1:18802/view)")
 sess50=$(us "$(p50 -H "Authorization: Bearer $jwt" http://127.0.0.1:18803/view)")
 apit50=$(us "$(p50 -H "Authorization: Bearer $tok" http://127.0.0.1:18803/view)")
-awk -v b="$bare" -v s="$sess" -v a="$apit" -v b5="$bare50" -v s5="$sess50" -v a5="$apit50" 'BEGIN {
-	printf "requests/s at 256 connections (target >= 0.85x of the bare proxy):\n"
-	printf "  bare httputil.ReverseProxy  %9.0f  1.00x (baseline)\n", b
-	printf "  auth server, session JWT    %9.0f  %.2fx\n", s, s / b
-	printf "  auth server, API token      %9.0f  %.2fx\n", a, a / b
+awk -v b="$bare" -v s="$sess" -v a="$apit" -v b5="$bare50" -v s5="$sess50" -v a5="$apit50" \
+	-v bc="$bare_cpu" -v sc="$sess_cpu" -v ac="$apit_cpu" 'BEGIN {
+	printf "requests/s at 256 connections (target >= 0.85x of the bare proxy), and server CPU per request:\n"
+	printf "  bare httputil.ReverseProxy  %9.0f  1.00x (baseline)   %6.1f us CPU\n", b, bc
+	printf "  auth server, session JWT    %9.0f  %.2fx              %6.1f us CPU (%.2fx)\n", s, s / b, sc, sc / bc
+	printf "  auth server, API token      %9.0f  %.2fx              %6.1f us CPU (%.2fx)\n", a, a / b, ac, ac / bc
 	printf "p50 latency at 1 connection (target <= +60 us):\n"
-	printf "  bare %.0f us; session JWT %.0f us (+%.0f); API token %.0f us (+%.0f)\n", b5, s5, s5 - b5, a5, a5 - b5
+	printf "  bare %.0f us; session JWT %.0f us (%+.0f); API token %.0f us (%+.0f)\n", b5, s5, s5 - b5, a5, a5 - b5
 }'
