@@ -28,6 +28,8 @@ func s3syncCmd(g *globals) *cobra.Command {
 		o      s3sync.Options
 		listen string
 		once   bool
+		wf     s3sync.WorkflowOptions
+		wfMB   int
 	)
 	cmd := &cobra.Command{
 		Use:   "s3sync",
@@ -40,13 +42,17 @@ func s3syncCmd(g *globals) *cobra.Command {
 			"  --extra-model-paths-config <mount-path>/extra_model_paths.yaml\n\n" +
 			"Credentials come from $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY (and $AWS_SESSION_TOKEN);\n" +
 			"without them requests are anonymous. --listen serves /readyz (200 after the first complete\n" +
-			"sync), /healthz and /metrics. See docs/s3.md.",
+			"sync), /healthz and /metrics.\n\n" +
+			"--workflows-dir (ComfyUI's user directory) also syncs each user's workflows/*.json with\n" +
+			"<prefix>/users/<username>/workflows/ every --workflows-interval (deletions are not propagated).\n" +
+			"See docs/s3.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.AccessKeyID = os.Getenv(envAccessKeyID)
 			o.SecretAccessKey = os.Getenv(envSecretAccessKey)
 			o.SessionToken = os.Getenv(envSessionToken)
-			return runS3Sync(cmd.Context(), g, o, listen, once)
+			wf.MaxBytes = int64(wfMB) << 20
+			return runS3Sync(cmd.Context(), g, o, listen, once, wf)
 		},
 	}
 	fl := cmd.Flags()
@@ -64,15 +70,25 @@ func s3syncCmd(g *globals) *cobra.Command {
 	fl.IntVar(&o.Concurrency, "concurrency", 8, "S3 requests in flight at once")
 	fl.StringVar(&listen, "listen", ":9477", "address of /readyz, /healthz and /metrics (empty: none)")
 	fl.BoolVar(&once, "once", false, "sync once and exit (non-zero when the sync fails)")
+	fl.StringVar(&wf.UserDir, "workflows-dir", "", "ComfyUI's user directory: sync <user>/workflows/*.json with <prefix>/users/<username>/workflows/ (empty: off)")
+	fl.StringVar(&wf.Strategy, "workflows-conflict", s3sync.NewerWins, "workflow conflicts: newer_wins, local_wins or s3_wins")
+	fl.IntVar(&wfMB, "workflows-max-mb", 50, "workflows larger than this are ignored")
+	fl.DurationVar(&wf.Interval, "workflows-interval", 120*time.Second, "time between workflow syncs")
 	return cmd
 }
 
-func runS3Sync(ctx context.Context, g *globals, o s3sync.Options, listen string, once bool) error {
+func runS3Sync(ctx context.Context, g *globals, o s3sync.Options, listen string, once bool, wfo s3sync.WorkflowOptions) error {
 	log := slog.New(slog.NewJSONHandler(g.stderr, nil))
 	o.Logf = func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
 	s, err := s3sync.New(o)
 	if err != nil {
 		return err
+	}
+	var wf *s3sync.WorkflowSync
+	if wfo.UserDir != "" {
+		if wf, err = s3sync.NewWorkflowSync(o, wfo); err != nil {
+			return err
+		}
 	}
 	if once {
 		res, err := s.SyncOnce(ctx)
@@ -81,7 +97,21 @@ func runS3Sync(ctx context.Context, g *globals, o s3sync.Options, listen string,
 		}
 		log.Info("sync complete", "listed", res.Listed, "downloaded", res.Downloaded, "bytes", res.DownloadedBytes,
 			"deleted", res.Deleted, "unchanged", res.Unchanged, "uploaded", res.Uploaded, "duration", res.Duration.String())
+		if wf != nil {
+			wr, err := wf.SyncOnce(ctx)
+			if err != nil {
+				return err
+			}
+			log.Info("workflow sync complete", "users", wr.Users, "uploaded", wr.Uploaded, "downloaded", wr.Downloaded,
+				"ignored", wr.Ignored, "unchanged", wr.Unchanged)
+		}
 		return nil
+	}
+	if wf != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = wf.Run(wctx) }()
+		defer func() { cancel(); <-done }()
 	}
 	if listen != "" {
 		ln, err := net.Listen("tcp", listen)
