@@ -305,7 +305,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	ctx, rq := r.Context(), reqInfo(r)
 	n, err := s.db.CountUsers(ctx)
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return
 	}
 	firstRun := n == 0

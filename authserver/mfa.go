@@ -106,7 +106,7 @@ func newBackupCodes() (codes, hashes []string) {
 func (s *Server) respondMFA(w http.ResponseWriter, r *http.Request, u store.User, purpose, next string, isJSON bool) {
 	token, err := s.newChallenge(r.Context(), u.ID, purpose, s.now())
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return
 	}
 	if isJSON || !isNavigation(r) {
@@ -357,7 +357,7 @@ func (s *Server) handleRecovery(w http.ResponseWriter, r *http.Request) {
 	}
 	users, err := s.db.Users(r.Context())
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return
 	}
 	n := 0

@@ -119,7 +119,7 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	toks, err := s.db.APITokens(r.Context(), userID)
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return
 	}
 	snap := s.cache.get()
@@ -154,7 +154,7 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		ok, ref, err := s.confirmPassword(r, id.user, pw)
 		switch {
 		case err != nil:
-			writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+			dbUnavailable(w, r)
 			return
 		case ref != nil:
 			writeJSON(w, http.StatusForbidden, map[string]any{"error": ref.message(), "failed_attempts": ref.failures,
@@ -217,7 +217,7 @@ func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return
 	}
 	_ = s.cache.refresh(r.Context(), false)
@@ -231,7 +231,7 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 	id := reqInfo(r).id
 	list, err := s.db.Sessions(r.Context(), id.user.ID)
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return
 	}
 	out := []map[string]any{}
@@ -252,7 +252,7 @@ func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return
 	}
 	if v, ok := s.cache.sessions.Load(jti); ok {
@@ -312,7 +312,7 @@ func (s *Server) targetUser(w http.ResponseWriter, r *http.Request) (store.User,
 		return u, false
 	}
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return u, false
 	}
 	if u.OwnerRef != "" {
@@ -383,7 +383,7 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleIPLists(w http.ResponseWriter, r *http.Request) {
 	rules, err := s.db.IPRules(r.Context())
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return
 	}
 	now := s.now()
@@ -410,7 +410,7 @@ func (s *Server) handleIPLists(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleUpdateStatus(w http.ResponseWriter, r *http.Request) {
 	v, ok, err := s.db.Setting(r.Context(), "update_status")
 	if err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		dbUnavailable(w, r)
 		return
 	}
 	if !ok {

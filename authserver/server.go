@@ -392,6 +392,11 @@ func writeError(w http.ResponseWriter, r *http.Request, code int, errCode, msg s
 	writeJSON(w, code, map[string]any{"error": msg, "code": errCode})
 }
 
+// dbUnavailable answers a request whose database work failed.
+func dbUnavailable(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -28,4 +30,23 @@ func ControlPlane(t testing.TB, crdPaths ...string) (*envtest.Environment, *rest
 		}
 	})
 	return env, cfg
+}
+
+// AdminKubeconfig writes a kubeconfig for a cluster-admin user of env (for kubectl and helm)
+// and returns its path.
+func AdminKubeconfig(t testing.TB, env *envtest.Environment) string {
+	t.Helper()
+	user, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
 	"github.com/mss-login/mss-login/internal/testenv"
 )
 
@@ -19,18 +17,7 @@ func TestChartInstallIntoAPIServer(t *testing.T) {
 	h := helm(t)
 	env, _ := testenv.ControlPlane(t)
 	kubectl := filepath.Join(env.BinaryAssetsDirectory, "kubectl")
-	user, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := testenv.AdminKubeconfig(t, env)
 	kenv := []string{"KUBECONFIG=" + kubeconfig, "HELM_CACHE_HOME=" + t.TempDir(), "HELM_CONFIG_HOME=" + t.TempDir(), "HELM_DATA_HOME=" + t.TempDir()}
 	must := func(name string, args ...string) string {
 		t.Helper()

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/mss-login/mss-login/internal/comfystub"
 	"github.com/mss-login/mss-login/internal/store"
@@ -45,18 +44,7 @@ func TestEndToEnd(t *testing.T) {
 	bin := binary(t)
 	t.Cleanup(func() { os.RemoveAll(binDir) })
 
-	user, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := testenv.AdminKubeconfig(t, env)
 	k := &kube{t: t, bin: kubectl, env: append(os.Environ(), "KUBECONFIG="+kubeconfig)}
 
 	// The CRDs as the chart ships them (templates/crds, rendered by the real helm).
