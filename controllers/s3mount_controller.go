@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,7 @@ type S3Options struct {
 const (
 	condReady           = "Ready"
 	condBucketReachable = "BucketReachable"
+	condPodsInjected    = "PodsInjected"
 )
 
 // SetupS3Mounts registers the S3Mount controller (and the pod webhook when asked). Unlike the
@@ -154,8 +156,14 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, err
 	}
 	census := countPods(m.Name, hash, pods.Items)
+	missed, missedCount, err := r.podsWithoutSidecar(ctx, m)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 	m.Status.ConfigHash, m.Status.InjectedPods, m.Status.OutdatedPods = hash, int32(census.Injected), census.Outdated
+	m.Status.UninjectedPods = missed
 	m.Status.ObservedGeneration = m.Generation
+	r.setPodsInjected(m, before, missed, missedCount)
 
 	ready := reason == "Reachable"
 	if ready {
@@ -188,6 +196,43 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	}
 	jitter := time.Duration(rand.Int64N(int64(r.o.Recheck / 5)))
 	return reconcile.Result{RequeueAfter: r.o.Recheck + jitter}, nil
+}
+
+// podsWithoutSidecar lists, uncached (the cache holds injected pods only), the pods the
+// selector matches that lack this mount's sidecar: the webhook's failurePolicy is Ignore, so
+// pods created while it was down start without one, and so do pods older than the mount.
+func (r *s3MountReconciler) podsWithoutSidecar(ctx context.Context, m *authv1alpha1.S3Mount) ([]string, int, error) {
+	if len(m.Spec.Selector.MatchLabels) == 0 && len(m.Spec.Selector.MatchExpressions) == 0 {
+		return nil, 0, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&m.Spec.Selector)
+	if err != nil {
+		return nil, 0, nil // reported as InvalidSpec
+	}
+	var pods corev1.PodList
+	if err := r.reader.List(ctx, &pods, client.InNamespace(m.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, 0, err
+	}
+	names, n := uninjected(m.Name, pods.Items)
+	return names, n, nil
+}
+
+// setPodsInjected sets the PodsInjected condition, with a Warning Event when pods newly lack
+// the sidecar.
+func (r *s3MountReconciler) setPodsInjected(m *authv1alpha1.S3Mount, before *authv1alpha1.S3MountStatus, missed []string, n int) {
+	if n == 0 {
+		setS3Condition(m, condPodsInjected, true, "AllPodsInjected", "every running pod the selector matches has the sidecar")
+		return
+	}
+	names := strings.Join(missed, ", ")
+	if n > len(missed) {
+		names += fmt.Sprintf(" and %d more", n-len(missed))
+	}
+	msg := fmt.Sprintf("%d pods match the selector but run without the sidecar (created while the webhook was unavailable, or before this S3Mount): %s; they get it when recreated (kubectl rollout restart)", n, names)
+	setS3Condition(m, condPodsInjected, false, "PodsWithoutSidecar", msg)
+	if prev := meta.FindStatusCondition(before.Conditions, condPodsInjected); prev == nil || prev.Message != msg {
+		r.recorder.Eventf(m, nil, corev1.EventTypeWarning, "PodsWithoutSidecar", "Census", "%s", msg)
+	}
 }
 
 // check validates the spec and the Secret and asks the bucket. reachable is nil when the
@@ -240,7 +285,7 @@ func setS3Condition(m *authv1alpha1.S3Mount, typ string, ok bool, reason, msg st
 
 func equalS3Status(a, b *authv1alpha1.S3MountStatus) bool {
 	if a.ObservedGeneration != b.ObservedGeneration || a.ConfigHash != b.ConfigHash || a.InjectedPods != b.InjectedPods ||
-		!slices.Equal(a.OutdatedPods, b.OutdatedPods) || len(a.Conditions) != len(b.Conditions) {
+		!slices.Equal(a.OutdatedPods, b.OutdatedPods) || !slices.Equal(a.UninjectedPods, b.UninjectedPods) || len(a.Conditions) != len(b.Conditions) {
 		return false
 	}
 	for _, c := range b.Conditions {

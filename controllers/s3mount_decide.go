@@ -71,3 +71,26 @@ func countPods(mount, hash string, pods []corev1.Pod) podCensus {
 	}
 	return c
 }
+
+// uninjected names the pods of a selector's list that should run the mount's sidecar and do
+// not: not opted out, not finished or being deleted, and without the mount in their injection
+// annotation. Sorted; the count is returned with the list cut to maxOutdatedListed.
+func uninjected(mount string, pods []corev1.Pod) ([]string, int) {
+	var names []string
+	for i := range pods {
+		p := &pods[i]
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed ||
+			strings.EqualFold(p.Annotations[AnnotationS3Inject], "false") {
+			continue
+		}
+		if _, ok := parseInjected(p.Annotations[AnnotationS3Injected])[mount]; !ok {
+			names = append(names, p.Name)
+		}
+	}
+	sort.Strings(names)
+	n := len(names)
+	if n > maxOutdatedListed {
+		names = names[:maxOutdatedListed]
+	}
+	return names, n
+}

@@ -163,6 +163,9 @@ func decideInjection(pod *corev1.Pod, mounts []authv1alpha1.S3Mount, cfg InjectC
 		}
 		taken[p] = "S3Mount " + m.Name
 	}
+	if deny := checkWorkflowSync(pod, todo); deny != "" {
+		return injectResult{Deny: deny}
+	}
 
 	out := pod.DeepCopy()
 	if out.Annotations == nil {
@@ -226,6 +229,9 @@ func injectOne(pod *corev1.Pod, m *authv1alpha1.S3Mount, cfg InjectConfig, port 
 		appMount.MountPropagation = ptr.To(corev1.MountPropagationHostToContainer)
 	} else {
 		sidecar = syncSidecar(m, cfg, vol.Name, mp, port)
+		if m.Spec.WorkflowSync != nil {
+			addWorkflowSync(pod, m, &sidecar)
+		}
 	}
 	// First among the init containers: the models are there before any other init container
 	// (or ComfyUI) starts, and the sidecar outlives them all.

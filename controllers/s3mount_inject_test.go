@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -238,4 +239,118 @@ func TestCountPods(t *testing.T) {
 	if c.Injected != 3 || c.OutdatedCount != 2 || strings.Join(c.Outdated, ",") != "old,pending-old" {
 		t.Fatalf("%+v", c)
 	}
+
+	optedOut := pod("opted-out", "", corev1.PodRunning)
+	optedOut.Annotations[AnnotationS3Inject] = "False"
+	deleting := pod("deleting", "", corev1.PodRunning)
+	deleting.DeletionTimestamp = &metav1.Time{}
+	names, n := uninjected("models", append(pods, optedOut, deleting, pod("bare", "", corev1.PodPending), pod("failed", "", corev1.PodFailed)))
+	if n != 2 || strings.Join(names, ",") != "bare,other-mount" {
+		t.Fatalf("uninjected %v (%d), want bare and other-mount", names, n)
+	}
+	var many []corev1.Pod
+	for i := range 25 {
+		many = append(many, pod(fmt.Sprintf("p%02d", i), "", corev1.PodRunning))
+	}
+	if names, n := uninjected("models", many); n != 25 || len(names) != maxOutdatedListed || names[0] != "p00" {
+		t.Fatalf("25 pods: %d named of %d, first %q", len(names), n, names[0])
+	}
+}
+
+func withWorkflows(m authv1alpha1.S3Mount, dir string, s authv1alpha1.WorkflowConflictStrategy) authv1alpha1.S3Mount {
+	m.Spec.WorkflowSync = &authv1alpha1.S3WorkflowSync{UserDirectory: dir, ConflictStrategy: s, MaxWorkflowSizeMB: 5, IntervalSeconds: 30}
+	return m
+}
+
+func sidecarOf(t *testing.T, p *corev1.Pod, mount string) corev1.Container {
+	t.Helper()
+	for _, c := range p.Spec.InitContainers {
+		if c.Name == sidecarName(mount) {
+			return c
+		}
+	}
+	t.Fatalf("no sidecar for %s in %v", mount, p.Spec.InitContainers)
+	return corev1.Container{}
+}
+
+func mountAt(c corev1.Container, p string) (corev1.VolumeMount, bool) {
+	for _, vm := range c.VolumeMounts {
+		if vm.MountPath == p {
+			return vm, true
+		}
+	}
+	return corev1.VolumeMount{}, false
+}
+
+func TestWorkflowSyncInjection(t *testing.T) {
+	t.Run("user directory on the app's volume", func(t *testing.T) {
+		p := comfyPod(comfyLabels, nil)
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data", SubPath: "comfy"}}
+		p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000)), RunAsGroup: new(int64(1001))}
+		r := decideInjection(p, []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/data/user/", authv1alpha1.WorkflowS3Wins)}, testInjectCfg)
+		if r.Pod == nil {
+			t.Fatalf("not injected: %q", r.Deny)
+		}
+		sc := sidecarOf(t, r.Pod, "models")
+		vm, ok := mountAt(sc, "/data")
+		if !ok || vm.Name != "data" || vm.SubPath != "comfy" || vm.ReadOnly {
+			t.Fatalf("sidecar does not share the app's volume read-write at /data: %+v", sc.VolumeMounts)
+		}
+		args := strings.Join(sc.Args, " ")
+		for _, want := range []string{"--workflows-dir=/data/user", "--workflows-conflict=s3_wins", "--workflows-max-mb=5", "--workflows-interval=30s"} {
+			if !strings.Contains(args, want) {
+				t.Errorf("sidecar args %q lack %q", args, want)
+			}
+		}
+		if *sc.SecurityContext.RunAsUser != 1000 || *sc.SecurityContext.RunAsGroup != 1001 {
+			t.Errorf("sidecar does not run as the app's user: %+v", sc.SecurityContext)
+		}
+		if len(r.Pod.Spec.Volumes) != 1 {
+			t.Errorf("an extra volume was added although the app has one: %v", r.Pod.Spec.Volumes)
+		}
+	})
+	t.Run("no volume: an emptyDir in app and sidecar", func(t *testing.T) {
+		r := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/comfyui/user", "")}, testInjectCfg)
+		if r.Pod == nil {
+			t.Fatalf("not injected: %q", r.Deny)
+		}
+		sc := sidecarOf(t, r.Pod, "models")
+		svm, ok := mountAt(sc, "/comfyui/user")
+		if !ok {
+			t.Fatalf("sidecar lacks the user directory: %+v", sc.VolumeMounts)
+		}
+		for _, c := range r.Pod.Spec.Containers {
+			if vm, ok := mountAt(c, "/comfyui/user"); !ok || vm.Name != svm.Name || vm.ReadOnly {
+				t.Errorf("app container %s does not mount %s at /comfyui/user: %+v", c.Name, svm.Name, c.VolumeMounts)
+			}
+		}
+		if !strings.Contains(strings.Join(sc.Args, " "), "--workflows-conflict=newer_wins") {
+			t.Errorf("default strategy is not newer_wins: %v", sc.Args)
+		}
+		if sc.SecurityContext.RunAsUser != nil {
+			t.Errorf("runAsUser set without one on the app: %v", *sc.SecurityContext.RunAsUser)
+		}
+	})
+	t.Run("two mounts syncing workflows", func(t *testing.T) {
+		r := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{
+			withWorkflows(s3m("a", "/workspace/a", ""), "/comfyui/user", ""),
+			withWorkflows(s3m("b", "/workspace/b", ""), "/comfyui/user", "")}, testInjectCfg)
+		if r.Pod != nil || !strings.Contains(r.Deny, "both sync workflows") {
+			t.Fatalf("want a refusal naming both, got %q", r.Deny)
+		}
+	})
+	t.Run("second mount after one that syncs workflows", func(t *testing.T) {
+		first := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{withWorkflows(s3m("a", "/workspace/a", ""), "/comfyui/user", "")}, testInjectCfg)
+		r := decideInjection(first.Pod, []authv1alpha1.S3Mount{withWorkflows(s3m("a", "/workspace/a", ""), "/comfyui/user", ""),
+			withWorkflows(s3m("b", "/workspace/b", ""), "/comfyui/user", "")}, testInjectCfg)
+		if r.Pod != nil || !strings.Contains(r.Deny, "S3Mount b and S3Mount a") {
+			t.Fatalf("want a refusal naming a and b, got %q", r.Deny)
+		}
+	})
+	t.Run("user directory inside the model path", func(t *testing.T) {
+		r := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{withWorkflows(s3m("a", "/workspace/s3", ""), "/workspace/s3/user", "")}, testInjectCfg)
+		if r.Pod != nil || !strings.Contains(r.Deny, "overlaps mountPath") {
+			t.Fatalf("want an overlap refusal, got %q", r.Deny)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -257,11 +258,34 @@ func TestS3MountWebhook(t *testing.T) {
 		t.Fatalf("re-submitted pod: %v, %d init containers", err, len(again.Spec.InitContainers))
 	}
 
-	w.mount("loras", "/workspace/loras", "s3-creds")
+	// The API server refuses workflowSync with readOnly (CEL on the CRD).
+	bad := &authv1alpha1.S3Mount{ObjectMeta: metav1.ObjectMeta{Name: "ro-workflows", Namespace: w.ns}, Spec: authv1alpha1.S3MountSpec{
+		Bucket: w.bucket, ReadOnly: true, Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "comfyui"}},
+		WorkflowSync: &authv1alpha1.S3WorkflowSync{UserDirectory: "/comfyui/user"}}}
+	if err := w.c.Create(w.ctx, bad); err == nil || !strings.Contains(err.Error(), "cannot be used with readOnly") {
+		t.Fatalf("workflowSync with readOnly: err = %v", err)
+	}
+
+	w.mount("loras", "/workspace/loras", "s3-creds", func(s *authv1alpha1.S3MountSpec) {
+		s.WorkflowSync = &authv1alpha1.S3WorkflowSync{UserDirectory: "/comfyui/user"}
+	})
 	w.waitMount("loras", func(m *authv1alpha1.S3Mount) bool { r, _ := readyReason(m); return r != "" })
+	// comfy-1 and comfy-again are older than "loras": they are named as running without it.
+	lo := w.waitMount("loras", func(m *authv1alpha1.S3Mount) bool { return len(m.Status.UninjectedPods) == 2 })
+	if strings.Join(lo.Status.UninjectedPods, ",") != "comfy-1,comfy-again" || meta.IsStatusConditionTrue(lo.Status.Conditions, "PodsInjected") {
+		t.Fatalf("loras: uninjected %v, conditions %+v", lo.Status.UninjectedPods, lo.Status.Conditions)
+	}
 	two, err := w.pod("comfy-2", map[string]string{"app": "comfyui"}, nil)
 	if err != nil || len(two.Spec.InitContainers) != 2 {
 		t.Fatalf("two mounts on distinct paths: %v %+v", err, two.Spec.InitContainers)
+	}
+	// loras syncs workflows: its sidecar and ComfyUI share the user directory (an emptyDir here).
+	i := slices.IndexFunc(two.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == "s3sync-loras" })
+	if i < 0 || !strings.Contains(strings.Join(two.Spec.InitContainers[i].Args, " "), "--workflows-dir=/comfyui/user") {
+		t.Fatalf("loras sidecar %+v", two.Spec.InitContainers)
+	}
+	if !slices.ContainsFunc(two.Spec.Containers[0].VolumeMounts, func(v corev1.VolumeMount) bool { return v.MountPath == "/comfyui/user" }) {
+		t.Fatalf("ComfyUI does not mount its user directory: %+v", two.Spec.Containers[0].VolumeMounts)
 	}
 	if ports := []int32{two.Spec.InitContainers[0].Ports[0].ContainerPort, two.Spec.InitContainers[1].Ports[0].ContainerPort}; ports[0] == ports[1] {
 		t.Fatalf("both sidecars listen on %d", ports[0])
@@ -278,8 +302,26 @@ func TestS3MountWebhook(t *testing.T) {
 
 	// comfy-1, comfy-again and comfy-2 run "models"; a spec change makes them outdated.
 	w.waitMount("models", func(m *authv1alpha1.S3Mount) bool {
-		return m.Status.InjectedPods == 3 && len(m.Status.OutdatedPods) == 0
+		return m.Status.InjectedPods == 3 && len(m.Status.OutdatedPods) == 0 && meta.IsStatusConditionTrue(m.Status.Conditions, "PodsInjected")
 	})
+
+	// The webhook unreachable (as if the manager were down; the installed failurePolicy is
+	// Ignore): a pod starts without its sidecar and the S3Mount names it.
+	setWebhookNamespace(t, w, "elsewhere")
+	missed, err := w.pod("missed", map[string]string{"app": "comfyui"}, nil)
+	setWebhookNamespace(t, w, w.ns)
+	if err != nil || len(missed.Spec.InitContainers) != 0 {
+		t.Fatalf("pod created past the webhook: %v %+v", err, missed.Spec.InitContainers)
+	}
+	got := w.waitMount("models", func(m *authv1alpha1.S3Mount) bool { return slices.Contains(m.Status.UninjectedPods, "missed") })
+	if c := meta.FindStatusCondition(got.Status.Conditions, "PodsInjected"); c == nil || c.Status != metav1.ConditionFalse ||
+		c.Reason != "PodsWithoutSidecar" || !strings.Contains(c.Message, "missed") {
+		t.Fatalf("PodsInjected condition %+v", c)
+	}
+	if err := w.c.Delete(w.ctx, missed); err != nil {
+		t.Fatal(err)
+	}
+	w.waitMount("models", func(m *authv1alpha1.S3Mount) bool { return !slices.Contains(m.Status.UninjectedPods, "missed") })
 	if err := w.c.Get(w.ctx, client.ObjectKeyFromObject(m), m); err != nil {
 		t.Fatal(err)
 	}
@@ -287,13 +329,27 @@ func TestS3MountWebhook(t *testing.T) {
 	if err := w.c.Update(w.ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	got := w.waitMount("models", func(m *authv1alpha1.S3Mount) bool { return len(m.Status.OutdatedPods) == 3 })
+	got = w.waitMount("models", func(m *authv1alpha1.S3Mount) bool { return len(m.Status.OutdatedPods) == 3 })
 	if strings.Join(got.Status.OutdatedPods, ",") != "comfy-1,comfy-2,comfy-again" {
 		t.Fatalf("outdated pods %v", got.Status.OutdatedPods)
 	}
 	if _, msg := readyReason(got); !strings.Contains(msg, "3 of them with an older configuration") {
 		t.Fatalf("Ready message %q", msg)
 	}
+}
+
+// setWebhookNamespace points this test's webhook configuration at namespace ns.
+func setWebhookNamespace(t *testing.T, w *s3World, ns string) {
+	t.Helper()
+	wh := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := w.c.Get(w.ctx, types.NamespacedName{Name: "mss-login-s3mount-" + w.ns}, wh); err != nil {
+		t.Fatal(err)
+	}
+	wh.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}
+	if err := w.c.Update(w.ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the API server picks up webhook configurations asynchronously
 }
 
 func freePort(t *testing.T) int {

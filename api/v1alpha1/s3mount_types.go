@@ -34,6 +34,8 @@ type S3CredentialsRef struct {
 // The operator's pod webhook injects the sidecar (docs/s3.md); the controller checks the bucket.
 // +kubebuilder:validation:XValidation:rule="!has(self.mountPath) || self.mountPath.startsWith('/')",message="mountPath must be an absolute path"
 // +kubebuilder:validation:XValidation:rule="!has(self.persistentVolumeClaimName) || !has(self.mode) || self.mode != 'FUSE'",message="persistentVolumeClaimName is for Sync mode only"
+// +kubebuilder:validation:XValidation:rule="!has(self.workflowSync) || !has(self.mode) || self.mode != 'FUSE'",message="workflowSync is for Sync mode only (the FUSE sidecar runs rclone)"
+// +kubebuilder:validation:XValidation:rule="!has(self.workflowSync) || !has(self.readOnly) || !self.readOnly",message="workflowSync uploads workflows: it cannot be used with readOnly"
 type S3MountSpec struct {
 	// Bucket name.
 	// +kubebuilder:validation:MinLength=3
@@ -96,6 +98,50 @@ type S3MountSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`
+	// WorkflowSync also keeps each ComfyUI user's workflows in step with
+	// <prefix>/users/<username>/workflows/ (the original's s3_storage.workflow_sync). Sync mode only.
+	// +optional
+	WorkflowSync *S3WorkflowSync `json:"workflowSync,omitempty"`
+}
+
+// WorkflowConflictStrategy decides which side wins when a workflow differs on both sides.
+// +kubebuilder:validation:Enum=NewerWins;LocalWins;S3Wins
+type WorkflowConflictStrategy string
+
+// Conflict strategies (the original's newer_wins, local_wins, s3_wins).
+const (
+	WorkflowNewerWins WorkflowConflictStrategy = "NewerWins"
+	WorkflowLocalWins WorkflowConflictStrategy = "LocalWins"
+	WorkflowS3Wins    WorkflowConflictStrategy = "S3Wins"
+)
+
+// S3WorkflowSync syncs the workflows in ComfyUI's user directory. The sidecar needs the same
+// directory as ComfyUI: the volume an app container mounts there is mounted into the sidecar
+// too; when none does, an emptyDir is mounted there in both (the bucket is then what keeps the
+// workflows across pod restarts).
+type S3WorkflowSync struct {
+	// UserDirectory is ComfyUI's user directory in the app containers (its --user-directory;
+	// by default <ComfyUI folder>/user).
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/`
+	UserDirectory string `json:"userDirectory"`
+	// ConflictStrategy when a workflow was changed on both sides. A deletion never beats a
+	// change: the changed copy comes back.
+	// +kubebuilder:default=NewerWins
+	// +optional
+	ConflictStrategy WorkflowConflictStrategy `json:"conflictStrategy,omitempty"`
+	// MaxWorkflowSizeMB: larger workflows are left alone.
+	// +kubebuilder:default=50
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	// +optional
+	MaxWorkflowSizeMB int32 `json:"maxWorkflowSizeMB,omitempty"`
+	// IntervalSeconds between workflow syncs.
+	// +kubebuilder:default=120
+	// +kubebuilder:validation:Minimum=10
+	// +optional
+	IntervalSeconds int32 `json:"intervalSeconds,omitempty"`
 }
 
 // S3MountStatus reports the mount.
@@ -117,6 +163,12 @@ type S3MountStatus struct {
 	// +optional
 	// +listType=set
 	OutdatedPods []string `json:"outdatedPods,omitempty"`
+	// UninjectedPods names (at most 20 of) the pods the selector matches that run without this
+	// mount's sidecar: created while the webhook was unavailable (its failurePolicy is Ignore)
+	// or before the S3Mount existed. They get it when recreated.
+	// +optional
+	// +listType=set
+	UninjectedPods []string `json:"uninjectedPods,omitempty"`
 }
 
 // S3Mount puts a bucket's models into the pods its selector matches.

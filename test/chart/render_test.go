@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -454,6 +455,100 @@ func TestChartWebhookWiring(t *testing.T) {
 	for _, d := range all[*appsv1.Deployment](off) {
 		if !contains(d.Spec.Template.Spec.Containers[0].Args, "--s3-webhook=false") {
 			t.Errorf("webhook.enabled=false must pass --s3-webhook=false: %v", d.Spec.Template.Spec.Containers[0].Args)
+		}
+	}
+}
+
+// TestChartWebhookCertificates: by default the manager may write only its own certificate
+// Secret, in the release namespace (a Role, no Secret writes in the ClusterRole); with
+// webhook.certManager.enabled it writes none, mounts cert-manager's Secret, and the webhook
+// configuration asks cainjector for the CA of the Certificate the chart renders.
+func TestChartWebhookCertificates(t *testing.T) {
+	self := render(t)
+	for _, cr := range all[*rbacv1.ClusterRole](self) {
+		for _, rule := range cr.Rules {
+			if slices.Contains(rule.Resources, "secrets") && (slices.Contains(rule.Verbs, "create") || slices.Contains(rule.Verbs, "update")) {
+				t.Errorf("ClusterRole %s writes Secrets cluster-wide: %+v", cr.Name, rule)
+			}
+		}
+	}
+	var role *rbacv1.Role
+	for _, r := range all[*rbacv1.Role](self) {
+		if r.Name == "rel-mss-login-webhook-cert" {
+			role = r
+		}
+	}
+	if role == nil {
+		t.Fatal("no Role for the webhook certificate Secret")
+	}
+	for _, rule := range role.Rules {
+		if slices.Contains(rule.Verbs, "update") && !slices.Equal(rule.ResourceNames, []string{"rel-mss-login-webhook-cert"}) {
+			t.Errorf("the Role updates Secrets other than the certificate's: %+v", rule)
+		}
+	}
+	var manager corev1.Container
+	for _, d := range all[*appsv1.Deployment](self) {
+		if c := d.Spec.Template.Spec.Containers[0]; c.Name == "manager" {
+			manager = c
+		}
+	}
+	if !contains(manager.Args, "--webhook-cert-secret=rel-mss-login-webhook-cert") {
+		t.Errorf("the manager's certificate Secret is not the one the Role names: %v", manager.Args)
+	}
+
+	for _, sets := range [][]string{{"webhook.certManager.enabled=true"},
+		{"webhook.certManager.enabled=true", "webhook.certManager.issuerRef.name=corp-ca", "webhook.certManager.issuerRef.kind=ClusterIssuer"}} {
+		r := render(t, sets...)
+		if n := len(all[*rbacv1.Role](r)); n != 1 { // leader election only
+			t.Errorf("%v: %d Roles, want only leader election's", sets, n)
+		}
+		var certs, issuers []*unstructured.Unstructured
+		for _, u := range all[*unstructured.Unstructured](r) {
+			switch u.GetKind() {
+			case "Certificate":
+				certs = append(certs, u)
+			case "Issuer":
+				issuers = append(issuers, u)
+			}
+		}
+		if len(certs) != 1 {
+			t.Fatalf("%v: %d Certificates", sets, len(certs))
+		}
+		secret, _, _ := unstructured.NestedString(certs[0].Object, "spec", "secretName")
+		issuer, _, _ := unstructured.NestedString(certs[0].Object, "spec", "issuerRef", "name")
+		kind, _, _ := unstructured.NestedString(certs[0].Object, "spec", "issuerRef", "kind")
+		dns, _, _ := unstructured.NestedStringSlice(certs[0].Object, "spec", "dnsNames")
+		if !slices.Contains(dns, "rel-mss-login-webhook.comfy.svc") {
+			t.Errorf("%v: certificate names %v lack the webhook Service", sets, dns)
+		}
+		if len(sets) == 1 && (len(issuers) != 1 || issuer != issuers[0].GetName()) {
+			t.Errorf("%v: certificate issuer %q, self-signed issuers %d", sets, issuer, len(issuers))
+		}
+		if len(sets) > 1 && (len(issuers) != 0 || issuer != "corp-ca" || kind != "ClusterIssuer") {
+			t.Errorf("%v: issuerRef %s/%s with %d chart issuers", sets, kind, issuer, len(issuers))
+		}
+		mwc := all[*admissionregistrationv1.MutatingWebhookConfiguration](r)[0]
+		if got := mwc.Annotations["cert-manager.io/inject-ca-from"]; got != "comfy/"+certs[0].GetName() {
+			t.Errorf("%v: inject-ca-from %q", sets, got)
+		}
+		for _, d := range all[*appsv1.Deployment](r) {
+			spec := d.Spec.Template.Spec
+			c := spec.Containers[0]
+			if c.Name != "manager" {
+				continue
+			}
+			if !contains(c.Args, "--webhook-certs=external") || contains(c.Args, "--webhook-certs=self") {
+				t.Errorf("%v: manager args %v", sets, c.Args)
+			}
+			mounted := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+				return m.Name == "webhook-certs" && m.MountPath == "/tmp/webhook-certs"
+			})
+			fromSecret := slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool {
+				return v.Name == "webhook-certs" && v.Secret != nil && v.Secret.SecretName == secret
+			})
+			if !mounted || !fromSecret || !contains(c.Args, "--webhook-cert-dir=/tmp/webhook-certs") {
+				t.Errorf("%v: the manager does not read the Certificate's Secret %s at its cert dir", sets, secret)
+			}
 		}
 	}
 }

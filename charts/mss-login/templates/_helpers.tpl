@@ -129,13 +129,18 @@ capabilities:
   - --leader-elect
   {{- end }}
   {{- if .Values.webhook.enabled }}
-  # The S3Mount pod webhook with the manager's own certificate (docs/s3.md, templates/webhook.yaml).
+  # The S3Mount pod webhook (docs/s3.md, templates/webhook.yaml), with the manager's own
+  # certificate or cert-manager's.
   - --webhook-port={{ .Values.webhook.port }}
-  - --webhook-certs=self
   - --webhook-cert-dir=/tmp/webhook-certs
+  {{- if .Values.webhook.certManager.enabled }}
+  - --webhook-certs=external
+  {{- else }}
+  - --webhook-certs=self
   - --webhook-service={{ include "mss-login.fullname" . }}-webhook
   - --webhook-config-name={{ include "mss-login.fullname" . }}-s3mount
   - --webhook-cert-secret={{ include "mss-login.fullname" . }}-webhook-cert
+  {{- end }}
   {{- else }}
   - --s3-webhook=false
   {{- end }}
@@ -176,6 +181,9 @@ capabilities:
   - {name: config, mountPath: /etc/mss-login, readOnly: true}
   - {name: data, mountPath: /data}
   - {name: tmp, mountPath: /tmp}
+  {{- if and .Values.webhook.enabled .Values.webhook.certManager.enabled }}
+  - {name: webhook-certs, mountPath: /tmp/webhook-certs, readOnly: true}
+  {{- end }}
   # The only container with Kubernetes credentials (the pod does not automount them).
   - {name: kube-api-access, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}
 {{- end }}
@@ -265,4 +273,13 @@ annotations:
   {{- with .ctx.Values.podAnnotations }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
+{{- end }}
+
+{{/* The manager pod's volume with cert-manager's webhook certificate (when asked). */}}
+{{- define "mss-login.webhookCertVolume" -}}
+{{- if and .Values.webhook.enabled .Values.webhook.certManager.enabled }}
+- name: webhook-certs
+  secret:
+    secretName: {{ include "mss-login.fullname" . }}-webhook-tls
+{{- end }}
 {{- end }}
