@@ -44,8 +44,9 @@ func s3syncCmd(g *globals) *cobra.Command {
 			"without them requests are anonymous. --listen serves /readyz (200 after the first complete\n" +
 			"sync), /healthz and /metrics.\n\n" +
 			"--workflows-dir (ComfyUI's user directory) also syncs each user's workflows/*.json with\n" +
-			"<prefix>/users/<username>/workflows/ every --workflows-interval (deletions are not propagated).\n" +
-			"See docs/s3.md.",
+			"<prefix>/users/<username>/workflows/ every --workflows-interval. A workflow deleted on one side\n" +
+			"is deleted on the other if unchanged there since the last sync (a change wins over a deletion;\n" +
+			"nothing is deleted while a user's folder is missing on either side). See docs/s3.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.AccessKeyID = os.Getenv(envAccessKeyID)

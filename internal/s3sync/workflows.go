@@ -1,6 +1,7 @@
 package s3sync
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -9,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,9 +30,20 @@ import (
 // Per file: one-sided files are copied across; when both sides differ in content the
 // conflict strategy decides (newer_wins compares the local mtime with the object's
 // last-modified time, within 2 s counting as equal and then nothing happens). Files larger
-// than the size limit on either side are ignored. Deletions are NOT propagated, as in the
-// original: a workflow deleted on one side comes back from the other on the next sync.
-// Only the top level of each workflows folder is synced; the guest user is never synced.
+// than the size limit on either side are ignored (and never deleted). Only the top level of
+// each workflows folder is synced; the guest user is never synced.
+//
+// Deletions are propagated, unlike the original. A baseline of what was in step at the end of
+// the last sync (per user and file: local size and MD5, the object's ETag and size) is kept in
+// <user dir>/.mss-login/workflow-sync-state.json. A file in the baseline that is gone on one
+// side and unchanged on the other since then is deleted there too; gone on one side and
+// changed on the other, the change wins and is copied back, whatever the strategy, so no
+// content is lost. Without a baseline (first sync, a missing, unreadable or corrupt state
+// file, or one written for another endpoint, bucket or prefix) nothing is deleted and both
+// sides are merged as before. Safety: when a user's local workflows folder does not exist at
+// all (an unmounted volume), or the user's bucket folder lists no object at all, nothing is
+// deleted for that user that round and the user's baseline starts over, so a missing folder
+// on either side is refilled from the other, never mirrored as mass deletion.
 
 // Conflict strategies.
 const (
@@ -63,36 +77,84 @@ type WFSide struct {
 	Sum string
 }
 
+// wfBase is one file's entry in the baseline: both sides as they were when last in step.
+type wfBase struct {
+	LocalSize  int64  `json:"local_size"`
+	LocalMD5   string `json:"local_md5"`
+	ETag       string `json:"etag"`
+	RemoteSize int64  `json:"remote_size"`
+}
+
+// localSame: the local file is what the baseline recorded (same size and MD5).
+func (b *wfBase) localSame(l WFSide) bool {
+	return l.Exists && l.Size == b.LocalSize && l.Sum != "" && l.Sum == b.LocalMD5
+}
+
+// remoteSame: the object is what the baseline recorded (same ETag and size).
+func (b *wfBase) remoteSame(r WFSide) bool {
+	return r.Exists && r.Size == b.RemoteSize && r.Sum != "" && r.Sum == b.ETag
+}
+
+// wfRound is what decideWorkflow knows beyond the file itself. The zero value of the two
+// folder flags is the safe one: no deletions.
+type wfRound struct {
+	Strategy string
+	MaxBytes int64
+	// LocalDir: the user's local workflows folder exists (it may be empty).
+	LocalDir bool
+	// RemoteAny: the user's bucket folder lists at least one object.
+	RemoteAny bool
+}
+
 // WFAction is what to do with one workflow file.
 type WFAction int
 
 const (
-	WFNone     WFAction = iota // in step, or equal mtimes under newer_wins
-	WFUpload                   // local → bucket
-	WFDownload                 // bucket → local
-	WFIgnore                   // too large on a side
+	WFNone         WFAction = iota // in step, or equal mtimes under newer_wins
+	WFUpload                       // local → bucket
+	WFDownload                     // bucket → local
+	WFIgnore                       // too large on a side
+	WFDeleteLocal                  // deleted in the bucket, unchanged locally: delete the local file
+	WFDeleteRemote                 // deleted locally, unchanged in the bucket: delete the object
 )
 
 func (a WFAction) String() string {
-	return [...]string{"none", "upload", "download", "ignore"}[a]
+	return [...]string{"none", "upload", "download", "ignore", "delete-local", "delete-remote"}[a]
 }
 
-// decideWorkflow is the whole conflict rule, without I/O.
-func decideWorkflow(local, remote WFSide, strategy string, maxBytes int64) WFAction {
-	if (local.Exists && local.Size > maxBytes) || (remote.Exists && remote.Size > maxBytes) {
+// sameContent: both sides exist with equal size and MD5 = ETag.
+func sameContent(local, remote WFSide) bool {
+	return local.Exists && remote.Exists && local.Size == remote.Size && local.Sum != "" && local.Sum == remote.Sum
+}
+
+// decideWorkflow is the whole rule for one file, without I/O. base is the file's baseline
+// entry, nil when it has none.
+func decideWorkflow(local, remote WFSide, base *wfBase, r wfRound) WFAction {
+	if (local.Exists && local.Size > r.MaxBytes) || (remote.Exists && remote.Size > r.MaxBytes) {
 		return WFIgnore
+	}
+	if !r.LocalDir || !r.RemoteAny {
+		base = nil // a whole folder is missing on one side: merge, never delete
 	}
 	switch {
 	case !local.Exists && !remote.Exists:
 		return WFNone
 	case !remote.Exists:
-		return WFUpload
+		if base != nil && base.localSame(local) {
+			return WFDeleteLocal
+		}
+		return WFUpload // new, or changed locally since the object was deleted: the change wins
 	case !local.Exists:
-		return WFDownload
-	case local.Size == remote.Size && local.Sum != "" && local.Sum == remote.Sum:
+		if base != nil && base.remoteSame(remote) {
+			return WFDeleteRemote
+		}
+		return WFDownload // new, or changed in the bucket since the file was deleted
+	case sameContent(local, remote):
 		return WFNone
+	case base != nil && base.localSame(local) && base.remoteSame(remote):
+		return WFNone // both untouched since they were in step (a multipart ETag never equals an MD5)
 	}
-	switch strategy {
+	switch r.Strategy {
 	case LocalWins:
 		return WFUpload
 	case S3Wins:
@@ -108,9 +170,10 @@ func decideWorkflow(local, remote WFSide, strategy string, maxBytes int64) WFAct
 	return WFNone
 }
 
-// WorkflowResult counts what one workflow sync did.
+// WorkflowResult counts what one workflow sync did. Deleted counts local files removed
+// because their object was deleted, DeletedRemote objects removed because their file was.
 type WorkflowResult struct {
-	Users, Uploaded, Downloaded, Ignored, Unchanged int
+	Users, Uploaded, Downloaded, Ignored, Unchanged, Deleted, DeletedRemote int
 }
 
 // WorkflowSync keeps the users' workflows in step with the bucket.
@@ -118,6 +181,9 @@ type WorkflowSync struct {
 	o      Options
 	w      WorkflowOptions
 	client *s3.Client
+
+	mu    sync.Mutex      // one sync at a time: the state file is read and written whole
+	noted map[string]bool // problems already logged, each logged once
 }
 
 // NewWorkflowSync checks the options; it makes no request yet.
@@ -203,8 +269,11 @@ func (w *WorkflowSync) users() (map[string]string, error) {
 }
 
 // SyncOnce syncs every user's workflows once. A failing user or file is logged and counted in
-// the error; the others go on.
+// the error; the others go on. The baseline is read before and written after; a problem with
+// it is logged, never an error.
 func (w *WorkflowSync) SyncOnce(ctx context.Context) (WorkflowResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var res WorkflowResult
 	users, err := w.users()
 	if err != nil {
@@ -215,32 +284,161 @@ func (w *WorkflowSync) SyncOnce(ctx context.Context) (WorkflowResult, error) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	statePath := filepath.Join(w.w.UserDir, wfStateDir, wfStateFile)
+	prev, problem := loadWFState(statePath, w.remoteID())
+	if problem != "" {
+		w.noteOnce("state:"+problem, "s3sync: workflows: %s; nothing is deleted this time", problem)
+	}
+	next := map[string]wfUserState{}
 	var errs []error
 	for _, id := range ids {
 		res.Users++
-		if err := w.syncUser(ctx, id, users[id], &res); err != nil {
+		var base map[string]wfBase
+		if st, ok := prev[id]; ok && st.User == users[id] {
+			base = st.Files
+		}
+		files, err := w.syncUser(ctx, id, users[id], base, &res)
+		if err != nil {
 			w.o.Logf("s3sync: workflows of %q: %v", users[id], err)
 			errs = append(errs, fmt.Errorf("%s: %w", users[id], err))
 		}
+		next[id] = wfUserState{User: users[id], Files: files}
+	}
+	if err := saveWFState(statePath, w.remoteID(), next); err != nil {
+		w.noteOnce("save:"+err.Error(), "s3sync: workflows: writing the sync state: %v", err)
 	}
 	return res, errors.Join(errs...)
 }
 
-func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, res *WorkflowResult) error {
+// noteOnce logs a problem the first time it is seen.
+func (w *WorkflowSync) noteOnce(key, format string, args ...any) {
+	if w.noted == nil {
+		w.noted = map[string]bool{}
+	}
+	if !w.noted[key] {
+		w.noted[key] = true
+		w.o.Logf(format, args...)
+	}
+}
+
+// remoteID is what the baseline was recorded against.
+func (w *WorkflowSync) remoteID() wfRemote {
+	return wfRemote{Endpoint: w.o.Endpoint, Bucket: w.o.Bucket, Prefix: w.o.keyPrefix()}
+}
+
+// syncUser syncs one user's folder and returns the user's new baseline: the files in step now,
+// and for files that failed their previous entry. base is the previous baseline (nil: none).
+func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, base map[string]wfBase, res *WorkflowResult) (map[string]wfBase, error) {
 	dir := filepath.Join(w.w.UserDir, id, "workflows")
 	prefix := w.o.keyPrefix() + "users/" + user + "/workflows/"
-	local, err := localWorkflows(dir)
+	local, skip, dirOK, err := localWorkflows(dir)
 	if err != nil {
-		return err
+		return base, err
 	}
+	remote, remoteAny, err := w.remoteWorkflows(ctx, prefix)
+	if err != nil {
+		return base, err
+	}
+	r := wfRound{Strategy: w.w.Strategy, MaxBytes: w.w.MaxBytes, LocalDir: dirOK, RemoteAny: remoteAny}
+	if len(base) > 0 && !dirOK {
+		w.o.Logf("s3sync: workflows of %q: %s does not exist; nothing is deleted in the bucket, it is refilled", user, dir)
+	} else if len(base) > 0 && !remoteAny {
+		w.o.Logf("s3sync: workflows of %q: nothing under %s in the bucket; no local file is deleted, they are uploaded", user, prefix)
+	}
+	names := make([]string, 0, len(local)+len(remote))
+	for n := range local {
+		names = append(names, n)
+	}
+	for n := range remote {
+		if !local[n].Exists {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	next := map[string]wfBase{}
+	var errs []error
+	for _, n := range names {
+		if skip[n] {
+			// Something else than a regular file by that name: not ours, and not a deletion.
+			if b, ok := base[n]; ok {
+				next[n] = b
+			}
+			continue
+		}
+		l, rm := local[n], remote[n]
+		var b *wfBase
+		if e, ok := base[n]; ok {
+			b = &e
+		}
+		if l.Exists && l.Size <= w.w.MaxBytes && ((rm.Exists && rm.Size == l.Size) || (b != nil && b.LocalSize == l.Size)) {
+			l.Sum, _ = fileMD5(filepath.Join(dir, n)) // "" on error: counts as changed, never deleted
+		}
+		var nb *wfBase // the file's new baseline entry; nil: none
+		var err error
+		switch a := decideWorkflow(l, rm, b, r); a {
+		case WFNone:
+			res.Unchanged++
+			if sameContent(l, rm) || (b != nil && b.localSame(l) && b.remoteSame(rm)) {
+				nb = &wfBase{LocalSize: l.Size, LocalMD5: l.Sum, ETag: rm.Sum, RemoteSize: rm.Size}
+			}
+		case WFIgnore:
+			res.Ignored++
+		case WFUpload:
+			if nb, err = w.upload(ctx, filepath.Join(dir, n), prefix+n); err == nil {
+				res.Uploaded++
+			}
+		case WFDownload:
+			if nb, err = w.downloadTo(ctx, prefix+n, dir, n); err == nil {
+				res.Downloaded++
+			}
+		case WFDeleteLocal:
+			var done bool
+			if done, err = deleteLocal(filepath.Join(dir, n), l); done {
+				res.Deleted++
+				w.o.Logf("s3sync: workflows of %q: deleted %s (deleted in the bucket)", user, n)
+			} else {
+				nb = b // changed since it was listed: the next sync decides again
+			}
+		case WFDeleteRemote:
+			var done bool
+			if done, err = w.deleteRemote(ctx, prefix+n, rm); done {
+				res.DeletedRemote++
+				w.o.Logf("s3sync: workflows of %q: deleted %s in the bucket (deleted locally)", user, n)
+			} else {
+				nb = b
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+			nb = b
+		}
+		if nb != nil {
+			next[n] = *nb
+		}
+	}
+	if !dirOK || !remoteAny {
+		// A folder was missing on one side: start the baseline over once both sides exist,
+		// so that a folder that comes back with other contents is merged, not mirrored.
+		next = map[string]wfBase{}
+	}
+	return next, errors.Join(errs...)
+}
+
+// remoteWorkflows lists the workflow objects directly under prefix; any reports whether the
+// prefix lists anything at all (the bucket's side of "the folder exists").
+func (w *WorkflowSync) remoteWorkflows(ctx context.Context, prefix string) (map[string]WFSide, bool, error) {
 	remote := map[string]WFSide{}
+	found := false
 	p := s3.NewListObjectsV2Paginator(w.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(w.o.Bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/"),
 	})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return wrap("ListObjectsV2", w.o.Bucket, err)
+			return nil, false, wrap("ListObjectsV2", w.o.Bucket, err)
+		}
+		if len(page.Contents) > 0 || len(page.CommonPrefixes) > 0 {
+			found = true
 		}
 		for _, c := range page.Contents {
 			name := strings.TrimPrefix(aws.ToString(c.Key), prefix)
@@ -248,70 +446,47 @@ func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, res *Workf
 				continue
 			}
 			remote[name] = WFSide{Exists: true, Size: aws.ToInt64(c.Size), ModTime: aws.ToTime(c.LastModified),
-				Sum: strings.Trim(aws.ToString(c.ETag), `"`)}
+				Sum: etag(c.ETag)}
 		}
 	}
-	names := map[string]bool{}
-	for n := range local {
-		names[n] = true
-	}
-	for n := range remote {
-		names[n] = true
-	}
-	var errs []error
-	for n := range names {
-		l := local[n]
-		if l.Exists && l.Size == remote[n].Size && remote[n].Exists {
-			l.Sum, _ = fileMD5(filepath.Join(dir, n))
-		}
-		var err error
-		switch a := decideWorkflow(l, remote[n], w.w.Strategy, w.w.MaxBytes); a {
-		case WFNone:
-			res.Unchanged++
-		case WFIgnore:
-			res.Ignored++
-		case WFUpload:
-			if err = w.upload(ctx, filepath.Join(dir, n), prefix+n); err == nil {
-				res.Uploaded++
-			}
-		case WFDownload:
-			if err = w.downloadTo(ctx, prefix+n, dir, n); err == nil {
-				res.Downloaded++
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", n, err))
-		}
-	}
-	return errors.Join(errs...)
+	return remote, found, nil
 }
+
+// etag is an ETag without its quotes.
+func etag(s *string) string { return strings.Trim(aws.ToString(s), `"`) }
 
 func isWorkflowName(n string) bool {
 	return strings.HasSuffix(strings.ToLower(n), ".json") && !strings.ContainsAny(n, `/\`) &&
 		!strings.HasPrefix(n, ".") && n == filepath.Base(n)
 }
 
-// localWorkflows lists the regular *.json files at the top of dir (none when dir is missing).
-func localWorkflows(dir string) (map[string]WFSide, error) {
-	out := map[string]WFSide{}
+// localWorkflows lists the regular *.json files at the top of dir. skip holds workflow names
+// that are something else (a symlink, a folder): neither synced nor taken as deleted. exists
+// is false when dir does not exist (then there are no files and no error).
+func localWorkflows(dir string) (files map[string]WFSide, skip map[string]bool, exists bool, err error) {
+	files, skip = map[string]WFSide{}, map[string]bool{}
 	es, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return out, nil
+		return files, skip, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
 	for _, e := range es {
-		if !e.Type().IsRegular() || !isWorkflowName(e.Name()) {
+		if !isWorkflowName(e.Name()) {
+			continue
+		}
+		if !e.Type().IsRegular() {
+			skip[e.Name()] = true
 			continue
 		}
 		fi, err := e.Info()
 		if err != nil {
-			continue
+			continue // gone since the listing
 		}
-		out[e.Name()] = WFSide{Exists: true, Size: fi.Size(), ModTime: fi.ModTime()}
+		files[e.Name()] = WFSide{Exists: true, Size: fi.Size(), ModTime: fi.ModTime()}
 	}
-	return out, nil
+	return files, skip, true, nil
 }
 
 func fileMD5(name string) (string, error) {
@@ -327,47 +502,105 @@ func fileMD5(name string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func (w *WorkflowSync) upload(ctx context.Context, name, key string) error {
+// upload puts the file at key and returns the baseline of what was sent: the bytes are read
+// once, so the MD5, the size and the ETag describe the same content.
+func (w *WorkflowSync) upload(ctx context.Context, name, key string) (*wfBase, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
-	_, err = w.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key),
-		Body: f, ContentType: aws.String("application/json")})
-	return wrap("PutObject", w.o.Bucket, err)
+	b, err := io.ReadAll(io.LimitReader(f, w.w.MaxBytes+1))
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > w.w.MaxBytes {
+		return nil, fmt.Errorf("grew past the size limit while being read")
+	}
+	out, err := w.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key),
+		Body: bytes.NewReader(b), ContentType: aws.String("application/json")})
+	if err != nil {
+		return nil, wrap("PutObject", w.o.Bucket, err)
+	}
+	sum := md5.Sum(b)
+	return &wfBase{LocalSize: int64(len(b)), LocalMD5: hex.EncodeToString(sum[:]), ETag: etag(out.ETag), RemoteSize: int64(len(b))}, nil
 }
 
 // downloadTo writes the object to dir/name through a temporary file in dir, and gives it the
-// object's last-modified time so that newer_wins sees both sides as equal afterwards.
-func (w *WorkflowSync) downloadTo(ctx context.Context, key, dir, name string) error {
+// object's last-modified time so that newer_wins sees both sides as equal afterwards. It
+// returns the baseline of what was written: its size and MD5 and the object's ETag.
+func (w *WorkflowSync) downloadTo(ctx context.Context, key, dir, name string) (*wfBase, error) {
 	out, err := w.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)})
 	if err != nil {
-		return wrap("GetObject", w.o.Bucket, err)
+		return nil, wrap("GetObject", w.o.Bucket, err)
 	}
 	defer out.Body.Close()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	f, err := os.CreateTemp(dir, ".wf-*.tmp")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.Remove(f.Name())
-	if _, err := io.Copy(f, out.Body); err != nil {
+	h := md5.New()
+	n, err := io.Copy(io.MultiWriter(f, h), out.Body)
+	if err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return nil, err
 	}
 	if mt := aws.ToTime(out.LastModified); !mt.IsZero() {
 		_ = os.Chtimes(f.Name(), mt, mt)
 	}
 	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
+		return nil, err
 	}
-	return os.Rename(f.Name(), filepath.Join(dir, name))
+	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
+		return nil, err
+	}
+	return &wfBase{LocalSize: n, LocalMD5: hex.EncodeToString(h.Sum(nil)), ETag: etag(out.ETag), RemoteSize: n}, nil
+}
+
+// deleteLocal removes name if it is still the file that was listed (same size and mtime);
+// false without an error when it changed in between (the next sync decides again).
+func deleteLocal(name string, listed WFSide) (bool, error) {
+	fi, err := os.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != listed.Size || !fi.ModTime().Equal(listed.ModTime) {
+		return false, nil
+	}
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// deleteRemote deletes key if it still has the listed ETag; false without an error when it
+// changed in between (the next sync decides again).
+func (w *WorkflowSync) deleteRemote(ctx context.Context, key string, listed WFSide) (bool, error) {
+	head, err := w.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)})
+	if HTTPStatus(err) == http.StatusNotFound {
+		return true, nil
+	}
+	if err != nil {
+		return false, wrap("HeadObject", w.o.Bucket, err)
+	}
+	if etag(head.ETag) != listed.Sum {
+		return false, nil
+	}
+	_, err = w.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return false, wrap("DeleteObject", w.o.Bucket, err)
+	}
+	return true, nil
 }
 
 // Run syncs every Interval until ctx ends; failures are logged and retried next time.
@@ -378,8 +611,9 @@ func (w *WorkflowSync) Run(ctx context.Context) error {
 		res, err := w.SyncOnce(ctx)
 		if err != nil {
 			w.o.Logf("s3sync: workflow sync: %v", err)
-		} else if res.Uploaded+res.Downloaded > 0 {
-			w.o.Logf("s3sync: workflows: %d uploaded, %d downloaded (%d users)", res.Uploaded, res.Downloaded, res.Users)
+		} else if res.Uploaded+res.Downloaded+res.Deleted+res.DeletedRemote > 0 {
+			w.o.Logf("s3sync: workflows: %d uploaded, %d downloaded, %d deleted locally, %d deleted in the bucket (%d users)",
+				res.Uploaded, res.Downloaded, res.Deleted, res.DeletedRemote, res.Users)
 		}
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package s3sync
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,8 @@ func TestDecideWorkflow(t *testing.T) {
 		{"exactly the limit", side(max, t0, ""), WFSide{}, NewerWins, WFUpload},
 	}
 	for _, c := range cases {
-		if got := decideWorkflow(c.local, c.remote, c.strategy, max); got != c.want {
+		r := wfRound{Strategy: c.strategy, MaxBytes: max, LocalDir: true, RemoteAny: true}
+		if got := decideWorkflow(c.local, c.remote, nil, r); got != c.want {
 			t.Errorf("%s: decideWorkflow = %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -128,15 +130,22 @@ func TestWorkflowSyncRoundTrip(t *testing.T) {
 				t.Errorf("second sync = %+v, want 3 unchanged and nothing copied", res)
 			}
 
-			// Deletions are not propagated: a workflow deleted locally comes back.
+			// A workflow deleted locally is deleted in the bucket at the next sync.
 			if err := os.Remove(filepath.Join(wf, "local.json")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := w.SyncOnce(context.Background()); err != nil {
+			res, err = w.SyncOnce(context.Background())
+			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := os.Stat(filepath.Join(wf, "local.json")); err != nil {
-				t.Errorf("a locally deleted workflow was not restored from the bucket: %v", err)
+			if _, err := s.get("users/alice/workflows/local.json"); err == nil {
+				t.Error("a locally deleted workflow is still in the bucket")
+			}
+			if _, err := os.Stat(filepath.Join(wf, "local.json")); err == nil {
+				t.Error("a locally deleted workflow was restored from the bucket")
+			}
+			if res.DeletedRemote != 1 || res.Uploaded+res.Downloaded != 0 {
+				t.Errorf("third sync = %+v, want 1 deleted in the bucket and nothing copied", res)
 			}
 		})
 	}
@@ -152,5 +161,284 @@ func writeFile(t testing.TB, name, content string, mtime time.Time) {
 	}
 	if err := os.Chtimes(name, mtime, mtime); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDecideWorkflowDeletions covers the baseline rules: a side deleted since the last sync
+// is deleted on the other side only when that side is unchanged; a change on the other side
+// wins under every strategy; no baseline, a missing folder or the size limit never delete.
+func TestDecideWorkflowDeletions(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	const max = 100
+	// In step at the last sync: 10 bytes, MD5 "m1" locally, ETag "e1" in the bucket.
+	base := &wfBase{LocalSize: 10, LocalMD5: "m1", ETag: "e1", RemoteSize: 10}
+	local := func(size int64, sum string) WFSide { return WFSide{Exists: true, Size: size, ModTime: t0, Sum: sum} }
+	remote := func(size int64, etag string) WFSide {
+		return WFSide{Exists: true, Size: size, ModTime: t0.Add(time.Hour), Sum: etag}
+	}
+	none := WFSide{}
+	type tc struct {
+		name          string
+		strategy      string
+		local, remote WFSide
+		base          *wfBase
+		localDir      bool // the local workflows folder exists
+		remoteAny     bool // the bucket folder lists something
+		want          WFAction
+	}
+	var cases []tc
+	for _, st := range []string{NewerWins, LocalWins, S3Wins} {
+		cases = append(cases, []tc{
+			{st + ": no baseline, local missing", st, none, remote(10, "e1"), nil, true, true, WFDownload},
+			{st + ": no baseline, remote missing", st, local(10, "m1"), none, nil, true, true, WFUpload},
+			{st + ": deleted locally, unchanged in the bucket", st, none, remote(10, "e1"), base, true, true, WFDeleteRemote},
+			{st + ": deleted in the bucket, unchanged locally", st, local(10, "m1"), none, base, true, true, WFDeleteLocal},
+			{st + ": deleted locally, changed in the bucket", st, none, remote(10, "e2"), base, true, true, WFDownload},
+			{st + ": deleted locally, same ETag but another size", st, none, remote(11, "e1"), base, true, true, WFDownload},
+			{st + ": deleted in the bucket, changed locally", st, local(10, "m2"), none, base, true, true, WFUpload},
+			{st + ": deleted in the bucket, local size changed", st, local(12, ""), none, base, true, true, WFUpload},
+			{st + ": deleted in the bucket, local MD5 unknown", st, local(10, ""), none, base, true, true, WFUpload},
+			{st + ": both deleted", st, none, none, base, true, true, WFNone},
+			{st + ": local folder missing", st, none, remote(10, "e1"), base, false, true, WFDownload},
+			{st + ": bucket folder empty", st, local(10, "m1"), none, base, true, false, WFUpload},
+			{st + ": deleted locally, object over the limit", st, none, remote(max+1, "e1"), &wfBase{LocalSize: max + 1, LocalMD5: "m1", ETag: "e1", RemoteSize: max + 1}, true, true, WFIgnore},
+			{st + ": deleted in the bucket, file over the limit", st, local(max+1, "m1"), none, &wfBase{LocalSize: max + 1, LocalMD5: "m1", ETag: "e1", RemoteSize: max + 1}, true, true, WFIgnore},
+			{st + ": both unchanged since the baseline (multipart ETag)", st, local(10, "m1"), remote(10, "e1"), base, true, true, WFNone},
+			{st + ": same content with a baseline", st, local(10, "m2"), remote(10, "m2"), base, true, true, WFNone},
+		}...)
+	}
+	// Both present and different: the strategy decides, as without a baseline.
+	cases = append(cases,
+		tc{"local changed, s3_wins", S3Wins, local(10, "m2"), remote(10, "e1"), base, true, true, WFDownload},
+		tc{"remote changed, local_wins", LocalWins, local(10, "m1"), remote(10, "e2"), base, true, true, WFUpload},
+		tc{"remote changed and newer, newer_wins", NewerWins, local(10, "m1"), remote(10, "e2"), base, true, true, WFDownload},
+	)
+	for _, c := range cases {
+		r := wfRound{Strategy: c.strategy, MaxBytes: max, LocalDir: c.localDir, RemoteAny: c.remoteAny}
+		if got := decideWorkflow(c.local, c.remote, c.base, r); got != c.want {
+			t.Errorf("%s: decideWorkflow = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// wfFixture is alice (local id alice_1) with a.json and b.json locally and c.json in the
+// bucket, synced once, so that all three are in the baseline.
+type wfFixture struct {
+	s       *server
+	w       *WorkflowSync
+	userDir string
+	wf      string // alice's local workflows folder
+}
+
+func newWFFixture(t *testing.T, strategy string) *wfFixture {
+	t.Helper()
+	f := &wfFixture{s: newServer(t), userDir: t.TempDir()}
+	writeFile(t, filepath.Join(f.userDir, "users.json"), `{"alice_1":"alice"}`, time.Now())
+	f.wf = filepath.Join(f.userDir, "alice_1", "workflows")
+	writeFile(t, filepath.Join(f.wf, "a.json"), `{"a":1}`, time.Now())
+	writeFile(t, filepath.Join(f.wf, "b.json"), `{"b":1}`, time.Now())
+	f.s.put("users/alice/workflows/c.json", []byte(`{"c":1}`))
+	var err error
+	if f.w, err = NewWorkflowSync(f.s.options(""), WorkflowOptions{UserDir: f.userDir, Strategy: strategy, MaxBytes: 1024}); err != nil {
+		t.Fatal(err)
+	}
+	res := f.sync(t)
+	if res.Uploaded != 2 || res.Downloaded != 1 {
+		t.Fatalf("first sync = %+v, want 2 uploaded and 1 downloaded", res)
+	}
+	return f
+}
+
+func (f *wfFixture) sync(t *testing.T) WorkflowResult {
+	t.Helper()
+	res, err := f.w.SyncOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// want checks both sides: every name in want has that content locally and in the bucket,
+// every name in gone is on neither side.
+func (f *wfFixture) want(t *testing.T, want map[string]string, gone ...string) {
+	t.Helper()
+	for n, c := range want {
+		if got, err := f.s.get("users/alice/workflows/" + n); err != nil || string(got) != c {
+			t.Errorf("bucket %s = %q, %v; want %q", n, got, err, c)
+		}
+		if got, err := os.ReadFile(filepath.Join(f.wf, n)); err != nil || string(got) != c {
+			t.Errorf("local %s = %q, %v; want %q", n, got, err, c)
+		}
+	}
+	for _, n := range gone {
+		if _, err := f.s.get("users/alice/workflows/" + n); err == nil {
+			t.Errorf("bucket %s still exists", n)
+		}
+		if _, err := os.Stat(filepath.Join(f.wf, n)); err == nil {
+			t.Errorf("local %s still exists", n)
+		}
+	}
+}
+
+func (f *wfFixture) statePath() string { return filepath.Join(f.userDir, wfStateDir, wfStateFile) }
+
+func (f *wfFixture) readState(t *testing.T) wfStateDoc {
+	t.Helper()
+	b, err := os.ReadFile(f.statePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d wfStateDoc
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("state file: %v\n%s", err, b)
+	}
+	return d
+}
+
+// TestWorkflowSyncDeletesInBucket: a workflow deleted locally is deleted in the bucket at
+// the next sync, and stays deleted; the state file is private.
+func TestWorkflowSyncDeletesInBucket(t *testing.T) {
+	f := newWFFixture(t, NewerWins)
+	if err := os.Remove(filepath.Join(f.wf, "a.json")); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.sync(t); res.DeletedRemote != 1 || res.Deleted != 0 || res.Uploaded+res.Downloaded != 0 || res.Unchanged != 2 {
+		t.Errorf("sync = %+v, want 1 deleted in the bucket, 2 unchanged", res)
+	}
+	f.want(t, map[string]string{"b.json": `{"b":1}`, "c.json": `{"c":1}`}, "a.json")
+	if res := f.sync(t); res.DeletedRemote+res.Deleted+res.Uploaded+res.Downloaded != 0 {
+		t.Errorf("sync after the deletion = %+v, want nothing done", res)
+	}
+	f.want(t, nil, "a.json")
+
+	d := f.readState(t)
+	if _, ok := d.Users["alice_1"].Files["a.json"]; ok || len(d.Users["alice_1"].Files) != 2 {
+		t.Errorf("baseline = %+v, want b.json and c.json", d.Users["alice_1"].Files)
+	}
+	for name, mode := range map[string]os.FileMode{f.statePath(): 0o600, filepath.Dir(f.statePath()): 0o700} {
+		if fi, err := os.Stat(name); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v, %v; want mode %v", name, fi.Mode().Perm(), err, mode)
+		}
+	}
+}
+
+// TestWorkflowSyncDeletesLocally: an object deleted in the bucket is deleted locally at the
+// next sync, and not uploaded again.
+func TestWorkflowSyncDeletesLocally(t *testing.T) {
+	f := newWFFixture(t, NewerWins)
+	f.s.del("users/alice/workflows/c.json")
+	if res := f.sync(t); res.Deleted != 1 || res.DeletedRemote != 0 || res.Uploaded+res.Downloaded != 0 {
+		t.Errorf("sync = %+v, want 1 deleted locally", res)
+	}
+	f.want(t, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`}, "c.json")
+	if res := f.sync(t); res.DeletedRemote+res.Deleted+res.Uploaded+res.Downloaded != 0 {
+		t.Errorf("sync after the deletion = %+v, want nothing done", res)
+	}
+	f.want(t, nil, "c.json")
+}
+
+// TestWorkflowSyncChangeWinsOverDeletion: deleted on one side and changed on the other, the
+// change is copied back under every strategy.
+func TestWorkflowSyncChangeWinsOverDeletion(t *testing.T) {
+	for _, strategy := range []string{NewerWins, LocalWins, S3Wins} {
+		t.Run(strategy, func(t *testing.T) {
+			f := newWFFixture(t, strategy)
+			// a.json: deleted locally, changed in the bucket.
+			if err := os.Remove(filepath.Join(f.wf, "a.json")); err != nil {
+				t.Fatal(err)
+			}
+			f.s.put("users/alice/workflows/a.json", []byte(`{"a":"changed in the bucket"}`))
+			// b.json: deleted in the bucket, changed locally (an old mtime: time plays no part).
+			f.s.del("users/alice/workflows/b.json")
+			writeFile(t, filepath.Join(f.wf, "b.json"), `{"b":"changed locally"}`, time.Now().Add(-24*time.Hour))
+			if res := f.sync(t); res.Deleted+res.DeletedRemote != 0 || res.Downloaded != 1 || res.Uploaded != 1 {
+				t.Errorf("sync = %+v, want 1 downloaded, 1 uploaded, nothing deleted", res)
+			}
+			f.want(t, map[string]string{"a.json": `{"a":"changed in the bucket"}`, "b.json": `{"b":"changed locally"}`, "c.json": `{"c":1}`})
+		})
+	}
+}
+
+// TestWorkflowSyncMissingLocalFolderDeletesNothing: when the user's workflows folder is gone
+// altogether (an unmounted volume), nothing is deleted in the bucket; the folder is refilled,
+// and deletions resume once the baseline is recorded again.
+func TestWorkflowSyncMissingLocalFolderDeletesNothing(t *testing.T) {
+	f := newWFFixture(t, NewerWins)
+	if err := os.RemoveAll(f.wf); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.sync(t); res.DeletedRemote != 0 || res.Downloaded != 3 {
+		t.Errorf("sync = %+v, want 3 downloaded, nothing deleted", res)
+	}
+	all := map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`}
+	f.want(t, all)
+	if d := f.readState(t); len(d.Users["alice_1"].Files) != 0 {
+		t.Errorf("baseline after a missing folder = %+v, want empty", d.Users["alice_1"].Files)
+	}
+	f.sync(t) // both folders exist and agree: the baseline is recorded again
+	if err := os.Remove(filepath.Join(f.wf, "a.json")); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.sync(t); res.DeletedRemote != 1 {
+		t.Errorf("sync = %+v, want 1 deleted in the bucket", res)
+	}
+	f.want(t, nil, "a.json")
+}
+
+// TestWorkflowSyncEmptyBucketFolderDeletesNothing: when the user's bucket folder lists nothing
+// at all, no local file is deleted; they are uploaded again.
+func TestWorkflowSyncEmptyBucketFolderDeletesNothing(t *testing.T) {
+	f := newWFFixture(t, NewerWins)
+	for _, n := range []string{"a.json", "b.json", "c.json"} {
+		f.s.del("users/alice/workflows/" + n)
+	}
+	if res := f.sync(t); res.Deleted != 0 || res.Uploaded != 3 {
+		t.Errorf("sync = %+v, want 3 uploaded, nothing deleted", res)
+	}
+	f.want(t, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`})
+}
+
+// TestWorkflowSyncStateOfAnotherPrefix: a state file written for another prefix is no
+// baseline: nothing is deleted, and the state is rewritten for this remote.
+func TestWorkflowSyncStateOfAnotherPrefix(t *testing.T) {
+	f := newWFFixture(t, NewerWins)
+	d := f.readState(t)
+	if d.Remote != f.w.remoteID() || len(d.Users["alice_1"].Files) != 3 {
+		t.Fatalf("state = %+v, want this remote and 3 files", d)
+	}
+	d.Remote.Prefix = "elsewhere/"
+	b, _ := json.Marshal(d)
+	if err := os.WriteFile(f.statePath(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.wf, "a.json")); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.sync(t); res.DeletedRemote != 0 || res.Downloaded != 1 {
+		t.Errorf("sync = %+v, want a.json downloaded, nothing deleted", res)
+	}
+	f.want(t, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`})
+	if d := f.readState(t); d.Remote != f.w.remoteID() || len(d.Users["alice_1"].Files) != 3 {
+		t.Errorf("state after the sync = %+v, want this remote and 3 files", d)
+	}
+}
+
+// TestWorkflowSyncCorruptState: a corrupt state file fails nothing and deletes nothing, and is
+// replaced by a good one.
+func TestWorkflowSyncCorruptState(t *testing.T) {
+	f := newWFFixture(t, NewerWins)
+	if err := os.WriteFile(f.statePath(), []byte(`{"version":1,"users":{"alice_1":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.wf, "a.json")); err != nil {
+		t.Fatal(err)
+	}
+	f.s.del("users/alice/workflows/c.json")
+	if res := f.sync(t); res.Deleted+res.DeletedRemote != 0 || res.Downloaded != 1 || res.Uploaded != 1 {
+		t.Errorf("sync = %+v, want a.json downloaded, c.json uploaded, nothing deleted", res)
+	}
+	f.want(t, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`})
+	if d := f.readState(t); d.Version != wfStateVersion || d.Remote != f.w.remoteID() || len(d.Users["alice_1"].Files) != 3 {
+		t.Errorf("state after the sync = %+v, want version %d, this remote and 3 files", d, wfStateVersion)
 	}
 }

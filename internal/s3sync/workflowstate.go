@@ -1,0 +1,78 @@
+package s3sync
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// The workflow sync's baseline lives in <user dir>/.mss-login/workflow-sync-state.json: a dot
+// folder, so it is never taken for a user.
+const (
+	wfStateDir     = ".mss-login"
+	wfStateFile    = "workflow-sync-state.json"
+	wfStateVersion = 1
+)
+
+// wfRemote is the identity of the remote a baseline describes.
+type wfRemote struct {
+	Endpoint string `json:"endpoint"`
+	Bucket   string `json:"bucket"`
+	Prefix   string `json:"prefix"`
+}
+
+// wfUserState is one user's baseline, by local user id; User is the sanitized username (the
+// bucket folder), and a baseline recorded for another username is not used.
+type wfUserState struct {
+	User  string            `json:"user"`
+	Files map[string]wfBase `json:"files"`
+}
+
+type wfStateDoc struct {
+	Version int                    `json:"version"`
+	Remote  wfRemote               `json:"remote"`
+	Users   map[string]wfUserState `json:"users"`
+}
+
+// loadWFState reads the baseline for remote. Missing, unreadable, corrupt, of another version
+// or of another remote, it is empty and problem says why ("" when it was read).
+func loadWFState(path string, remote wfRemote) (users map[string]wfUserState, problem string) {
+	empty := map[string]wfUserState{}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return empty, "no sync state yet (" + path + ")"
+	}
+	if err != nil {
+		return empty, fmt.Sprintf("sync state %s is unreadable: %v", path, err)
+	}
+	var d wfStateDoc
+	if err := json.Unmarshal(b, &d); err != nil {
+		return empty, fmt.Sprintf("sync state %s is corrupt (%v), starting over", path, err)
+	}
+	if d.Version != wfStateVersion {
+		return empty, fmt.Sprintf("sync state %s has version %d, not %d, starting over", path, d.Version, wfStateVersion)
+	}
+	if d.Remote != remote {
+		return empty, fmt.Sprintf("sync state %s was written for another endpoint, bucket or prefix, starting over", path)
+	}
+	if d.Users == nil {
+		return empty, ""
+	}
+	return d.Users, ""
+}
+
+// saveWFState writes the baseline atomically (temp file + rename) in a 0700 folder. Only that
+// folder is created: a missing user directory (an unmounted volume) is an error, not made.
+func saveWFState(path string, remote wfRemote, users map[string]wfUserState) error {
+	b, err := json.MarshalIndent(wfStateDoc{Version: wfStateVersion, Remote: remote, Users: users}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Dir(path), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return writeFileAtomic(path, b, 0o600)
+}
