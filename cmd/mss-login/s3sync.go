@@ -104,11 +104,14 @@ func runS3Sync(ctx context.Context, g *globals, o s3sync.Options, listen string,
 				return err
 			}
 			log.Info("workflow sync complete", "users", wr.Users, "uploaded", wr.Uploaded, "downloaded", wr.Downloaded,
-				"ignored", wr.Ignored, "unchanged", wr.Unchanged)
+				"deleted", wr.Deleted, "deletedInBucket", wr.DeletedRemote, "ignored", wr.Ignored, "unchanged", wr.Unchanged)
 		}
 		return nil
 	}
 	if wf != nil {
+		if err := s.Register(wf.Collectors()...); err != nil {
+			return err
+		}
 		wctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = wf.Run(wctx) }()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Workflow sync: the original's s3_storage.workflow_sync. ComfyUI keeps each --multi-user
@@ -182,8 +183,10 @@ type WorkflowSync struct {
 	w      WorkflowOptions
 	client *s3.Client
 
-	mu    sync.Mutex      // one sync at a time: the state file is read and written whole
-	noted map[string]bool // problems already logged, each logged once
+	mu      sync.Mutex      // one sync at a time: the state file is read and written whole
+	noted   map[string]bool // problems already logged, each logged once
+	metrics *wfMetrics
+	rounds  int // syncs ended, for tests
 }
 
 // NewWorkflowSync checks the options; it makes no request yet.
@@ -215,7 +218,7 @@ func NewWorkflowSync(o Options, w WorkflowOptions) (*WorkflowSync, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &WorkflowSync{o: o, w: w, client: newClient(&o)}, nil
+	return &WorkflowSync{o: o, w: w, client: newClient(&o), metrics: newWFMetrics()}, nil
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
@@ -307,7 +310,10 @@ func (w *WorkflowSync) SyncOnce(ctx context.Context) (WorkflowResult, error) {
 	if err := saveWFState(statePath, w.remoteID(), next); err != nil {
 		w.noteOnce("save:"+err.Error(), "s3sync: workflows: writing the sync state: %v", err)
 	}
-	return res, errors.Join(errs...)
+	err = errors.Join(errs...)
+	w.metrics.observe(res, err, w.o.Now())
+	w.rounds++
+	return res, err
 }
 
 // noteOnce logs a problem the first time it is seen.
@@ -603,22 +609,38 @@ func (w *WorkflowSync) deleteRemote(ctx context.Context, key string, listed WFSi
 	return true, nil
 }
 
-// Run syncs every Interval until ctx ends; failures are logged and retried next time.
+// finalSyncTimeout bounds the sync at stop: the kubelet's grace period (30 s by default)
+// covers the app's stop and then the sidecar's.
+const finalSyncTimeout = 20 * time.Second
+
+// Run syncs every Interval until ctx ends, and once more then, so that workflows saved since
+// the last round reach the bucket before the pod (and an emptyDir user directory) goes.
+// Failures are logged and retried next time.
 func (w *WorkflowSync) Run(ctx context.Context) error {
 	t := time.NewTicker(w.w.Interval)
 	defer t.Stop()
 	for {
-		res, err := w.SyncOnce(ctx)
-		if err != nil {
-			w.o.Logf("s3sync: workflow sync: %v", err)
-		} else if res.Uploaded+res.Downloaded+res.Deleted+res.DeletedRemote > 0 {
-			w.o.Logf("s3sync: workflows: %d uploaded, %d downloaded, %d deleted locally, %d deleted in the bucket (%d users)",
-				res.Uploaded, res.Downloaded, res.Deleted, res.DeletedRemote, res.Users)
-		}
+		w.runOnce(ctx)
 		select {
 		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalSyncTimeout)
+			defer cancel()
+			w.runOnce(final)
 			return nil
 		case <-t.C:
 		}
 	}
 }
+
+func (w *WorkflowSync) runOnce(ctx context.Context) {
+	res, err := w.SyncOnce(ctx)
+	if err != nil {
+		w.o.Logf("s3sync: workflow sync: %v", err)
+	} else if res.Uploaded+res.Downloaded+res.Deleted+res.DeletedRemote > 0 {
+		w.o.Logf("s3sync: workflows: %d uploaded, %d downloaded, %d deleted locally, %d deleted in the bucket (%d users)",
+			res.Uploaded, res.Downloaded, res.Deleted, res.DeletedRemote, res.Users)
+	}
+}
+
+// Collectors are the workflow sync's metrics, for the sidecar's registry (Syncer.Register).
+func (w *WorkflowSync) Collectors() []prometheus.Collector { return w.metrics.collectors() }

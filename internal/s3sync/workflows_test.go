@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestDecideWorkflow(t *testing.T) {
@@ -441,4 +443,44 @@ func TestWorkflowSyncCorruptState(t *testing.T) {
 	if d := f.readState(t); d.Version != wfStateVersion || d.Remote != f.w.remoteID() || len(d.Users["alice_1"].Files) != 3 {
 		t.Errorf("state after the sync = %+v, want version %d, this remote and 3 files", d, wfStateVersion)
 	}
+}
+
+// TestWorkflowRunSyncsAtStop: a workflow saved after the last round still reaches the bucket
+// when the sidecar is stopped (an emptyDir user directory would lose it), and the metrics
+// count what the rounds did.
+func TestWorkflowRunSyncsAtStop(t *testing.T) {
+	f := newWFFixture(t, NewerWins) // one round: 2 uploaded, 1 downloaded
+	f.w.w.Interval = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.w.Run(ctx) }()
+	// Run's first round finds everything in step; wait for it before saving.
+	deadline := time.Now().Add(10 * time.Second)
+	for roundsSeen(f.w) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run's first round did not finish")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	writeFile(t, filepath.Join(f.wf, "late.json"), `{"late":1}`, time.Now())
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	f.want(t, map[string]string{"late.json": `{"late":1}`})
+	if got := testutil.ToFloat64(f.w.metrics.files.WithLabelValues("uploaded")); got != 3 {
+		t.Errorf("uploaded counter = %v, want 3 (2 at the first sync, late.json at stop)", got)
+	}
+	if got := testutil.ToFloat64(f.w.metrics.files.WithLabelValues("downloaded")); got != 1 {
+		t.Errorf("downloaded counter = %v, want 1", got)
+	}
+}
+
+// roundsSeen counts the workflow syncs that ended (the fixture's, then Run's).
+func roundsSeen(w *WorkflowSync) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rounds
 }
