@@ -110,6 +110,11 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 		return err
 	}
 
+	s3, webhookURL, err := devS3(ctx, cl, dataDir)
+	if err != nil {
+		return err
+	}
+
 	cfg, err := g.load()
 	if err != nil {
 		return err
@@ -122,7 +127,7 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 	goRun(func() error {
 		return runManager(ctx, g, managerFlags{
 			kubeconfig: kubeconfig, metricsAddr: "0", probeAddr: "0", namespace: "default",
-			resync: 5 * time.Minute, concurrency: 2, leaderElectionID: "mss-login-dev",
+			resync: 5 * time.Minute, concurrency: 2, leaderElectionID: "mss-login-dev", s3: s3,
 		})
 	})
 	goRun(func() error {
@@ -140,7 +145,7 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 	})
 	go func() {
 		if user, pw := waitForOwner(ctx, cl); ctx.Err() == nil {
-			printDevBanner(g, cfg.ListenAddress, cfg.UpstreamURL, dataDir, kubeconfig, f.assets, user, pw)
+			printDevBanner(g, cfg.ListenAddress, cfg.UpstreamURL, dataDir, kubeconfig, f.assets, user, pw, webhookURL)
 		}
 	}()
 	var first error
@@ -288,7 +293,7 @@ func ready(u unstructured.Unstructured) bool {
 	return false
 }
 
-func printDevBanner(g *globals, listen, upstream, dataDir, kubeconfig, assets, user, pw string) {
+func printDevBanner(g *globals, listen, upstream, dataDir, kubeconfig, assets, user, pw, webhook string) {
 	_, port, _ := net.SplitHostPort(listen)
 	owner := "(the owner ComfyUser is not Ready yet: kubectl describe comfyuser owner)"
 	if user != "" {
@@ -302,9 +307,11 @@ mss-login dev is running (Ctrl-C stops everything)
   owner:       %s
   ComfyUI:     %s (upstream_url; a "not reachable" page while nothing listens there)
   data:        %s (SQLite database, etcd, development SECRET_KEY; reused by the next run)
+  S3 webhook:  %s (pods an S3Mount selects get the s3sync sidecar;
+               there is no kubelet here, so they are admitted but never run)
 
   KUBECONFIG=%s %s get mss-login
   KUBECONFIG=%s %s get lockouts
 
-`, port, owner, upstream, dataDir, kubeconfig, kubectl, kubeconfig, kubectl)
+`, port, owner, upstream, dataDir, webhook, kubeconfig, kubectl, kubeconfig, kubectl)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -24,6 +25,7 @@ type s3Flags struct {
 	certDir    string
 	certs      string // self | external
 	service    string
+	host       string
 	configName string
 	certSecret string
 	syncImage  string
@@ -43,6 +45,8 @@ func (f *s3Flags) register(fl *pflag.FlagSet) {
 		"self: the manager issues and renews its certificate (in --webhook-cert-secret) and patches the CA into --webhook-config-name; "+
 			"external: the files in --webhook-cert-dir come from elsewhere (cert-manager), and so does the caBundle")
 	fl.StringVar(&f.service, "webhook-service", "mss-login-webhook", "Service in front of the webhook (the certificate's names)")
+	fl.StringVar(&f.host, "webhook-host", "", "also make the certificate valid for this DNS name or IP: for an API server that calls the webhook by URL "+
+		"(mss-login dev) rather than through the Service")
 	fl.StringVar(&f.configName, "webhook-config-name", "mss-login-s3mount", "MutatingWebhookConfiguration whose caBundle the manager keeps")
 	fl.StringVar(&f.certSecret, "webhook-cert-secret", "mss-login-webhook-cert", "Secret (in --namespace) holding the webhook CA and certificate")
 	fl.StringVar(&f.syncImage, "s3sync-image", image, "image of the s3sync sidecar (default $MSS_LOGIN_IMAGE, else this version's image)")
@@ -68,10 +72,16 @@ func setupS3(ctx context.Context, mgr ctrl.Manager, restCfg *rest.Config, f s3Fl
 			return err
 		}
 		svc := f.service
-		certs := webhookcert.New(webhookcert.Options{
+		o := webhookcert.Options{
 			Client: c, Namespace: namespace, SecretName: f.certSecret, CertDir: f.certDir, WebhookConfigName: f.configName,
 			DNSNames: []string{svc, svc + "." + namespace, svc + "." + namespace + ".svc", svc + "." + namespace + ".svc.cluster.local"},
-		})
+		}
+		if ip := net.ParseIP(f.host); ip != nil {
+			o.IPs = append(o.IPs, ip)
+		} else if f.host != "" {
+			o.DNSNames = append(o.DNSNames, f.host)
+		}
+		certs := webhookcert.New(o)
 		if err := certs.Ensure(ctx); err != nil {
 			return fmt.Errorf("webhook certificate: %w", err)
 		}

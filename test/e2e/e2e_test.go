@@ -42,7 +42,6 @@ func TestEndToEnd(t *testing.T) {
 	env, _ := testenv.ControlPlane(t)
 	kubectl := filepath.Join(env.BinaryAssetsDirectory, "kubectl")
 	bin := binary(t)
-	t.Cleanup(func() { os.RemoveAll(binDir) })
 
 	kubeconfig := testenv.AdminKubeconfig(t, env)
 	k := &kube{t: t, bin: kubectl, env: append(os.Environ(), "KUBECONFIG="+kubeconfig)}

@@ -25,6 +25,15 @@ var (
 	binDir    string
 )
 
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // binary builds bin/mss-login from this checkout once per test run, into a temp dir.
 func binary(t *testing.T) string {
 	t.Helper()
