@@ -28,8 +28,9 @@ import (
 // user's workflows in <user dir>/<user id>/workflows/*.json (users.json in the user dir maps
 // ids to names); they are kept in step with <prefix>/users/<sanitized username>/workflows/.
 //
-// Per file: one-sided files are copied across; when both sides differ in content the
-// conflict strategy decides (newer_wins compares the local mtime with the object's
+// Per file: one-sided files are copied across; a file changed on one side only since the
+// baseline below is copied to the other; when both sides changed (or there is no baseline)
+// the conflict strategy decides (newer_wins compares the local mtime with the object's
 // last-modified time, within 2 s counting as equal and then nothing happens). Files larger
 // than the size limit on either side are ignored (and never deleted). Only the top level of
 // each workflows folder is synced; the guest user is never synced.
@@ -154,7 +155,12 @@ func decideWorkflow(local, remote WFSide, base *wfBase, r wfRound) WFAction {
 		return WFNone
 	case base != nil && base.localSame(local) && base.remoteSame(remote):
 		return WFNone // both untouched since they were in step (a multipart ETag never equals an MD5)
+	case base != nil && base.localSame(local):
+		return WFDownload // changed in the bucket only: not a conflict, the change wins
+	case base != nil && base.remoteSame(remote):
+		return WFUpload // changed locally only
 	}
+	// A conflict: changed on both sides since they were in step, or no record of that.
 	switch r.Strategy {
 	case LocalWins:
 		return WFUpload

@@ -149,6 +149,39 @@ func TestWorkflowSyncRoundTrip(t *testing.T) {
 			if res.DeletedRemote != 1 || res.Uploaded+res.Downloaded != 0 {
 				t.Errorf("third sync = %+v, want 1 deleted in the bucket and nothing copied", res)
 			}
+
+			// An edit on one side only is not a conflict: it wins under every strategy.
+			writeFile(t, filepath.Join(wf, "both.json"), `{"edit":"local"}`, time.Now())
+			if _, err := w.SyncOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := s.get("users/alice/workflows/both.json"); string(got) != `{"edit":"local"}` {
+				t.Errorf("a local-only edit did not reach the bucket: %q", got)
+			}
+			s.put("users/alice/workflows/remote.json", []byte(`{"edit":"s3"}`))
+			if _, err := w.SyncOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(filepath.Join(wf, "remote.json")); string(got) != `{"edit":"s3"}` {
+				t.Errorf("a bucket-only edit did not come down: %q", got)
+			}
+
+			// Edited on both sides since: a conflict, the strategy decides (the local edit is
+			// an hour older than the object).
+			writeFile(t, filepath.Join(wf, "both.json"), `{"conflict":"local"}`, old)
+			s.put("users/alice/workflows/both.json", []byte(`{"conflict":"s3"}`))
+			if _, err := w.SyncOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			want := `{"conflict":"s3"}`
+			if strategy == LocalWins {
+				want = `{"conflict":"local"}`
+			}
+			got, _ := s.get("users/alice/workflows/both.json")
+			gotLocal, _ := os.ReadFile(filepath.Join(wf, "both.json"))
+			if string(got) != want || string(gotLocal) != want {
+				t.Errorf("conflict under %s: bucket %q, local %q; want %q on both", strategy, got, gotLocal, want)
+			}
 		})
 	}
 }
@@ -207,13 +240,18 @@ func TestDecideWorkflowDeletions(t *testing.T) {
 			{st + ": deleted in the bucket, file over the limit", st, local(max+1, "m1"), none, &wfBase{LocalSize: max + 1, LocalMD5: "m1", ETag: "e1", RemoteSize: max + 1}, true, true, WFIgnore},
 			{st + ": both unchanged since the baseline (multipart ETag)", st, local(10, "m1"), remote(10, "e1"), base, true, true, WFNone},
 			{st + ": same content with a baseline", st, local(10, "m2"), remote(10, "m2"), base, true, true, WFNone},
+			// Changed on one side only since the baseline: no conflict, whatever the strategy.
+			{st + ": changed locally only", st, local(10, "m2"), remote(10, "e1"), base, true, true, WFUpload},
+			{st + ": changed in the bucket only", st, local(10, "m1"), remote(10, "e2"), base, true, true, WFDownload},
 		}...)
 	}
-	// Both present and different: the strategy decides, as without a baseline.
+	// Changed on both sides since the baseline (or no baseline): the strategy decides.
 	cases = append(cases,
-		tc{"local changed, s3_wins", S3Wins, local(10, "m2"), remote(10, "e1"), base, true, true, WFDownload},
-		tc{"remote changed, local_wins", LocalWins, local(10, "m1"), remote(10, "e2"), base, true, true, WFUpload},
-		tc{"remote changed and newer, newer_wins", NewerWins, local(10, "m1"), remote(10, "e2"), base, true, true, WFDownload},
+		tc{"both changed, s3_wins", S3Wins, local(10, "m2"), remote(10, "e2"), base, true, true, WFDownload},
+		tc{"both changed, local_wins", LocalWins, local(10, "m2"), remote(10, "e2"), base, true, true, WFUpload},
+		tc{"both changed, remote newer, newer_wins", NewerWins, local(10, "m2"), remote(10, "e2"), base, true, true, WFDownload},
+		tc{"no baseline, differing, s3_wins", S3Wins, local(10, "m2"), remote(10, "e1"), nil, true, true, WFDownload},
+		tc{"no baseline, differing, local_wins", LocalWins, local(10, "m1"), remote(10, "e2"), nil, true, true, WFUpload},
 	)
 	for _, c := range cases {
 		r := wfRound{Strategy: c.strategy, MaxBytes: max, LocalDir: c.localDir, RemoteAny: c.remoteAny}
