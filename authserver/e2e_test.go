@@ -46,6 +46,13 @@ type env struct {
 // address send X-Forwarded-For from a trusted loopback "proxy".
 func start(t testing.TB, db *store.Store, edit func(*config.Config)) *env {
 	t.Helper()
+	return startWith(t, db, edit, authserver.Options{})
+}
+
+// startWith is start with more options (a clock); Config, Store, Logger and RefreshInterval
+// are set here.
+func startWith(t testing.TB, db *store.Store, edit func(*config.Config), o authserver.Options) *env {
+	t.Helper()
 	dir := t.TempDir()
 	vars := map[string]string{"SECRET_KEY": testenv.Secret, "MSS_LOGIN_DATA_DIR": dir}
 	cfg, _, err := config.LoadBytes([]byte(`{"trusted_proxies": ["127.0.0.1/32", "::1/128"]}`), "config.json",
@@ -63,8 +70,9 @@ func start(t testing.TB, db *store.Store, edit func(*config.Config)) *env {
 	logs := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	srv, err := authserver.New(ctx, authserver.Options{Config: cfg, Store: db, RefreshInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	o.Config, o.Store, o.RefreshInterval = cfg, db, 100*time.Millisecond
+	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := authserver.New(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

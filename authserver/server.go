@@ -37,6 +37,9 @@ type Options struct {
 	// RefreshInterval is how often the change counters are polled (default 500 ms, so that a
 	// change made anywhere is seen within the 2 s the design promises).
 	RefreshInterval time.Duration
+	// Now is the clock for sessions, tokens and lockouts (default the system clock, in UTC);
+	// tests move it to cross idle and expiry limits.
+	Now func() time.Time
 }
 
 // Server is the auth server. Create it with New and serve Handler (or call Run).
@@ -91,6 +94,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if s.refresh <= 0 {
 		s.refresh = 500 * time.Millisecond
+	}
+	if o.Now != nil {
+		s.now = func() time.Time { return o.Now().UTC() }
 	}
 	s.sockets = newSockets(s.metrics)
 	if s.cache, err = newCache(ctx, o.Store, log); err != nil {

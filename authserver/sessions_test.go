@@ -1,0 +1,91 @@
+package authserver_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mss-login/mss-login/authserver"
+	"github.com/mss-login/mss-login/internal/config"
+	"github.com/mss-login/mss-login/internal/store"
+	"github.com/mss-login/mss-login/internal/testenv"
+)
+
+// clock is a test clock: the system time moved forward by what the test adds.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// jtiOf reads the session id out of a session JWT.
+func jtiOf(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %d parts", len(parts))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ID string `json:"jti"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil || c.ID == "" {
+		t.Fatalf("claims %s: %v", raw, err)
+	}
+	return c.ID
+}
+
+// A session ends after session_idle_revoke_minutes without use — per session, sliding with
+// each use, and a use seen by another replica (the database's last-use time) counts — and after
+// access_token_expiration_hours whatever its use. Other sessions are not touched (the original
+// swept every user's sessions).
+func TestSessionIdleTimeout(t *testing.T) {
+	testenv.ForEachBackend(t, func(t *testing.T, db *store.Store) {
+		clk := &clock{}
+		e := startWith(t, db, func(c *config.Config) {
+			c.SessionIdleRevokeMinutes = 30
+			c.AccessTokenExpirationHours = 3
+		}, authserver.Options{Now: clk.now})
+		owner := e.bootstrap()
+		e.do("POST", "/mss-login/api/users", map[string]string{"username": "erin", "password": "Erin-pass-1!", "role": "user"}, bearer(owner))
+		busy := e.login("erin", "Erin-pass-1!", "192.0.2.90")
+		quiet := e.login("erin", "Erin-pass-1!", "192.0.2.91")
+		elsewhere := e.login("erin", "Erin-pass-1!", "192.0.2.92")
+		ok := func(tok, what string, want int) {
+			t.Helper()
+			if r := e.do("GET", "/api/queue", nil, bearer(tok)); r.code != want {
+				t.Fatalf("%s: GET /api/queue = %d, want %d (%s)", what, r.code, want, r.raw)
+			}
+		}
+		for i := 1; i <= 3; i++ { // 60 min of use every 20 min: alive
+			clk.advance(20 * time.Minute)
+			ok(busy, "a session used every 20 minutes", 200)
+			if i == 2 {
+				// Another replica served this session a moment ago: it wrote the last use.
+				if err := db.TouchSessions(context.Background(), map[string]time.Time{jtiOf(t, elsewhere): clk.now()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		ok(quiet, "a session unused for 60 minutes", 401)
+		ok(elsewhere, "a session used 20 minutes ago on another replica", 200)
+		if r := e.do("GET", "/mss-login/api/sessions", nil, bearer(busy)); r.code != 200 {
+			t.Fatalf("listing sessions: %d %s", r.code, r.raw)
+		}
+
+		// Use every 20 minutes does not outlive the expiry (3 h after login).
+		for range 5 {
+			clk.advance(20 * time.Minute)
+			ok(busy, "a session used every 20 minutes, before its expiry", 200)
+		}
+		clk.advance(25 * time.Minute) // 3 h 05 after login
+		ok(busy, "a session past access_token_expiration_hours", 401)
+		e.login("erin", "Erin-pass-1!", "192.0.2.93")
+	})
+}
