@@ -25,6 +25,21 @@ func newAPIToken() (token, hash string) {
 	return token, hashToken(token)
 }
 
+// isLegacyToken recognises an API token of the original MSS-Login (32 random bytes,
+// base64url, no prefix), imported by `mss-login admin import` with its SHA-256: it has no dots,
+// which every JWT has.
+func isLegacyToken(token string) bool {
+	if len(token) != 43 {
+		return false
+	}
+	for _, c := range token {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 func hashToken(token string) string {
 	h := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(h[:])

@@ -69,7 +69,7 @@ func (s *Server) authenticate(ctx context.Context, token string, now time.Time) 
 	}
 	snap := s.cache.get()
 	var id identity
-	if strings.HasPrefix(token, TokenPrefix) {
+	if strings.HasPrefix(token, TokenPrefix) || isLegacyToken(token) {
 		t, ok := snap.tokens[hashToken(token)]
 		if !ok || (!t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now)) {
 			return nil

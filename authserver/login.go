@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -261,20 +260,6 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Logged out"})
 }
 
-var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_]{3,128}$`)
-
-// validateUsername applies the original's rules: letters, digits, underscore, at least 3, not
-// a reserved name.
-func validateUsername(u string) error {
-	if !usernamePattern.MatchString(u) {
-		return errors.New("username: 3 to 128 letters, digits or underscores")
-	}
-	switch strings.ToLower(u) {
-	case "guest", "default", "defaults":
-		return errors.New("username: " + u + " is reserved")
-	}
-	return nil
-}
 
 // validatePassword applies the original's rules: at least 8 characters, a digit and a special
 // character, no spaces, at most 4096.
@@ -352,7 +337,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		page["Error"] = msg
 		renderPage(w, code, "register.html", page)
 	}
-	if err := validateUsername(username); err != nil {
+	if err := store.ValidateUsername(username); err != nil {
 		fail(http.StatusBadRequest, err.Error())
 		return
 	}

@@ -2,7 +2,9 @@ package authserver_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"sync/atomic"
@@ -88,4 +90,51 @@ func TestSessionIdleTimeout(t *testing.T) {
 		ok(busy, "a session past access_token_expiration_hours", 401)
 		e.login("erin", "Erin-pass-1!", "192.0.2.93")
 	})
+}
+
+// An API token of the original MSS-Login (43 base64url characters, no prefix), imported by
+// `mss-login admin import` as its SHA-256, keeps working — through the same lookup as new
+// tokens — until it is revoked; an unknown one of that shape is refused.
+func TestImportedLegacyAPIToken(t *testing.T) {
+	db := testenv.Open(t, store.SQLite)
+	e := start(t, db, nil)
+	e.bootstrap()
+	ctx := context.Background()
+	u := store.User{Username: "mia", PasswordHash: "$2b$04$abcdefghijklmnopqrstuuK2V8S4Eh5kW3WcS1p5dB3s9yPj9cC6", Role: "power"}
+	if err := db.CreateUser(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	const raw = "q4-ZsN0bVx8m1tQe7yJk2LpR5wHcA9dUoF3gKi6jXnY"
+	sum := sha256.Sum256([]byte(raw))
+	tok := store.APIToken{TokenHash: hex.EncodeToString(sum[:]), UserID: u.ID, Label: "render farm"}
+	if err := db.CreateAPIToken(ctx, &tok); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the imported token is accepted", func() bool {
+		return e.do("GET", "/api/queue", nil, bearer(raw)).code == 200
+	})
+	if got := e.stub.Last().ComfyUser; got != "mia" {
+		t.Fatalf("upstream saw comfy-user %q", got)
+	}
+	if r := e.do("GET", "/api/queue", nil, bearer("Zz9yXw8vU7tS6rQ5pO4nM3lK2jI1hG0fE-dC_bA9876")); r.code != 401 {
+		t.Fatalf("an unknown token of the same shape: %d", r.code)
+	}
+	if err := db.RevokeAPIToken(ctx, tok.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the revoked token is refused", func() bool {
+		return e.do("GET", "/api/queue", nil, bearer(raw)).code == 401
+	})
+}
+
+// eventually polls ok every 50 ms for up to 5 s (the cache refreshes every 100 ms here).
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5 s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"database/sql"
 	"errors"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -23,6 +24,21 @@ type User struct {
 	UpdatedAt         time.Time
 	PasswordChangedAt time.Time
 	LastLoginAt       time.Time
+}
+
+var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9_]{3,128}$`)
+
+// ValidateUsername applies the original's rules: letters, digits, underscore, 3 to 128, not a
+// reserved name (guest, default, defaults).
+func ValidateUsername(u string) error {
+	if !usernamePattern.MatchString(u) {
+		return errors.New("username: 3 to 128 letters, digits or underscores")
+	}
+	switch strings.ToLower(u) {
+	case "guest", "default", "defaults":
+		return errors.New("username: " + u + " is reserved")
+	}
+	return nil
 }
 
 const userColumns = `id, username, password_hash, role, owner_flag, disabled, mfa_enabled, owner_ref,
