@@ -260,7 +260,6 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Logged out"})
 }
 
-
 // validatePassword applies the original's rules: at least 8 characters, a digit and a special
 // character, no spaces, at most 4096.
 func validatePassword(p string) error {

@@ -39,7 +39,6 @@ type Plan struct {
 	Skipped []string // other rows left out, each with the reason
 }
 
-
 // Decide turns a dump into a plan: pure, so the rules are table-tested.
 //   - A username already in the target is skipped (nothing stored is overwritten), as are
 //     reserved and invalid names and users without a password hash.
