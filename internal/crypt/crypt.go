@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -77,6 +78,10 @@ func DatabaseKey(secret string, level Level) ([]byte, error) {
 	salt := []byte("mss-login-db-key-v1" + string(level))
 	k := argon2.IDKey([]byte(secret), salt, p.time, p.memoryKiB, p.threads, 32)
 	dbKeyCache[id] = k
+	// The KDF's memory (256 MiB at "secure") is garbage now. Left to the GC, it would stay
+	// resident and set the next heap goal from a 256 MiB live heap, so the process would keep
+	// hundreds of MiB for its whole life; collect it and give it back at once.
+	debug.FreeOSMemory()
 	return k, nil
 }
 

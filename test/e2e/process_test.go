@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 }
 
 // binary builds bin/mss-login from this checkout once per test run, into a temp dir.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "mss-e2e-bin")
@@ -64,7 +64,7 @@ type process struct {
 	done chan struct{}
 }
 
-func start(t *testing.T, name string, env []string, bin string, args ...string) *process {
+func start(t testing.TB, name string, env []string, bin string, args ...string) *process {
 	t.Helper()
 	p := &process{name: name, log: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
