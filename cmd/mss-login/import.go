@@ -33,7 +33,7 @@ func importCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&secretEnv, "source-secret-key-env", "SECRET_KEY", "environment variable holding the original's SECRET_KEY (for MFA secrets)")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be imported and write nothing")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be imported and import nothing (the schema is still brought up to date, as by every admin command)")
 	return cmd
 }
 

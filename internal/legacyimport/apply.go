@@ -53,7 +53,10 @@ func Apply(ctx context.Context, s *store.Store, p Plan, now time.Time, deviceLoc
 		if !up.Import {
 			continue
 		}
-		u := store.User{Username: up.Source.Username, PasswordHash: up.Source.PasswordHash, Role: up.Role, Owner: up.Owner}
+		// A user with MFA is created disabled and enabled only once the secret is stored: no
+		// moment, and no failure, leaves them reachable with the password alone.
+		withMFA := up.Source.MFAEnabled && up.Source.TOTPSecret != ""
+		u := store.User{Username: up.Source.Username, PasswordHash: up.Source.PasswordHash, Role: up.Role, Owner: up.Owner, Disabled: withMFA}
 		switch err := s.CreateUser(ctx, &u); {
 		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrOwnerTaken):
 			r.Problems = append(r.Problems, fmt.Sprintf("user %s: %v", u.Username, err))
@@ -61,23 +64,19 @@ func Apply(ctx context.Context, s *store.Store, p Plan, now time.Time, deviceLoc
 		case err != nil:
 			return r, fmt.Errorf("user %s: %w", u.Username, err)
 		}
+		if withMFA {
+			if err := importMFA(ctx, s, u, up.Source); err != nil {
+				_ = s.DeleteUser(ctx, u.ID) // not half imported: the next run tries again
+				return r, fmt.Errorf("user %s: %w", u.Username, err)
+			}
+			r.MFA++
+			if up.Source.BackupCodeHash != "" {
+				r.BackupCodes++
+			}
+		}
 		r.Users++
 		ids[up.Source.ID] = u.ID
 		_ = s.Audit(ctx, store.AuditEvent{Actor: "admin-cli", Action: "user.imported", Target: u.Username, Detail: reason + ", role " + u.Role})
-		if up.Source.TOTPSecret != "" {
-			if err := s.SetMFA(ctx, u.ID, up.Source.TOTPSecret, up.Source.MFAEnabled); err != nil {
-				return r, fmt.Errorf("user %s: MFA: %w", u.Username, err)
-			}
-			if up.Source.MFAEnabled {
-				r.MFA++
-				if up.Source.BackupCodeHash != "" {
-					if err := s.SetBackupCodes(ctx, u.ID, []string{up.Source.BackupCodeHash}); err != nil {
-						return r, fmt.Errorf("user %s: backup code: %w", u.Username, err)
-					}
-					r.BackupCodes++
-				}
-			}
-		}
 	}
 	for _, t := range p.Tokens {
 		id, ok := ids[t.UserID]
@@ -135,4 +134,18 @@ func Apply(ctx context.Context, s *store.Store, p Plan, now time.Time, deviceLoc
 		}
 	}
 	return r, nil
+}
+
+// importMFA stores the secret and the backup code, then enables the user created disabled.
+func importMFA(ctx context.Context, s *store.Store, u store.User, src User) error {
+	if err := s.SetMFA(ctx, u.ID, src.TOTPSecret, true); err != nil {
+		return fmt.Errorf("MFA: %w", err)
+	}
+	if src.BackupCodeHash != "" {
+		if err := s.SetBackupCodes(ctx, u.ID, []string{src.BackupCodeHash}); err != nil {
+			return fmt.Errorf("backup code: %w", err)
+		}
+	}
+	u.Disabled = false
+	return s.UpdateUser(ctx, u)
 }

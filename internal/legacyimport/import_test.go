@@ -68,6 +68,9 @@ func TestImportIntoEachBackend(t *testing.T) {
 			}
 		}
 		mia, _ := s.UserByName(ctx, "mia")
+		if mia.Disabled {
+			t.Error("mia stayed disabled after her MFA was stored")
+		}
 		if sec, err := s.TOTPSecret(ctx, mia.ID); err != nil || sec != f.TOTPSecret || !mia.MFAEnabled {
 			t.Errorf("mia's MFA: enabled %v, secret matches %v, %v", mia.MFAEnabled, sec == f.TOTPSecret, err)
 		}
@@ -156,5 +159,31 @@ func TestReadOlderSchema(t *testing.T) {
 	}
 	if len(d.Users) != 5 || len(d.Tokens) != 0 || len(d.Allow) != 0 || len(d.Devices) != 0 || len(d.Bans) != 3 {
 		t.Fatalf("dump of an older file: %d users, %d tokens, %d allow, %d devices, %d bans", len(d.Users), len(d.Tokens), len(d.Allow), len(d.Devices), len(d.Bans))
+	}
+}
+
+// When the MFA secret cannot be stored (here: a database opened without SECRET_KEY has no
+// field key), the user is not left behind with a password only.
+func TestImportMFAFailureLeavesNoUser(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, store.Options{Backend: store.SQLite, SQLitePath: filepath.Join(t.TempDir(), "users.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := legacytest.Write(t, t.TempDir(), originalSecret)
+	d, err := legacyimport.Read(ctx, f.Path, originalSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _ := legacyimport.TargetOf(ctx, s)
+	if _, err := legacyimport.Apply(ctx, s, legacyimport.Decide(d, target, time.Now()), time.Now(), time.Hour); err == nil || !strings.Contains(err.Error(), "mia") {
+		t.Fatalf("apply without a field key: %v", err)
+	}
+	if _, err := s.UserByName(ctx, "mia"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("mia is left behind: %v", err)
 	}
 }

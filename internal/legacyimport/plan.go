@@ -48,8 +48,12 @@ type Plan struct {
 //   - Tokens of imported users only, not expired at now; bans active at now; allow entries
 //     that parse as an IP or CIDR.
 func Decide(d *Dump, t Target, now time.Time) Plan {
-	var p Plan
-	imported := map[string]bool{}
+	p := Plan{Skipped: slices.Clone(d.Skipped)}
+	imported := map[string]string{} // original user id → username
+	ids := map[string]int{}
+	for _, u := range d.Users {
+		ids[u.ID]++
+	}
 	ownerTaken := t.HasOwner
 	for _, u := range d.Users {
 		up := UserPlan{Source: u}
@@ -61,17 +65,24 @@ func Decide(d *Dump, t Target, now time.Time) Plan {
 			up.Note = "already in the mss-login database (left as it is)"
 		case u.PasswordHash == "":
 			up.Note = "no password hash"
+		case u.ID == "" || ids[u.ID] > 1:
+			up.Note = "no user_id of its own (its API tokens could not be told apart)"
+		case u.mfaWithoutSecret():
+			up.Note = "MFA is on but no secret is stored: left out rather than imported without MFA"
 		default:
 			up.Import = true
 			up.Role, up.Owner, up.Note = roleOf(u, t.Roles, &ownerTaken)
-			imported[u.ID] = true
+			imported[u.ID] = u.Username
 		}
 		p.Users = append(p.Users, up)
 	}
 	for _, tok := range d.Tokens {
+		name, ok := imported[tok.UserID]
 		switch {
-		case !imported[tok.UserID]:
+		case !ok:
 			p.Skipped = append(p.Skipped, fmt.Sprintf("API token %q: its user is not imported", tok.Label))
+		case tok.Username != "" && !strings.EqualFold(tok.Username, name):
+			p.Skipped = append(p.Skipped, fmt.Sprintf("API token %q: recorded for %q, but its user_id is %s's", tok.Label, tok.Username, name))
 		case !tok.ExpiresAt.IsZero() && !tok.ExpiresAt.After(now):
 			p.Skipped = append(p.Skipped, fmt.Sprintf("API token %q: expired", tok.Label))
 		case len(tok.Hash) != 64:

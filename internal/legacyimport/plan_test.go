@@ -33,6 +33,8 @@ func TestDecideUsers(t *testing.T) {
 		{"invalid name", u("a b", false, "user"), Target{}, false, "", false, "3 to 128 letters"},
 		{"too short", u("ab", false, "user"), Target{}, false, "", false, "3 to 128 letters"},
 		{"no hash", User{ID: "x", Username: "nohash"}, Target{}, false, "", false, "no password hash"},
+		{"no user_id", User{Username: "noid", PasswordHash: "h"}, Target{}, false, "", false, "no user_id"},
+		{"MFA on without a secret", User{ID: "m", Username: "mfa_user", PasswordHash: "h", MFAEnabled: true}, Target{}, false, "", false, "no secret is stored"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,6 +44,17 @@ func TestDecideUsers(t *testing.T) {
 				t.Fatalf("got %+v, want import %v role %q owner %v note with %q", got, tc.imported, tc.role, tc.owner, tc.noteHas)
 			}
 		})
+	}
+}
+
+// Two users with one user_id: neither is imported (their tokens could not be told apart).
+func TestDecideSharedUserID(t *testing.T) {
+	d := &Dump{Users: []User{{ID: "same", Username: "aaa", PasswordHash: "h"}, {ID: "same", Username: "bbb", PasswordHash: "h"},
+		{ID: "other", Username: "ccc", PasswordHash: "h"}},
+		Tokens: []Token{{Hash: strings.Repeat("b", 64), UserID: "same", Label: "ambiguous"}}}
+	p := Decide(d, Target{}, time.Now())
+	if p.Users[0].Import || p.Users[1].Import || !p.Users[2].Import || len(p.Tokens) != 0 {
+		t.Fatalf("%+v, tokens %+v", p.Users, p.Tokens)
 	}
 }
 
@@ -68,7 +81,10 @@ func TestDecideOtherRows(t *testing.T) {
 			{Hash: hash, UserID: "u1", Label: "expired", ExpiresAt: now.Add(-time.Second)},
 			{Hash: hash, UserID: "u2", Label: "guest's"},
 			{Hash: "abc", UserID: "u1", Label: "short"},
+			{Hash: hash, UserID: "u1", Username: "MIA", Label: "same name, other case"},
+			{Hash: hash, UserID: "u1", Username: "bob", Label: "recorded for bob"},
 		},
+		Skipped: []string{"API token \"odd\": expiry \"soon\" does not parse"},
 		Bans:    []Ban{{IP: "203.0.113.1"}, {IP: "203.0.113.2", ExpiresAt: now.Add(time.Minute)}, {IP: "203.0.113.3", ExpiresAt: now}, {IP: "nope"}},
 		Allow:   []string{"10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "10.0.0.0/33", "x"},
 		Devices: []string{"d1"},
@@ -78,7 +94,7 @@ func TestDecideOtherRows(t *testing.T) {
 	for _, tok := range p.Tokens {
 		labels = append(labels, tok.Label)
 	}
-	if strings.Join(labels, ",") != "never,later" {
+	if strings.Join(labels, ",") != "never,later,same name, other case" {
 		t.Errorf("tokens %v", labels)
 	}
 	if len(p.Bans) != 2 || p.Bans[0].IP != "203.0.113.1" || p.Bans[1].IP != "203.0.113.2" {
@@ -88,7 +104,7 @@ func TestDecideOtherRows(t *testing.T) {
 		t.Errorf("allow %v", p.Allow)
 	}
 	skipped := strings.Join(p.Skipped, "\n")
-	for _, want := range []string{`"expired": expired`, `"guest's": its user is not imported`, `"short": not a SHA-256`, `ban of "nope"`, `"10.0.0.0/33"`, `"x"`} {
+	for _, want := range []string{`"recorded for bob": recorded for "bob", but its user_id is mia's`, `"odd": expiry "soon" does not parse`, `"expired": expired`, `"guest's": its user is not imported`, `"short": not a SHA-256`, `ban of "nope"`, `"10.0.0.0/33"`, `"x"`} {
 		if !strings.Contains(skipped, want) {
 			t.Errorf("skipped lacks %q:\n%s", want, skipped)
 		}

@@ -38,9 +38,15 @@ type User struct {
 	BackupCodeHash string
 }
 
+// mfaWithoutSecret: the original says MFA is on but holds no secret; such a user is not
+// imported (importing them without MFA would weaken their account).
+func (u User) mfaWithoutSecret() bool { return u.MFAEnabled && u.TOTPSecret == "" }
+
 // Token is one API token; Hash is the SHA-256 (hex) of the raw token, as mss-login stores it.
 type Token struct {
-	Hash, UserID, Label  string
+	// Username is the original's copy of the owner's name ("" in older files); it must match
+	// the user the token is given to.
+	Hash, UserID, Username, Label string
 	CreatedAt, ExpiresAt time.Time // ExpiresAt zero: never
 }
 
@@ -57,6 +63,8 @@ type Dump struct {
 	Bans    []Ban
 	Allow   []string // ip_whitelist entries (IPs or CIDRs)
 	Devices []string // locked_devices
+	// Skipped are rows read but left out, each with the reason (an expiry that does not parse).
+	Skipped []string
 }
 
 // ErrEncrypted: the file is not plain SQLite (the original's SQLCipher encryption).
@@ -80,10 +88,10 @@ func Read(ctx context.Context, path, sourceSecret string) (*Dump, error) {
 	if d.Users, err = r.users(sourceSecret); err != nil {
 		return nil, err
 	}
-	if d.Tokens, err = r.tokens(); err != nil {
+	if d.Tokens, err = r.tokens(d); err != nil {
 		return nil, err
 	}
-	if d.Bans, err = r.bans(); err != nil {
+	if d.Bans, err = r.bans(d); err != nil {
 		return nil, err
 	}
 	if d.Allow, err = r.strings("ip_whitelist", "entry"); err != nil {
@@ -218,27 +226,29 @@ func fieldKey(secret string) (*fernet.Key, error) {
 	return fernet.DecodeKey(base64.URLEncoding.EncodeToString(raw))
 }
 
-func (r reader) tokens() ([]Token, error) {
+func (r reader) tokens(d *Dump) ([]Token, error) {
 	cols, err := r.columns("api_tokens")
 	if err != nil || len(cols) == 0 {
 		return nil, err
 	}
-	rows, err := r.db.QueryContext(r.ctx, `SELECT `+selectCols(cols, "token_hash", "user_id", "label", "created_at_iso", "expires_iso")+` FROM api_tokens`)
+	rows, err := r.db.QueryContext(r.ctx, `SELECT `+selectCols(cols, "token_hash", "user_id", "username", "label", "created_at_iso", "expires_iso")+` FROM api_tokens`)
 	if err != nil {
 		return nil, fmt.Errorf("api_tokens: %w", err)
 	}
 	defer rows.Close()
 	var out []Token
 	for rows.Next() {
-		var hash, user, label, created, expires sql.NullString
-		if err := rows.Scan(&hash, &user, &label, &created, &expires); err != nil {
+		var hash, user, name, label, created, expires sql.NullString
+		if err := rows.Scan(&hash, &user, &name, &label, &created, &expires); err != nil {
 			return nil, fmt.Errorf("api_tokens: %w", err)
 		}
-		t := Token{Hash: strings.ToLower(hash.String), UserID: user.String, Label: label.String, CreatedAt: parseTime(created.String)}
+		t := Token{Hash: strings.ToLower(hash.String), UserID: user.String, Username: name.String, Label: label.String,
+			CreatedAt: parseTime(created.String)}
 		switch exp := parseTime(expires.String); {
 		case strings.HasPrefix(strings.TrimSpace(expires.String), "9999"): // the original's "never"
 		case exp.IsZero():
-			continue // no expiry that parses: not imported (fail closed)
+			d.Skipped = append(d.Skipped, fmt.Sprintf("API token %q: expiry %q does not parse", t.Label, expires.String))
+			continue // fail closed
 		default:
 			t.ExpiresAt = exp
 		}
@@ -247,7 +257,7 @@ func (r reader) tokens() ([]Token, error) {
 	return out, rows.Err()
 }
 
-func (r reader) bans() ([]Ban, error) {
+func (r reader) bans(d *Dump) ([]Ban, error) {
 	cols, err := r.columns("ip_blacklist")
 	if err != nil || len(cols) == 0 {
 		return nil, err
@@ -266,6 +276,7 @@ func (r reader) bans() ([]Ban, error) {
 		b := Ban{IP: ip.String}
 		if exp.Valid && exp.String != "" {
 			if b.ExpiresAt = parseTime(exp.String); b.ExpiresAt.IsZero() {
+				d.Skipped = append(d.Skipped, fmt.Sprintf("ban of %q: expiry %q does not parse", b.IP, exp.String))
 				continue
 			}
 		}
