@@ -47,7 +47,7 @@ type Token struct {
 	// Username is the original's copy of the owner's name ("" in older files); it must match
 	// the user the token is given to.
 	Hash, UserID, Username, Label string
-	CreatedAt, ExpiresAt time.Time // ExpiresAt zero: never
+	CreatedAt, ExpiresAt          time.Time // ExpiresAt zero: never
 }
 
 // Ban is one ip_blacklist row; ExpiresAt zero: permanent.
