@@ -60,7 +60,7 @@ func SetupS3Mounts(mgr ctrl.Manager, o S3Options) error {
 		RegisterS3MountWebhook(mgr.GetWebhookServer(), mgr.GetClient(), mgr.GetScheme(), o.Inject)
 	}
 	r := &s3MountReconciler{client: mgr.GetClient(), reader: mgr.GetAPIReader(), recorder: mgr.GetEventRecorder("mss-login-s3mount"),
-		o: o, checked: map[types.NamespacedName]lastCheck{}}
+		o: o, checked: map[types.NamespacedName]lastCheck{}, census: map[types.NamespacedName]lastCensus{}}
 	return ctrl.NewControllerManagedBy(mgr).Named("s3mount").
 		For(&authv1alpha1.S3Mount{}, builder.WithPredicates(specOrDeletion)).
 		// Pods come and go: the counts follow. Only injected pods are cached (CacheByObject).
@@ -105,7 +105,20 @@ type s3MountReconciler struct {
 	// when the Secret changes.
 	mu      sync.Mutex
 	checked map[types.NamespacedName]lastCheck
+	// census remembers the last list of the selector's pods: every event of an injected pod
+	// reconciles its mounts, and that must not become a namespace-wide List each time.
+	census map[types.NamespacedName]lastCensus
 }
+
+type lastCensus struct {
+	generation int64
+	at         time.Time
+	names      []string
+	n          int
+}
+
+// censusEvery bounds how often a mount lists its selector's pods (uncached).
+const censusEvery = 30 * time.Second
 
 type lastCheck struct {
 	generation  int64
@@ -132,6 +145,7 @@ func (r *s3MountReconciler) cachedCheck(ctx context.Context, m *authv1alpha1.S3M
 func (r *s3MountReconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
 	delete(r.checked, key)
+	delete(r.census, key)
 	r.mu.Unlock()
 }
 
@@ -202,6 +216,24 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 // selector matches that lack this mount's sidecar: the webhook's failurePolicy is Ignore, so
 // pods created while it was down start without one, and so do pods older than the mount.
 func (r *s3MountReconciler) podsWithoutSidecar(ctx context.Context, m *authv1alpha1.S3Mount) ([]string, int, error) {
+	key := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
+	every := min(censusEvery, r.o.Recheck)
+	r.mu.Lock()
+	c, ok := r.census[key]
+	r.mu.Unlock()
+	if ok && c.generation == m.Generation && time.Since(c.at) < every {
+		return c.names, c.n, nil
+	}
+	names, n, err := r.listWithoutSidecar(ctx, m)
+	if err == nil {
+		r.mu.Lock()
+		r.census[key] = lastCensus{generation: m.Generation, at: time.Now(), names: names, n: n}
+		r.mu.Unlock()
+	}
+	return names, n, err
+}
+
+func (r *s3MountReconciler) listWithoutSidecar(ctx context.Context, m *authv1alpha1.S3Mount) ([]string, int, error) {
 	if len(m.Spec.Selector.MatchLabels) == 0 && len(m.Spec.Selector.MatchExpressions) == 0 {
 		return nil, 0, nil
 	}

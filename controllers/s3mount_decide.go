@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -25,6 +26,15 @@ func validateS3Mount(spec authv1alpha1.S3MountSpec) string {
 		problems = append(problems, "selector is empty: it selects no pod (name the labels of the ComfyUI pods)")
 	} else if _, err := metav1.LabelSelectorAsSelector(&spec.Selector); err != nil {
 		problems = append(problems, "selector: "+err.Error())
+	}
+	if wf := spec.WorkflowSync; wf != nil {
+		mp := spec.MountPath
+		if mp == "" {
+			mp = "/workspace/s3"
+		}
+		if overlaps(path.Clean(wf.UserDirectory), path.Clean(mp)) {
+			problems = append(problems, fmt.Sprintf("workflowSync.userDirectory %s overlaps mountPath %s: every pod would be refused", wf.UserDirectory, mp))
+		}
 	}
 	seen := map[string]bool{}
 	for _, f := range spec.ModelFolders {

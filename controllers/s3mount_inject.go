@@ -200,23 +200,51 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 	return false
 }
 
-// sidecarName and volumeName are derived from the mount's name, cut to the 63 characters a
-// container or volume name may have (with a hash when cut, so two long names stay distinct).
+// sidecarName and volumeName are derived from the mount's name as DNS labels, the form
+// container and volume names must have: an S3Mount's name may hold dots and be 253 long.
 func sidecarName(mount string) string { return dnsLabel("s3sync-" + mount) }
 func volumeName(mount string) string  { return dnsLabel("s3-" + mount) }
 
+// dnsLabel turns s into a DNS-1123 label (lower-case letters, digits, '-', at most 63). When it
+// had to change s (a dot replaced, or cut) it adds a hash of s, so two names stay distinct.
 func dnsLabel(s string) string {
-	if len(s) <= 63 {
+	l := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(s))
+	if l == s && len(s) <= 63 {
 		return s
 	}
 	sum := sha256.Sum256([]byte(s))
-	return strings.TrimRight(s[:54], "-.") + "-" + hex.EncodeToString(sum[:])[:8]
+	if len(l) > 54 {
+		l = l[:54]
+	}
+	return strings.Trim(l, "-") + "-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// freeVolumeName is name, or name with a suffix when the pod already has a volume by that
+// name (an injected volume must never replace or collide with the app's).
+func freeVolumeName(pod *corev1.Pod, name string) string {
+	taken := func(n string) bool {
+		for _, v := range pod.Spec.Volumes {
+			if v.Name == n {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 2; taken(name); i++ {
+		name = dnsLabel(fmt.Sprintf("%s-%d", strings.TrimSuffix(name, "-"), i))
+	}
+	return name
 }
 
 // injectOne adds the volume, the sidecar and the app mounts of one S3Mount to pod.
 func injectOne(pod *corev1.Pod, m *authv1alpha1.S3Mount, cfg InjectConfig, port int) {
 	mp := mountPathOf(m)
-	vol := corev1.Volume{Name: volumeName(m.Name), VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+	vol := corev1.Volume{Name: freeVolumeName(pod, volumeName(m.Name)), VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
 	if m.Spec.PersistentVolumeClaimName != "" && m.Spec.Mode != authv1alpha1.S3MountFUSE {
 		vol.VolumeSource = corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: m.Spec.PersistentVolumeClaimName}}
 	}

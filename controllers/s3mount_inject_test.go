@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 )
@@ -211,12 +212,14 @@ func TestValidateS3Mount(t *testing.T) {
 	twice.ModelFolders = []string{"vae", "vae"}
 	badSel := ok
 	badSel.Selector = metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Nope"}}}
+	ownPath := withWorkflows(s3m("a", "", ""), "/workspace/s3/user", "").Spec
 	for _, tc := range []struct {
 		name string
 		spec authv1alpha1.S3MountSpec
 		want string
 	}{{"ok", ok, ""}, {"empty selector", empty, "selects no pod"}, {"bad folder", badFolder, `"../etc"`},
-		{"folder twice", twice, "twice"}, {"bad selector", badSel, "selector:"}} {
+		{"folder twice", twice, "twice"}, {"bad selector", badSel, "selector:"},
+		{"user directory inside its own mountPath", ownPath, "overlaps mountPath /workspace/s3"}} {
 		got := validateS3Mount(tc.spec)
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
@@ -353,4 +356,80 @@ func TestWorkflowSyncInjection(t *testing.T) {
 			t.Fatalf("want an overlap refusal, got %q", r.Deny)
 		}
 	})
+}
+
+// Names derived from an S3Mount's (which may hold dots and be 253 long) are valid container
+// and volume names, distinct for distinct mounts, and never take a volume name the pod uses.
+func TestInjectedNames(t *testing.T) {
+	long := strings.Repeat("m", 240)
+	seen := map[string]string{}
+	for _, mount := range []string{"models", "sd1.5-models", "sd1-5-models", "a.b", "a-b", long, long + "x"} {
+		for _, n := range []string{sidecarName(mount), volumeName(mount), dnsLabel("s3wf-" + mount)} {
+			if errs := validation.IsDNS1123Label(n); len(errs) > 0 {
+				t.Errorf("%q from %q: %v", n, mount, errs)
+			}
+			if other, ok := seen[n]; ok && other != mount {
+				t.Errorf("%q and %q both give %q", other, mount, n)
+			}
+			seen[n] = mount
+		}
+	}
+	if sidecarName("models") != "s3sync-models" {
+		t.Errorf("a plain name changed: %q", sidecarName("models"))
+	}
+
+	p := comfyPod(comfyLabels, nil)
+	p.Spec.Volumes = []corev1.Volume{{Name: "s3-models"}, {Name: "s3wf-models"}}
+	r := decideInjection(p, []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/comfyui/user", "")}, testInjectCfg)
+	if r.Pod == nil {
+		t.Fatalf("not injected: %s", r.Deny)
+	}
+	names := map[string]int{}
+	for _, v := range r.Pod.Spec.Volumes {
+		names[v.Name]++
+	}
+	if len(r.Pod.Spec.Volumes) != 4 || names["s3-models"] != 1 || names["s3wf-models"] != 1 {
+		t.Fatalf("volumes %v: the injected ones must get names of their own", names)
+	}
+}
+
+// The sidecar mounts the user directory as the app container that holds it does: nested
+// mounts too, subPathExpr with its variables, as that container's user.
+func TestWorkflowSyncUserDirectoryShapes(t *testing.T) {
+	mount := []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/comfyui/user", "")}
+	p := comfyPod(comfyLabels, nil)
+	p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(7))}
+	p.Spec.Containers[1].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000))}
+	p.Spec.Containers[1].Env = []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "OTHER", Value: "x"}}
+	p.Spec.Containers[1].VolumeMounts = []corev1.VolumeMount{
+		{Name: "data", MountPath: "/comfyui/user", SubPathExpr: "users/$(POD_NAME)"},
+		{Name: "alice", MountPath: "/comfyui/user/alice"},
+		{Name: "models", MountPath: "/comfyui/models"},
+	}
+	r := decideInjection(p, mount, testInjectCfg)
+	if r.Pod == nil {
+		t.Fatalf("not injected: %s", r.Deny)
+	}
+	sc := sidecarOf(t, r.Pod, "models")
+	if vm, ok := mountAt(sc, "/comfyui/user"); !ok || vm.SubPathExpr != "users/$(POD_NAME)" {
+		t.Errorf("user directory mount %+v", sc.VolumeMounts)
+	}
+	if _, ok := mountAt(sc, "/comfyui/user/alice"); !ok {
+		t.Errorf("the nested mount is not shared: %+v", sc.VolumeMounts)
+	}
+	if _, ok := mountAt(sc, "/comfyui/models"); ok {
+		t.Errorf("a mount outside the user directory was shared")
+	}
+	if len(sc.Env) != 3 || sc.Env[2].Name != "POD_NAME" || sc.Env[2].ValueFrom.FieldRef == nil {
+		t.Errorf("sidecar env %+v: want the credentials and POD_NAME only", sc.Env)
+	}
+	if *sc.SecurityContext.RunAsUser != 1000 {
+		t.Errorf("sidecar runs as %d, want the owning container's 1000", *sc.SecurityContext.RunAsUser)
+	}
+
+	p.Spec.Containers[1].Env = nil
+	if r := decideInjection(p, mount, testInjectCfg); r.Pod != nil || !strings.Contains(r.Deny, "subPathExpr") {
+		t.Fatalf("subPathExpr without its variable: %q", r.Deny)
+	}
 }

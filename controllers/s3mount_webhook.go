@@ -16,9 +16,8 @@ import (
 
 // The manager keeps the webhook's certificate in a Secret and the CA in the webhook
 // configuration (internal/webhookcert); controller-gen reads markers from this package only.
-// Writing that Secret is granted in the manager's namespace only (config/rbac/webhook_cert_role.yaml
-// and the chart's templates/webhook.yaml), not here, which would grant it cluster-wide.
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;list;watch;patch
+// Both are granted by name only (config/rbac/webhook_cert_role.yaml and the chart's
+// templates/webhook.yaml), not by markers here, which would grant them cluster-wide.
 
 // S3MountWebhookPath is where the pod webhook is served (config/webhook/manifests.yaml).
 const S3MountWebhookPath = "/mutate-v1-pod-s3mount"

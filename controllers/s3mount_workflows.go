@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -41,6 +42,9 @@ func checkWorkflowSync(pod *corev1.Pod, todo []*authv1alpha1.S3Mount) string {
 		}
 		owner = m.Name
 		ud := path.Clean(wf.UserDirectory)
+		if u := planUserDir(pod, ud); u.deny != "" {
+			return fmt.Sprintf("S3Mount %s: %s", m.Name, u.deny)
+		}
 		for _, o := range todo {
 			if overlaps(ud, mountPathOf(o)) {
 				return fmt.Sprintf("S3Mount %s: workflowSync.userDirectory %s overlaps mountPath %s of S3Mount %s", m.Name, ud, mountPathOf(o), o.Name)
@@ -50,39 +54,79 @@ func checkWorkflowSync(pod *corev1.Pod, todo []*authv1alpha1.S3Mount) string {
 	return ""
 }
 
-// userDirMount finds the app container mount that holds dir (the deepest one).
-func userDirMount(pod *corev1.Pod, dir string) (corev1.VolumeMount, bool) {
-	var best corev1.VolumeMount
-	found := false
-	for _, c := range pod.Spec.Containers {
+// userDir is how the sidecar gets ComfyUI's user directory.
+type userDir struct {
+	owner  int                  // the app container that mounts it; -1: none (an emptyDir is added)
+	mounts []corev1.VolumeMount // the owner's mounts holding dir and those nested under it
+	env    []corev1.EnvVar      // variables the mounts' subPathExpr use, from the owner
+	deny   string               // why the pod cannot be injected
+}
+
+var subPathVar = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
+
+// planUserDir finds the app container mount that holds dir (the deepest), and with it that
+// container's mounts nested under dir, so that the sidecar sees the same files as ComfyUI.
+func planUserDir(pod *corev1.Pod, dir string) userDir {
+	u := userDir{owner: -1}
+	best := ""
+	for i, c := range pod.Spec.Containers {
 		for _, vm := range c.VolumeMounts {
 			mp := path.Clean(vm.MountPath)
-			if (mp == dir || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && (!found || len(mp) > len(path.Clean(best.MountPath))) {
-				best, found = vm, true
+			if (mp == dir || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && (u.owner < 0 || len(mp) > len(best)) {
+				u.owner, best = i, mp
 			}
 		}
 	}
-	return best, found
+	if u.owner < 0 {
+		return u
+	}
+	c := pod.Spec.Containers[u.owner]
+	need := map[string]bool{}
+	for _, vm := range c.VolumeMounts {
+		mp := path.Clean(vm.MountPath)
+		if mp != best && !strings.HasPrefix(mp, dir+"/") {
+			continue
+		}
+		u.mounts = append(u.mounts, corev1.VolumeMount{Name: vm.Name, MountPath: vm.MountPath, SubPath: vm.SubPath, SubPathExpr: vm.SubPathExpr})
+		for _, m := range subPathVar.FindAllStringSubmatch(vm.SubPathExpr, -1) {
+			need[m[1]] = true
+		}
+	}
+	for _, e := range c.Env {
+		if need[e.Name] {
+			u.env = append(u.env, e)
+			delete(need, e.Name)
+		}
+	}
+	if len(need) > 0 {
+		u.deny = fmt.Sprintf("container %s mounts %s with a subPathExpr whose variables are not all set in its env; the s3sync sidecar cannot mount it the same way", c.Name, best)
+	}
+	return u
 }
 
 // addWorkflowSync gives the sidecar ComfyUI's user directory and the workflow flags. The
-// directory comes from the volume an app container mounts there; with none, an emptyDir is
+// directory comes from the volumes the app container mounts there; with none, an emptyDir is
 // mounted there in every app container (the bucket then keeps the workflows across restarts).
-// The sidecar runs as the first app container's user, so that ComfyUI can write the files and
-// folders it creates.
+// The sidecar runs as the app container's user when it names one (else as the pod's), so that
+// ComfyUI can write the files and folders the sidecar creates.
 func addWorkflowSync(pod *corev1.Pod, m *authv1alpha1.S3Mount, sidecar *corev1.Container) {
 	wf := m.Spec.WorkflowSync
 	dir := path.Clean(wf.UserDirectory)
-	vm, ok := userDirMount(pod, dir)
-	if ok {
-		sidecar.VolumeMounts = append(sidecar.VolumeMounts, corev1.VolumeMount{Name: vm.Name, MountPath: vm.MountPath,
-			SubPath: vm.SubPath, SubPathExpr: vm.SubPathExpr})
+	u := planUserDir(pod, dir)
+	var app *corev1.Container
+	if u.owner >= 0 {
+		sidecar.VolumeMounts = append(sidecar.VolumeMounts, u.mounts...)
+		sidecar.Env = append(sidecar.Env, u.env...)
+		app = &pod.Spec.Containers[u.owner]
 	} else {
-		name := dnsLabel("s3wf-" + m.Name)
+		name := freeVolumeName(pod, dnsLabel("s3wf-"+m.Name))
 		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name,
 			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 		for i := range pod.Spec.Containers {
 			pod.Spec.Containers[i].VolumeMounts = append(pod.Spec.Containers[i].VolumeMounts, corev1.VolumeMount{Name: name, MountPath: dir})
+			if app == nil && pod.Spec.Containers[i].SecurityContext != nil && pod.Spec.Containers[i].SecurityContext.RunAsUser != nil {
+				app = &pod.Spec.Containers[i]
+			}
 		}
 		sidecar.VolumeMounts = append(sidecar.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: dir})
 	}
@@ -90,11 +134,9 @@ func addWorkflowSync(pod *corev1.Pod, m *authv1alpha1.S3Mount, sidecar *corev1.C
 		"--workflows-conflict="+conflictFlag(wf.ConflictStrategy),
 		"--workflows-max-mb="+strconv.Itoa(int(orDefault(wf.MaxWorkflowSizeMB, 50))),
 		"--workflows-interval="+strconv.Itoa(int(orDefault(wf.IntervalSeconds, 120)))+"s")
-	if len(pod.Spec.Containers) > 0 {
-		if app := pod.Spec.Containers[0].SecurityContext; app != nil {
-			sidecar.SecurityContext.RunAsUser = app.RunAsUser
-			sidecar.SecurityContext.RunAsGroup = app.RunAsGroup
-		}
+	if app != nil && app.SecurityContext != nil {
+		sidecar.SecurityContext.RunAsUser = app.SecurityContext.RunAsUser
+		sidecar.SecurityContext.RunAsGroup = app.SecurityContext.RunAsGroup
 	}
 }
 

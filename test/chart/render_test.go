@@ -465,12 +465,25 @@ func TestChartWebhookWiring(t *testing.T) {
 // configuration asks cainjector for the CA of the Certificate the chart renders.
 func TestChartWebhookCertificates(t *testing.T) {
 	self := render(t)
-	for _, cr := range all[*rbacv1.ClusterRole](self) {
-		for _, rule := range cr.Rules {
-			if slices.Contains(rule.Resources, "secrets") && (slices.Contains(rule.Verbs, "create") || slices.Contains(rule.Verbs, "update")) {
-				t.Errorf("ClusterRole %s writes Secrets cluster-wide: %+v", cr.Name, rule)
+	webhookConfigRule := func(r *rendered) *rbacv1.PolicyRule {
+		var found *rbacv1.PolicyRule
+		for _, cr := range all[*rbacv1.ClusterRole](r) {
+			for i, rule := range cr.Rules {
+				if slices.Contains(rule.Resources, "secrets") && (slices.Contains(rule.Verbs, "create") || slices.Contains(rule.Verbs, "update")) {
+					t.Errorf("ClusterRole %s writes Secrets cluster-wide: %+v", cr.Name, rule)
+				}
+				if slices.Contains(rule.Resources, "mutatingwebhookconfigurations") {
+					if !slices.Equal(rule.ResourceNames, []string{"rel-mss-login-s3mount"}) {
+						t.Errorf("ClusterRole %s reaches webhook configurations other than the release's: %+v", cr.Name, rule)
+					}
+					found = &cr.Rules[i]
+				}
 			}
 		}
+		return found
+	}
+	if rule := webhookConfigRule(self); rule == nil || !slices.Equal(rule.Verbs, []string{"get", "patch"}) {
+		t.Errorf("self-managed certificate: the manager must get and patch its webhook configuration: %+v", rule)
 	}
 	var role *rbacv1.Role
 	for _, r := range all[*rbacv1.Role](self) {
@@ -501,6 +514,9 @@ func TestChartWebhookCertificates(t *testing.T) {
 		r := render(t, sets...)
 		if n := len(all[*rbacv1.Role](r)); n != 1 { // leader election only
 			t.Errorf("%v: %d Roles, want only leader election's", sets, n)
+		}
+		if rule := webhookConfigRule(r); rule != nil {
+			t.Errorf("%v: cainjector fills the caBundle, yet the manager may patch it: %+v", sets, rule)
 		}
 		var certs, issuers []*unstructured.Unstructured
 		for _, u := range all[*unstructured.Unstructured](r) {
@@ -544,7 +560,8 @@ func TestChartWebhookCertificates(t *testing.T) {
 				return m.Name == "webhook-certs" && m.MountPath == "/tmp/webhook-certs"
 			})
 			fromSecret := slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool {
-				return v.Name == "webhook-certs" && v.Secret != nil && v.Secret.SecretName == secret
+				return v.Name == "webhook-certs" && v.Secret != nil && v.Secret.SecretName == secret &&
+					v.Secret.Optional != nil && *v.Secret.Optional
 			})
 			if !mounted || !fromSecret || !contains(c.Args, "--webhook-cert-dir=/tmp/webhook-certs") {
 				t.Errorf("%v: the manager does not read the Certificate's Secret %s at its cert dir", sets, secret)

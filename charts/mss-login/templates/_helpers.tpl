@@ -281,5 +281,8 @@ annotations:
 - name: webhook-certs
   secret:
     secretName: {{ include "mss-login.fullname" . }}-webhook-tls
+    # Until cert-manager has issued it only the webhook waits (in the SQLite layout the auth
+    # server shares this pod and must not wait with it).
+    optional: true
 {{- end }}
 {{- end }}
