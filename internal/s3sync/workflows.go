@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -43,9 +44,17 @@ import (
 // content is lost. Without a baseline (first sync, a missing, unreadable or corrupt state
 // file, or one written for another endpoint, bucket or prefix) nothing is deleted and both
 // sides are merged as before. Safety: when a user's local workflows folder does not exist at
-// all (an unmounted volume), or the user's bucket folder lists no object at all, nothing is
-// deleted for that user that round and the user's baseline starts over, so a missing folder
-// on either side is refilled from the other, never mirrored as mass deletion.
+// all (an unmounted volume), or the user's bucket folder holds no workflow object (a folder
+// marker or other objects do not count), nothing is deleted for that user that round and the
+// user's baseline starts over, so a missing folder on either side is refilled from the other,
+// never mirrored as mass deletion.
+//
+// Users whose names sanitize to one bucket folder (also when they differ only in case, for
+// case-insensitive gateways) would share, and delete, each other's workflows: none of them is
+// synced (logged once per folder). The user's <user id>/ folder is never created (ComfyUI
+// creates it); workflows/ in it is, 0775, and downloaded files are 0664, so that with a pod
+// fsGroup ComfyUI, as another uid, can change them. A file saved locally while its download
+// was under way is kept: the download is dropped and the next sync decides again.
 
 // Conflict strategies.
 const (
@@ -104,7 +113,8 @@ type wfRound struct {
 	MaxBytes int64
 	// LocalDir: the user's local workflows folder exists (it may be empty).
 	LocalDir bool
-	// RemoteAny: the user's bucket folder lists at least one object.
+	// RemoteAny: the user's bucket folder holds at least one workflow object (a folder marker
+	// or another object does not count).
 	RemoteAny bool
 }
 
@@ -179,8 +189,10 @@ func decideWorkflow(local, remote WFSide, base *wfBase, r wfRound) WFAction {
 
 // WorkflowResult counts what one workflow sync did. Deleted counts local files removed
 // because their object was deleted, DeletedRemote objects removed because their file was.
+// Deferred counts downloads dropped because the local file was saved meanwhile (the next sync
+// decides again).
 type WorkflowResult struct {
-	Users, Uploaded, Downloaded, Ignored, Unchanged, Deleted, DeletedRemote int
+	Users, Uploaded, Downloaded, Ignored, Unchanged, Deleted, DeletedRemote, Deferred int
 }
 
 // WorkflowSync keeps the users' workflows in step with the bucket.
@@ -193,6 +205,10 @@ type WorkflowSync struct {
 	noted   map[string]bool // problems already logged, each logged once
 	metrics *wfMetrics
 	rounds  int // syncs ended, for tests
+
+	// beforePlace, when set (tests only), is called with the target path after a download is
+	// written to its temporary file and before the target is checked and replaced.
+	beforePlace func(target string)
 }
 
 // NewWorkflowSync checks the options; it makes no request yet.
@@ -240,7 +256,9 @@ func sanitizeUser(name string) string {
 }
 
 // users maps local user id → sanitized username: from users.json (--multi-user), else every
-// sub-directory as its own name (single-user ComfyUI has "default").
+// sub-directory as its own name (single-user ComfyUI has "default"). Ids whose names sanitize
+// to one folder, compared ignoring case, are left out (logged once per folder): they would
+// share, and delete, each other's workflows.
 func (w *WorkflowSync) users() (map[string]string, error) {
 	out := map[string]string{}
 	b, err := os.ReadFile(filepath.Join(w.w.UserDir, "users.json"))
@@ -266,6 +284,8 @@ func (w *WorkflowSync) users() (map[string]string, error) {
 	default:
 		return nil, err
 	}
+	type claim struct{ ids, names, folders []string }
+	claims := map[string]*claim{} // by lower-cased sanitized name
 	for id, name := range out {
 		s := sanitizeUser(name)
 		if s == "" || strings.EqualFold(s, "guest") || id != filepath.Base(id) || id == "." || id == ".." || id == "" {
@@ -273,6 +293,27 @@ func (w *WorkflowSync) users() (map[string]string, error) {
 			continue
 		}
 		out[id] = s
+		k := strings.ToLower(s)
+		if claims[k] == nil {
+			claims[k] = &claim{}
+		}
+		c := claims[k]
+		c.ids, c.names = append(c.ids, id), append(c.names, fmt.Sprintf("%q", name))
+		if !slices.Contains(c.folders, s) {
+			c.folders = append(c.folders, s)
+		}
+	}
+	for k, c := range claims {
+		if len(c.ids) < 2 {
+			continue
+		}
+		for _, id := range c.ids {
+			delete(out, id)
+		}
+		sort.Strings(c.names)
+		sort.Strings(c.folders)
+		w.noteOnce("collision:"+k, "s3sync: workflows: users %s all map to the bucket folder users/%s/ (names made key-safe, case ignored); none of them is synced",
+			strings.Join(c.names, ", "), strings.Join(c.folders, "/ = users/"))
 	}
 	return out, nil
 }
@@ -347,15 +388,25 @@ func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, base map[s
 	if err != nil {
 		return base, err
 	}
-	remote, remoteAny, err := w.remoteWorkflows(ctx, prefix)
+	if !dirOK {
+		// workflows/ is created for downloads, but only in the user's own folder, which
+		// ComfyUI creates: never made here (it would belong to the sidecar's uid).
+		home := filepath.Join(w.w.UserDir, id)
+		if fi, err := os.Stat(home); err != nil || !fi.IsDir() {
+			w.noteOnce("nohome:"+id, "s3sync: workflows of %q: %s does not exist yet (ComfyUI creates it); nothing is downloaded for this user until it does", user, home)
+			return map[string]wfBase{}, nil
+		}
+	}
+	remote, err := w.remoteWorkflows(ctx, prefix)
 	if err != nil {
 		return base, err
 	}
+	remoteAny := len(remote) > 0 // workflow objects only: a folder marker is not a folder's content
 	r := wfRound{Strategy: w.w.Strategy, MaxBytes: w.w.MaxBytes, LocalDir: dirOK, RemoteAny: remoteAny}
 	if len(base) > 0 && !dirOK {
 		w.o.Logf("s3sync: workflows of %q: %s does not exist; nothing is deleted in the bucket, it is refilled", user, dir)
 	} else if len(base) > 0 && !remoteAny {
-		w.o.Logf("s3sync: workflows of %q: nothing under %s in the bucket; no local file is deleted, they are uploaded", user, prefix)
+		w.o.Logf("s3sync: workflows of %q: no workflow under %s in the bucket; no local file is deleted, they are uploaded", user, prefix)
 	}
 	names := make([]string, 0, len(local)+len(remote))
 	for n := range local {
@@ -400,8 +451,14 @@ func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, base map[s
 				res.Uploaded++
 			}
 		case WFDownload:
-			if nb, err = w.downloadTo(ctx, prefix+n, dir, n); err == nil {
-				res.Downloaded++
+			var placed bool
+			if nb, placed, err = w.downloadTo(ctx, prefix+n, dir, n, l); err == nil {
+				if placed {
+					res.Downloaded++
+				} else {
+					res.Deferred++ // saved locally meanwhile: kept, the next sync decides again
+					nb = b
+				}
 			}
 		case WFDeleteLocal:
 			var done bool
@@ -436,21 +493,16 @@ func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, base map[s
 	return next, errors.Join(errs...)
 }
 
-// remoteWorkflows lists the workflow objects directly under prefix; any reports whether the
-// prefix lists anything at all (the bucket's side of "the folder exists").
-func (w *WorkflowSync) remoteWorkflows(ctx context.Context, prefix string) (map[string]WFSide, bool, error) {
+// remoteWorkflows lists the workflow objects directly under prefix.
+func (w *WorkflowSync) remoteWorkflows(ctx context.Context, prefix string) (map[string]WFSide, error) {
 	remote := map[string]WFSide{}
-	found := false
 	p := s3.NewListObjectsV2Paginator(w.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(w.o.Bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/"),
 	})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, false, wrap("ListObjectsV2", w.o.Bucket, err)
-		}
-		if len(page.Contents) > 0 || len(page.CommonPrefixes) > 0 {
-			found = true
+			return nil, wrap("ListObjectsV2", w.o.Bucket, err)
 		}
 		for _, c := range page.Contents {
 			name := strings.TrimPrefix(aws.ToString(c.Key), prefix)
@@ -461,7 +513,7 @@ func (w *WorkflowSync) remoteWorkflows(ctx context.Context, prefix string) (map[
 				Sum: etag(c.ETag)}
 		}
 	}
-	return remote, found, nil
+	return remote, nil
 }
 
 // etag is an ETag without its quotes.
@@ -538,42 +590,110 @@ func (w *WorkflowSync) upload(ctx context.Context, name, key string) (*wfBase, e
 	return &wfBase{LocalSize: int64(len(b)), LocalMD5: hex.EncodeToString(sum[:]), ETag: etag(out.ETag), RemoteSize: int64(len(b))}, nil
 }
 
+// Modes of what the workflow sync creates: group-writable, so that with a pod fsGroup ComfyUI,
+// running as another uid than the sidecar, can change and replace them.
+const (
+	wfDirMode  fs.FileMode = 0o775
+	wfFileMode fs.FileMode = 0o664
+)
+
 // downloadTo writes the object to dir/name through a temporary file in dir, and gives it the
-// object's last-modified time so that newer_wins sees both sides as equal afterwards. It
-// returns the baseline of what was written: its size and MD5 and the object's ETag.
-func (w *WorkflowSync) downloadTo(ctx context.Context, key, dir, name string) (*wfBase, error) {
+// object's last-modified time so that newer_wins sees both sides as equal afterwards. listed
+// is the local file as it was listed: if it changed since (it appeared, went, or has another
+// size or mtime — saved while the object was coming down), it is left alone and placed is
+// false, without an error; the next sync decides again. An object over the size limit (it
+// can grow after the listing) fails. It returns the baseline of what was written: its size
+// and MD5 and the object's ETag.
+func (w *WorkflowSync) downloadTo(ctx context.Context, key, dir, name string, listed WFSide) (nb *wfBase, placed bool, err error) {
 	out, err := w.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)})
 	if err != nil {
-		return nil, wrap("GetObject", w.o.Bucket, err)
+		return nil, false, wrap("GetObject", w.o.Bucket, err)
 	}
 	defer out.Body.Close()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+	if err := makeWorkflowsDir(dir); err != nil {
+		return nil, false, err
 	}
 	f, err := os.CreateTemp(dir, ".wf-*.tmp")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer os.Remove(f.Name())
 	h := md5.New()
-	n, err := io.Copy(io.MultiWriter(f, h), out.Body)
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(out.Body, w.w.MaxBytes+1))
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, false, err
 	}
 	if err := f.Close(); err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if n > w.w.MaxBytes {
+		return nil, false, fmt.Errorf("grew past the size limit since it was listed")
 	}
 	if mt := aws.ToTime(out.LastModified); !mt.IsZero() {
 		_ = os.Chtimes(f.Name(), mt, mt)
 	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return nil, err
+	if err := os.Chmod(f.Name(), wfFileMode); err != nil {
+		return nil, false, err
 	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
-		return nil, err
+	target := filepath.Join(dir, name)
+	if w.beforePlace != nil {
+		w.beforePlace(target)
 	}
-	return &wfBase{LocalSize: n, LocalMD5: hex.EncodeToString(h.Sum(nil)), ETag: etag(out.ETag), RemoteSize: n}, nil
+	if placed, err := placeUnlessChanged(f.Name(), target, listed); err != nil || !placed {
+		return nil, false, err
+	}
+	return &wfBase{LocalSize: n, LocalMD5: hex.EncodeToString(h.Sum(nil)), ETag: etag(out.ETag), RemoteSize: n}, true, nil
+}
+
+// makeWorkflowsDir creates a user's workflows folder (wfDirMode whatever the umask, keeping
+// the setgid bit an fsGroup volume gives it) inside the user's folder, which must exist.
+func makeWorkflowsDir(dir string) error {
+	err := os.Mkdir(dir, wfDirMode)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	return os.Chmod(dir, wfDirMode|fi.Mode()&fs.ModeSetgid)
+}
+
+// placeUnlessChanged moves tmp to target if target is still as listed: false without an error
+// when it changed in between. Absent when listed, target is made a hard link to tmp, which
+// cannot replace a file saved meanwhile (the caller removes tmp); on a file system without
+// hard links it is checked and then renamed.
+func placeUnlessChanged(tmp, target string, listed WFSide) (bool, error) {
+	if !listed.Exists {
+		err := os.Link(tmp, target)
+		if err == nil {
+			return true, nil
+		}
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		if _, err := os.Lstat(target); err == nil {
+			return false, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+		return true, os.Rename(tmp, target)
+	}
+	fi, err := os.Lstat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // deleted meanwhile: the next sync decides again
+	}
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != listed.Size || !fi.ModTime().Equal(listed.ModTime) {
+		return false, nil
+	}
+	return true, os.Rename(tmp, target)
 }
 
 // deleteLocal removes name if it is still the file that was listed (same size and mtime);

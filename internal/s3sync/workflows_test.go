@@ -3,12 +3,20 @@ package s3sync
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -50,7 +58,9 @@ func TestDecideWorkflow(t *testing.T) {
 }
 
 func TestSanitizeUser(t *testing.T) {
-	for in, want := range map[string]string{"alice": "alice", "Bob_2": "Bob_2", "a b/c": "a_b_c", "..": "", "": "", "é": "_"} {
+	for in, want := range map[string]string{"alice": "alice", "Bob_2": "Bob_2", "a b/c": "a_b_c", "..": "", "": "", "é": "_",
+		// Different names, one folder: users() must refuse to sync them (TestWorkflowSyncSharedFolder).
+		"a b": "a_b", "a/b": "a_b", "a_b": "a_b", "a  b": "a_b", "ü": "_", "ö": "_"} {
 		if got := sanitizeUser(in); got != want {
 			t.Errorf("sanitizeUser(%q) = %q, want %q", in, got, want)
 		}
@@ -521,4 +531,238 @@ func roundsSeen(w *WorkflowSync) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.rounds
+}
+
+// logLines collects a WorkflowSync's log.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+// count is how many lines contain all of subs.
+func (l *logLines) count(subs ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+next:
+	for _, line := range l.lines {
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				continue next
+			}
+		}
+		n++
+	}
+	return n
+}
+
+// bucketKeys lists every key under the prefix (without it).
+func (s *server) bucketKeys(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.opts.Bucket), Prefix: aws.String(s.opts.keyPrefix())})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page.Contents {
+			out = append(out, strings.TrimPrefix(aws.ToString(c.Key), s.opts.keyPrefix()))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestWorkflowSyncSharedFolder: users whose names sanitize to one bucket folder ("a b" and
+// "a/b" → a_b), or differ only in case (Dave, dave: one folder on a case-insensitive
+// gateway), are all left out — nothing uploaded, downloaded or deleted for them — and it is
+// logged once per folder; the other users are synced.
+func TestWorkflowSyncSharedFolder(t *testing.T) {
+	s := newServer(t)
+	userDir := t.TempDir()
+	writeFile(t, filepath.Join(userDir, "users.json"),
+		`{"ab_1":"a b","ab_2":"a/b","dave_1":"Dave","dave_2":"dave","carol_1":"carol"}`, time.Now())
+	for _, id := range []string{"ab_1", "ab_2", "dave_1", "dave_2", "carol_1"} {
+		writeFile(t, filepath.Join(userDir, id, "workflows", id+".json"), `{"id":"`+id+`"}`, time.Now())
+	}
+	// a_b's folder already holds a workflow: it must not be deleted, nor downloaded to either.
+	s.put("users/a_b/workflows/shared.json", []byte(`{"shared":1}`))
+	var log logLines
+	o := s.options("")
+	o.Logf = log.logf
+	w, err := NewWorkflowSync(o, WorkflowOptions{UserDir: userDir, MaxBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 2; round++ {
+		res, err := w.SyncOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Users != 1 || res.Uploaded != map[int]int{1: 1, 2: 0}[round] || res.Downloaded+res.Deleted+res.DeletedRemote != 0 {
+			t.Errorf("sync %d = %+v, want carol only (1 user, her workflow uploaded once)", round, res)
+		}
+	}
+	if got, want := s.bucketKeys(t), []string{"users/a_b/workflows/shared.json", "users/carol/workflows/carol_1.json"}; !slices.Equal(got, want) {
+		t.Errorf("bucket = %v, want %v", got, want)
+	}
+	for _, id := range []string{"ab_1", "ab_2"} {
+		if _, err := os.Stat(filepath.Join(userDir, id, "workflows", "shared.json")); err == nil {
+			t.Errorf("%s got the shared folder's workflow", id)
+		}
+	}
+	if n := log.count(`"a b"`, `"a/b"`, "users/a_b/"); n != 1 {
+		t.Errorf("%d log lines name a b and a/b, want 1: %q", n, log.lines)
+	}
+	if n := log.count(`"Dave"`, `"dave"`); n != 1 {
+		t.Errorf("%d log lines name Dave and dave, want 1: %q", n, log.lines)
+	}
+}
+
+// TestWorkflowSyncKeepsLocalSaveDuringDownload: a file saved locally while its object was
+// coming down (here by the hook right before the target is checked) is not overwritten; the
+// download is dropped, and the next sync uploads the saved file. Both when the file was
+// absent at the listing (a new object) and when it was there (an object changed in the bucket).
+func TestWorkflowSyncKeepsLocalSaveDuringDownload(t *testing.T) {
+	for _, c := range []struct{ name, file string }{{"absent when listed", "d.json"}, {"present when listed", "c.json"}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newWFFixture(t, NewerWins)
+			f.s.put("users/alice/workflows/"+c.file, []byte(`{"from":"bucket"}`))
+			const saved = `{"from":"ComfyUI, saved during the download"}`
+			calls := 0
+			f.w.beforePlace = func(target string) {
+				calls++
+				if filepath.Base(target) != c.file {
+					t.Errorf("beforePlace(%s), want %s", target, c.file)
+				}
+				// A save a minute after the object was written: newer_wins picks it.
+				writeFile(t, target, saved, time.Now().Add(time.Minute))
+			}
+			res := f.sync(t)
+			if calls != 1 || res.Deferred != 1 || res.Downloaded != 0 || res.Uploaded != 0 {
+				t.Errorf("sync = %+v with %d downloads; want 1 download, deferred", res, calls)
+			}
+			if got, err := os.ReadFile(filepath.Join(f.wf, c.file)); err != nil || string(got) != saved {
+				t.Errorf("local %s = %q, %v; want the local save %q", c.file, got, err, saved)
+			}
+			if tmps, _ := filepath.Glob(filepath.Join(f.wf, ".wf-*")); len(tmps) != 0 {
+				t.Errorf("temporary files left: %v", tmps)
+			}
+			f.w.beforePlace = nil
+			if res := f.sync(t); res.Uploaded != 1 || res.Downloaded+res.Deferred+res.Deleted+res.DeletedRemote != 0 {
+				t.Errorf("next sync = %+v, want the local save uploaded", res)
+			}
+			f.want(t, map[string]string{c.file: saved})
+		})
+	}
+}
+
+// TestWorkflowDownloadOverLimit: an object that grew past the size limit after the listing
+// fails its download, and nothing is written.
+func TestWorkflowDownloadOverLimit(t *testing.T) {
+	s := newServer(t)
+	userDir := t.TempDir()
+	wf := filepath.Join(userDir, "u", "workflows")
+	if err := os.MkdirAll(wf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.put("users/u/workflows/big.json", []byte(strings.Repeat("x", 1025)))
+	w, err := NewWorkflowSync(s.options(""), WorkflowOptions{UserDir: userDir, MaxBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, placed, err := w.downloadTo(context.Background(), s.opts.keyPrefix()+"users/u/workflows/big.json", wf, "big.json", WFSide{})
+	if err == nil || placed || nb != nil {
+		t.Errorf("downloadTo = %+v, %v, %v; want an error", nb, placed, err)
+	}
+	if es, _ := os.ReadDir(wf); len(es) != 0 {
+		t.Errorf("files written: %v", es)
+	}
+}
+
+// TestWorkflowSyncFolderMarkerIsNotContent: a folder marker object (users/alice/workflows/),
+// a dot file and a sub-folder left in the bucket folder are no workflows: with every workflow
+// object gone, the folder counts as empty and no local file is deleted; they are uploaded.
+func TestWorkflowSyncFolderMarkerIsNotContent(t *testing.T) {
+	f := newWFFixture(t, NewerWins)
+	f.s.put("users/alice/workflows/", nil)
+	f.s.put("users/alice/workflows/.keep", nil)
+	f.s.put("users/alice/workflows/old/x.json", []byte(`{}`))
+	for _, n := range []string{"a.json", "b.json", "c.json"} {
+		f.s.del("users/alice/workflows/" + n)
+	}
+	if res := f.sync(t); res.Deleted != 0 || res.Uploaded != 3 {
+		t.Errorf("sync = %+v, want 3 uploaded, nothing deleted", res)
+	}
+	f.want(t, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`})
+}
+
+// TestWorkflowSyncFolders: the user's own folder is never created; until ComfyUI creates it
+// nothing is downloaded for the user (logged once). Then workflows/ is created in it, 0775
+// whatever the umask and keeping an fsGroup volume's setgid bit, and files come down 0664.
+func TestWorkflowSyncFolders(t *testing.T) {
+	s := newServer(t)
+	userDir := t.TempDir()
+	writeFile(t, filepath.Join(userDir, "users.json"), `{"alice_1":"alice"}`, time.Now())
+	s.put("users/alice/workflows/flow.json", []byte(`{"flow":1}`))
+	var log logLines
+	o := s.options("")
+	o.Logf = log.logf
+	w, err := NewWorkflowSync(o, WorkflowOptions{UserDir: userDir, MaxBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(userDir, "alice_1")
+	for range 2 {
+		res, err := w.SyncOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Downloaded+res.Uploaded+res.Deleted+res.DeletedRemote != 0 {
+			t.Errorf("sync without the user's folder = %+v, want nothing done", res)
+		}
+		if _, err := os.Lstat(home); err == nil {
+			t.Fatalf("%s was created", home)
+		}
+	}
+	if n := log.count(home, "does not exist"); n != 1 {
+		t.Errorf("%d log lines about %s, want 1: %q", n, home, log.lines)
+	}
+	if got := s.bucketKeys(t); !slices.Equal(got, []string{"users/alice/workflows/flow.json"}) {
+		t.Errorf("bucket = %v, want flow.json only", got)
+	}
+
+	// ComfyUI creates the user's folder (setgid, as on an fsGroup volume).
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(home, 0o755|fs.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	old := syscall.Umask(0o077)
+	res, err := w.SyncOnce(context.Background())
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Downloaded != 1 {
+		t.Errorf("sync = %+v, want flow.json downloaded", res)
+	}
+	wf := filepath.Join(home, "workflows")
+	if fi, err := os.Stat(wf); err != nil || fi.Mode()&(fs.ModePerm|fs.ModeSetgid) != 0o775|fs.ModeSetgid {
+		t.Errorf("%s: %v, %v; want 0775 and setgid", wf, fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(wf, "flow.json")); err != nil || fi.Mode().Perm() != 0o664 {
+		t.Errorf("flow.json: %v, %v; want mode 0664", fi.Mode(), err)
+	}
+	if got, err := os.ReadFile(filepath.Join(wf, "flow.json")); err != nil || string(got) != `{"flow":1}` {
+		t.Errorf("flow.json = %q, %v", got, err)
+	}
 }
