@@ -58,7 +58,7 @@ type wfMetrics struct {
 func newWFMetrics() *wfMetrics {
 	return &wfMetrics{
 		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mss_login_s3sync_workflow_files_total",
-			Help: "Workflow files synced, by action: uploaded, downloaded, deleted_local, deleted_remote."}, []string{"action"}),
+			Help: "Workflow files synced, by action: uploaded, downloaded, deleted_local, deleted_remote, deferred (a local save during the download won)."}, []string{"action"}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mss_login_s3sync_workflow_errors_total", Help: "Workflow syncs with a failed user or file."}),
 		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mss_login_s3sync_workflow_last_success_timestamp_seconds", Help: "When the last workflow sync without errors ended."}),
 	}
@@ -73,6 +73,7 @@ func (m *wfMetrics) observe(r WorkflowResult, err error, now time.Time) {
 	m.files.WithLabelValues("downloaded").Add(float64(r.Downloaded))
 	m.files.WithLabelValues("deleted_local").Add(float64(r.Deleted))
 	m.files.WithLabelValues("deleted_remote").Add(float64(r.DeletedRemote))
+	m.files.WithLabelValues("deferred").Add(float64(r.Deferred))
 	if err != nil {
 		m.errors.Inc()
 		return
