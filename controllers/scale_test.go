@@ -1,22 +1,15 @@
 package controllers_test
 
 import (
-	"fmt"
 	"os"
 	"runtime"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/store"
+	"github.com/mss-login/mss-login/internal/testenv"
 )
 
 // TestScaleComfyUsers is the reconcile benchmark of DESIGN.md: N ComfyUsers (default 1,000)
@@ -36,44 +29,13 @@ func TestScaleComfyUsers(t *testing.T) {
 		t.Run(string(b), func(t *testing.T) {
 			h := newHarness(t, b)
 			start := time.Now()
-			var wg sync.WaitGroup
-			work := make(chan int)
-			for w := 0; w < 8; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range work {
-						name := fmt.Sprintf("u%05d", i)
-						s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-pw", Namespace: h.ns}, StringData: map[string]string{"password": hash}}
-						if err := h.c.Create(h.ctx, s); err != nil {
-							t.Error(err)
-							return
-						}
-						if err := h.c.Create(h.ctx, user(name, "user_"+name, func(u *authv1alpha1.ComfyUser) { u.Namespace = h.ns })); err != nil {
-							t.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			for i := 0; i < n; i++ {
-				work <- i
-			}
-			close(work)
-			wg.Wait()
+			testenv.CreateComfyUsers(t, h.ctx, h.c, h.ns, n, hash)
 			created := time.Since(start)
 			deadline := time.Now().Add(10 * time.Minute)
 			ready := 0
 			for time.Now().Before(deadline) {
-				var list authv1alpha1.ComfyUserList
-				if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
+				if ready, err = testenv.ReadyComfyUsers(h.ctx, h.c, h.ns); err != nil {
 					t.Fatal(err)
-				}
-				ready = 0
-				for _, u := range list.Items {
-					if meta.IsStatusConditionTrue(u.Status.Conditions, authv1alpha1.ConditionReady) {
-						ready++
-					}
 				}
 				if ready == n {
 					break

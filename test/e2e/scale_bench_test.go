@@ -7,12 +7,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -73,47 +71,14 @@ func BenchmarkManagerComfyUsers(b *testing.B) {
 
 	b.ResetTimer()
 	start := time.Now()
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				name := fmt.Sprintf("u%05d", i)
-				if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-pw", Namespace: ns},
-					StringData: map[string]string{"password": hash}}); err != nil {
-					b.Error(err)
-					return
-				}
-				if err := c.Create(ctx, &authv1alpha1.ComfyUser{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-					Spec: authv1alpha1.ComfyUserSpec{Username: "user_" + name, Role: "user",
-						PasswordSecretRef: &authv1alpha1.SecretKeyRef{Name: name + "-pw"}}}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	testenv.CreateComfyUsers(b, ctx, c, ns, n, hash)
 	ready := 0
 	for deadline := time.Now().Add(30 * time.Minute); ready < n && time.Now().Before(deadline); {
 		if mgr.exited() {
 			b.Fatalf("the manager exited:\n%s", tail(mgr.log.String(), 3000))
 		}
-		var list authv1alpha1.ComfyUserList
-		if err := c.List(ctx, &list, crclient.InNamespace(ns)); err != nil {
+		if ready, err = testenv.ReadyComfyUsers(ctx, c, ns); err != nil {
 			b.Fatal(err)
-		}
-		ready = 0
-		for _, u := range list.Items {
-			if meta.IsStatusConditionTrue(u.Status.Conditions, authv1alpha1.ConditionReady) {
-				ready++
-			}
 		}
 		time.Sleep(time.Second)
 	}
