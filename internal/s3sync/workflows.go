@@ -10,14 +10,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,6 +58,14 @@ import (
 // creates it); workflows/ in it is, 0775, and downloaded files are 0664, so that with a pod
 // fsGroup ComfyUI, as another uid, can change them. A file saved locally while its download
 // was under way is kept: the download is dropped and the next sync decides again.
+//
+// ComfyUI, which may run untrusted code, can write in the user directory, and the sidecar may
+// have write access elsewhere (the model volume). So every file access under the user
+// directory goes through an os.Root opened on it once per sync, which refuses paths leading out
+// of it, and symbolic links are never followed: a link in place of <user id>/ or workflows/
+// leaves that user out (logged once, the baseline kept), one in place of a workflow file is
+// skipped like any other non-regular file, one in place of .mss-login/ or the state file means
+// no baseline is read or written (logged once).
 
 // Conflict strategies.
 const (
@@ -258,10 +269,10 @@ func sanitizeUser(name string) string {
 // users maps local user id → sanitized username: from users.json (--multi-user), else every
 // sub-directory as its own name (single-user ComfyUI has "default"). Ids whose names sanitize
 // to one folder, compared ignoring case, are left out (logged once per folder): they would
-// share, and delete, each other's workflows.
-func (w *WorkflowSync) users() (map[string]string, error) {
+// share, and delete, each other's workflows. root is the user directory.
+func (w *WorkflowSync) users(root *os.Root) (map[string]string, error) {
 	out := map[string]string{}
-	b, err := os.ReadFile(filepath.Join(w.w.UserDir, "users.json"))
+	b, err := readUsersFile(root)
 	switch {
 	case err == nil:
 		var m map[string]string
@@ -272,12 +283,12 @@ func (w *WorkflowSync) users() (map[string]string, error) {
 			out[id] = name
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		es, err := os.ReadDir(w.w.UserDir)
+		es, err := readDirIn(root)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 		for _, e := range es {
-			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") { // a symbolic link is no directory here
 				out[e.Name()] = e.Name()
 			}
 		}
@@ -318,14 +329,53 @@ func (w *WorkflowSync) users() (map[string]string, error) {
 	return out, nil
 }
 
+// readUsersFile reads users.json in root (a symbolic link is followed only inside root), as a
+// regular file: opened without waiting for a writer should it be a FIFO.
+func readUsersFile(root *os.Root) ([]byte, error) {
+	f, err := root.OpenFile("users.json", os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: errors.New("not a regular file")}
+	}
+	return io.ReadAll(f)
+}
+
+// readDirIn lists the top of root.
+func readDirIn(root *os.Root) ([]os.DirEntry, error) {
+	f, err := root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
 // SyncOnce syncs every user's workflows once. A failing user or file is logged and counted in
 // the error; the others go on. The baseline is read before and written after; a problem with
-// it is logged, never an error.
+// it is logged, never an error. The user directory is opened afresh each time (it may have been
+// remounted since) as an os.Root, and everything under it is reached through that.
 func (w *WorkflowSync) SyncOnce(ctx context.Context) (WorkflowResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var res WorkflowResult
-	users, err := w.users()
+	root, err := os.OpenRoot(w.w.UserDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// No user directory (an unmounted volume): no users, and it is not created.
+		w.noteOnce("nouserdir", "s3sync: workflows: %v; nothing is synced until it exists", err)
+		w.metrics.observe(res, nil, w.o.Now())
+		w.rounds++
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	defer root.Close()
+	users, err := w.users(root)
 	if err != nil {
 		return res, err
 	}
@@ -335,7 +385,7 @@ func (w *WorkflowSync) SyncOnce(ctx context.Context) (WorkflowResult, error) {
 	}
 	sort.Strings(ids)
 	statePath := filepath.Join(w.w.UserDir, wfStateDir, wfStateFile)
-	prev, problem := loadWFState(statePath, w.remoteID())
+	prev, problem := loadWFState(root, statePath, w.remoteID())
 	if problem != "" {
 		w.noteOnce("state:"+problem, "s3sync: workflows: %s; nothing is deleted this time", problem)
 	}
@@ -347,14 +397,14 @@ func (w *WorkflowSync) SyncOnce(ctx context.Context) (WorkflowResult, error) {
 		if st, ok := prev[id]; ok && st.User == users[id] {
 			base = st.Files
 		}
-		files, err := w.syncUser(ctx, id, users[id], base, &res)
+		files, err := w.syncUser(ctx, root, id, users[id], base, &res)
 		if err != nil {
 			w.o.Logf("s3sync: workflows of %q: %v", users[id], err)
 			errs = append(errs, fmt.Errorf("%s: %w", users[id], err))
 		}
 		next[id] = wfUserState{User: users[id], Files: files}
 	}
-	if err := saveWFState(statePath, w.remoteID(), next); err != nil {
+	if err := saveWFState(root, w.remoteID(), next); err != nil {
 		w.noteOnce("save:"+err.Error(), "s3sync: workflows: writing the sync state: %v", err)
 	}
 	err = errors.Join(errs...)
@@ -381,20 +431,39 @@ func (w *WorkflowSync) remoteID() wfRemote {
 
 // syncUser syncs one user's folder and returns the user's new baseline: the files in step now,
 // and for files that failed their previous entry. base is the previous baseline (nil: none).
-func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, base map[string]wfBase, res *WorkflowResult) (map[string]wfBase, error) {
-	dir := filepath.Join(w.w.UserDir, id, "workflows")
+// root is the user directory.
+func (w *WorkflowSync) syncUser(ctx context.Context, root *os.Root, id, user string, base map[string]wfBase, res *WorkflowResult) (map[string]wfBase, error) {
+	home := filepath.Join(w.w.UserDir, id)
+	dir := filepath.Join(home, "workflows")
 	prefix := w.o.keyPrefix() + "users/" + user + "/workflows/"
-	local, skip, dirOK, err := localWorkflows(dir)
-	if err != nil {
-		return base, err
-	}
-	if !dirOK {
+	d := &wfDir{path: dir}
+	defer d.close()
+	var err error
+	switch d.home, err = openDirNoFollow(root, id); {
+	case errors.Is(err, errLinked):
+		w.noteOnce("linked:"+id, "s3sync: workflows of %q: %s is a symbolic link, not followed; this user is not synced while it is", user, home)
+		return base, nil
+	case errors.Is(err, fs.ErrNotExist):
 		// workflows/ is created for downloads, but only in the user's own folder, which
 		// ComfyUI creates: never made here (it would belong to the sidecar's uid).
-		home := filepath.Join(w.w.UserDir, id)
-		if fi, err := os.Stat(home); err != nil || !fi.IsDir() {
-			w.noteOnce("nohome:"+id, "s3sync: workflows of %q: %s does not exist yet (ComfyUI creates it); nothing is downloaded for this user until it does", user, home)
-			return map[string]wfBase{}, nil
+		w.noteOnce("nohome:"+id, "s3sync: workflows of %q: %s does not exist yet (ComfyUI creates it); nothing is downloaded for this user until it does", user, home)
+		return map[string]wfBase{}, nil
+	case err != nil:
+		return base, err
+	}
+	switch d.dir, err = openDirNoFollow(d.home, "workflows"); {
+	case errors.Is(err, errLinked):
+		w.noteOnce("linked:"+id+"/workflows", "s3sync: workflows of %q: %s is a symbolic link, not followed; this user is not synced while it is", user, dir)
+		return base, nil
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return base, err
+	}
+	dirOK := d.dir != nil
+	local, skip := map[string]WFSide{}, map[string]bool{}
+	if dirOK {
+		if local, skip, err = localWorkflows(d.dir); err != nil {
+			return base, err
 		}
 	}
 	remote, err := w.remoteWorkflows(ctx, prefix)
@@ -434,7 +503,7 @@ func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, base map[s
 			b = &e
 		}
 		if l.Exists && l.Size <= w.w.MaxBytes && ((rm.Exists && rm.Size == l.Size) || (b != nil && b.LocalSize == l.Size)) {
-			l.Sum, _ = fileMD5(filepath.Join(dir, n)) // "" on error: counts as changed, never deleted
+			l.Sum, _ = fileMD5(d.dir, n) // "" on error: counts as changed, never deleted
 		}
 		var nb *wfBase // the file's new baseline entry; nil: none
 		var err error
@@ -447,12 +516,12 @@ func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, base map[s
 		case WFIgnore:
 			res.Ignored++
 		case WFUpload:
-			if nb, err = w.upload(ctx, filepath.Join(dir, n), prefix+n); err == nil {
+			if nb, err = w.upload(ctx, d.dir, n, prefix+n); err == nil {
 				res.Uploaded++
 			}
 		case WFDownload:
 			var placed bool
-			if nb, placed, err = w.downloadTo(ctx, prefix+n, dir, n, l); err == nil {
+			if nb, placed, err = w.downloadTo(ctx, prefix+n, d, n, l); err == nil {
 				if placed {
 					res.Downloaded++
 				} else {
@@ -462,7 +531,7 @@ func (w *WorkflowSync) syncUser(ctx context.Context, id, user string, base map[s
 			}
 		case WFDeleteLocal:
 			var done bool
-			if done, err = deleteLocal(filepath.Join(dir, n), l); done {
+			if done, err = deleteLocal(d.dir, n, l); done {
 				res.Deleted++
 				w.o.Logf("s3sync: workflows of %q: deleted %s (deleted in the bucket)", user, n)
 			} else {
@@ -524,37 +593,136 @@ func isWorkflowName(n string) bool {
 		!strings.HasPrefix(n, ".") && n == filepath.Base(n)
 }
 
-// localWorkflows lists the regular *.json files at the top of dir. skip holds workflow names
-// that are something else (a symlink, a folder): neither synced nor taken as deleted. exists
-// is false when dir does not exist (then there are no files and no error).
-func localWorkflows(dir string) (files map[string]WFSide, skip map[string]bool, exists bool, err error) {
+// localWorkflows lists the regular *.json files at the top of dir (the user's workflows
+// folder). skip holds workflow names that are something else (a symlink, a folder): neither
+// synced nor taken as deleted.
+func localWorkflows(dir *os.Root) (files map[string]WFSide, skip map[string]bool, err error) {
 	files, skip = map[string]WFSide{}, map[string]bool{}
-	es, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return files, skip, false, nil
-	}
+	es, err := readDirIn(dir)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, err
 	}
 	for _, e := range es {
 		if !isWorkflowName(e.Name()) {
 			continue
 		}
-		if !e.Type().IsRegular() {
-			skip[e.Name()] = true
-			continue
-		}
-		fi, err := e.Info()
+		fi, err := dir.Lstat(e.Name())
 		if err != nil {
 			continue // gone since the listing
 		}
+		if !fi.Mode().IsRegular() {
+			skip[e.Name()] = true
+			continue
+		}
 		files[e.Name()] = WFSide{Exists: true, Size: fi.Size(), ModTime: fi.ModTime()}
 	}
-	return files, skip, true, nil
+	return files, skip, nil
 }
 
-func fileMD5(name string) (string, error) {
-	f, err := os.Open(name)
+// errLinked: a symbolic link was met where a folder or a regular file was expected (or the
+// name was replaced while being opened); it is not followed.
+var errLinked = errors.New("is a symbolic link (not followed)")
+
+// openDirNoFollow opens the folder name (one path element) in r as an os.Root, without
+// following a symbolic link: errLinked if it is one. The folder is opened through "name/." so
+// that nothing else (a FIFO) can block the open, and is checked to be the one found by Lstat.
+func openDirNoFollow(r *os.Root, name string) (*os.Root, error) {
+	fi, err := r.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errLinked}
+	}
+	if !fi.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.ENOTDIR}
+	}
+	sub, err := r.OpenRoot(name + "/.")
+	if err != nil {
+		return nil, err
+	}
+	if now, err := sub.Stat("."); err != nil || !os.SameFile(fi, now) {
+		sub.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errLinked} // replaced meanwhile
+	}
+	return sub, nil
+}
+
+// openRegular opens the regular file name (one path element) in r for reading, without
+// following a symbolic link (errLinked) and without waiting should it be a FIFO; the file
+// opened is checked to be the one found by Lstat.
+func openRegular(r *os.Root, name string) (*os.File, error) {
+	fi, err := r.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errLinked}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("not a regular file")}
+	}
+	f, err := r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if now, err := f.Stat(); err != nil || !os.SameFile(fi, now) {
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errLinked} // replaced meanwhile
+	}
+	return f, nil
+}
+
+// createTemp creates a new file prefix*suffix in r, mode 0600, never through an existing name
+// (O_EXCL: not through a symbolic link either). It returns the file and its name in r.
+func createTemp(r *os.Root, prefix, suffix string) (*os.File, string, error) {
+	for range 100 {
+		name := prefix + strconv.FormatUint(rand.Uint64(), 36) + suffix
+		f, err := r.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", &fs.PathError{Op: "createtemp", Path: prefix + "*" + suffix, Err: fs.ErrExist}
+}
+
+// wfDir is one user's folders, each opened without following a symbolic link: home is
+// <user id>/, dir its workflows/ (nil while it does not exist); path is workflows/'s full name,
+// for messages.
+type wfDir struct {
+	home, dir *os.Root
+	path      string
+}
+
+// workflows is the workflows folder, created (in home, which exists) if need be.
+func (d *wfDir) workflows() (*os.Root, error) {
+	if d.dir == nil {
+		dir, err := makeWorkflowsDir(d.home)
+		if err != nil {
+			return nil, err
+		}
+		d.dir = dir
+	}
+	return d.dir, nil
+}
+
+func (d *wfDir) close() {
+	for _, r := range []*os.Root{d.dir, d.home} {
+		if r != nil {
+			r.Close()
+		}
+	}
+}
+
+func fileMD5(dir *os.Root, name string) (string, error) {
+	f, err := openRegular(dir, name)
 	if err != nil {
 		return "", err
 	}
@@ -568,8 +736,8 @@ func fileMD5(name string) (string, error) {
 
 // upload puts the file at key and returns the baseline of what was sent: the bytes are read
 // once, so the MD5, the size and the ETag describe the same content.
-func (w *WorkflowSync) upload(ctx context.Context, name, key string) (*wfBase, error) {
-	f, err := os.Open(name)
+func (w *WorkflowSync) upload(ctx context.Context, dir *os.Root, name, key string) (*wfBase, error) {
+	f, err := openRegular(dir, name)
 	if err != nil {
 		return nil, err
 	}
@@ -597,29 +765,33 @@ const (
 	wfFileMode fs.FileMode = 0o664
 )
 
-// downloadTo writes the object to dir/name through a temporary file in dir, and gives it the
-// object's last-modified time so that newer_wins sees both sides as equal afterwards. listed
-// is the local file as it was listed: if it changed since (it appeared, went, or has another
-// size or mtime — saved while the object was coming down), it is left alone and placed is
-// false, without an error; the next sync decides again. An object over the size limit (it
-// can grow after the listing) fails. It returns the baseline of what was written: its size
-// and MD5 and the object's ETag.
-func (w *WorkflowSync) downloadTo(ctx context.Context, key, dir, name string, listed WFSide) (nb *wfBase, placed bool, err error) {
+// downloadTo writes the object to name in d's workflows folder (created if need be) through a
+// temporary file there, and gives it the object's last-modified time so that newer_wins sees
+// both sides as equal afterwards. listed is the local file as it was listed: if it changed since
+// (it appeared, went, or has another size or mtime — saved while the object was coming down),
+// it is left alone and placed is false, without an error; the next sync decides again. An
+// object over the size limit (it can grow after the listing) fails. It returns the baseline of
+// what was written: its size and MD5 and the object's ETag.
+func (w *WorkflowSync) downloadTo(ctx context.Context, key string, d *wfDir, name string, listed WFSide) (nb *wfBase, placed bool, err error) {
 	out, err := w.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)})
 	if err != nil {
 		return nil, false, wrap("GetObject", w.o.Bucket, err)
 	}
 	defer out.Body.Close()
-	if err := makeWorkflowsDir(dir); err != nil {
-		return nil, false, err
-	}
-	f, err := os.CreateTemp(dir, ".wf-*.tmp")
+	dir, err := d.workflows()
 	if err != nil {
 		return nil, false, err
 	}
-	defer os.Remove(f.Name())
+	f, tmp, err := createTemp(dir, ".wf-", ".tmp")
+	if err != nil {
+		return nil, false, err
+	}
+	defer dir.Remove(tmp)
 	h := md5.New()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(out.Body, w.w.MaxBytes+1))
+	if err == nil {
+		err = f.Chmod(wfFileMode)
+	}
 	if err != nil {
 		f.Close()
 		return nil, false, err
@@ -631,59 +803,61 @@ func (w *WorkflowSync) downloadTo(ctx context.Context, key, dir, name string, li
 		return nil, false, fmt.Errorf("grew past the size limit since it was listed")
 	}
 	if mt := aws.ToTime(out.LastModified); !mt.IsZero() {
-		_ = os.Chtimes(f.Name(), mt, mt)
+		_ = dir.Chtimes(tmp, mt, mt)
 	}
-	if err := os.Chmod(f.Name(), wfFileMode); err != nil {
-		return nil, false, err
-	}
-	target := filepath.Join(dir, name)
 	if w.beforePlace != nil {
-		w.beforePlace(target)
+		w.beforePlace(filepath.Join(d.path, name))
 	}
-	if placed, err := placeUnlessChanged(f.Name(), target, listed); err != nil || !placed {
+	if placed, err := placeUnlessChanged(dir, tmp, name, listed); err != nil || !placed {
 		return nil, false, err
 	}
 	return &wfBase{LocalSize: n, LocalMD5: hex.EncodeToString(h.Sum(nil)), ETag: etag(out.ETag), RemoteSize: n}, true, nil
 }
 
 // makeWorkflowsDir creates a user's workflows folder (wfDirMode whatever the umask, keeping
-// the setgid bit an fsGroup volume gives it) inside the user's folder, which must exist.
-func makeWorkflowsDir(dir string) error {
-	err := os.Mkdir(dir, wfDirMode)
-	if errors.Is(err, fs.ErrExist) {
-		return nil
+// the setgid bit an fsGroup volume gives it) inside home, the user's folder, and opens it.
+func makeWorkflowsDir(home *os.Root) (*os.Root, error) {
+	err := home.Mkdir("workflows", wfDirMode)
+	created := err == nil
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	dir, err := openDirNoFollow(home, "workflows")
+	if err != nil || !created {
+		return dir, err
+	}
+	fi, err := dir.Stat(".")
+	if err == nil {
+		err = dir.Chmod(".", wfDirMode|fi.Mode()&fs.ModeSetgid)
 	}
 	if err != nil {
-		return err
+		dir.Close()
+		return nil, err
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	return os.Chmod(dir, wfDirMode|fi.Mode()&fs.ModeSetgid)
+	return dir, nil
 }
 
-// placeUnlessChanged moves tmp to target if target is still as listed: false without an error
-// when it changed in between. Absent when listed, target is made a hard link to tmp, which
-// cannot replace a file saved meanwhile (the caller removes tmp); on a file system without
-// hard links it is checked and then renamed.
-func placeUnlessChanged(tmp, target string, listed WFSide) (bool, error) {
+// placeUnlessChanged moves tmp to target, both in dir, if target is still as listed: false
+// without an error when it changed in between. Absent when listed, target is made a hard link
+// to tmp, which cannot replace a file saved meanwhile (the caller removes tmp); on a file system
+// without hard links it is checked and then renamed. Neither follows a symbolic link at target.
+func placeUnlessChanged(dir *os.Root, tmp, target string, listed WFSide) (bool, error) {
 	if !listed.Exists {
-		err := os.Link(tmp, target)
+		err := dir.Link(tmp, target)
 		if err == nil {
 			return true, nil
 		}
 		if errors.Is(err, fs.ErrExist) {
 			return false, nil
 		}
-		if _, err := os.Lstat(target); err == nil {
+		if _, err := dir.Lstat(target); err == nil {
 			return false, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return false, err
 		}
-		return true, os.Rename(tmp, target)
+		return true, dir.Rename(tmp, target)
 	}
-	fi, err := os.Lstat(target)
+	fi, err := dir.Lstat(target)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil // deleted meanwhile: the next sync decides again
 	}
@@ -693,13 +867,13 @@ func placeUnlessChanged(tmp, target string, listed WFSide) (bool, error) {
 	if !fi.Mode().IsRegular() || fi.Size() != listed.Size || !fi.ModTime().Equal(listed.ModTime) {
 		return false, nil
 	}
-	return true, os.Rename(tmp, target)
+	return true, dir.Rename(tmp, target)
 }
 
-// deleteLocal removes name if it is still the file that was listed (same size and mtime);
-// false without an error when it changed in between (the next sync decides again).
-func deleteLocal(name string, listed WFSide) (bool, error) {
-	fi, err := os.Lstat(name)
+// deleteLocal removes name in dir if it is still the file that was listed (same size and
+// mtime); false without an error when it changed in between (the next sync decides again).
+func deleteLocal(dir *os.Root, name string, listed WFSide) (bool, error) {
+	fi, err := dir.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, nil
 	}
@@ -709,7 +883,7 @@ func deleteLocal(name string, listed WFSide) (bool, error) {
 	if !fi.Mode().IsRegular() || fi.Size() != listed.Size || !fi.ModTime().Equal(listed.ModTime) {
 		return false, nil
 	}
-	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
 	return true, nil

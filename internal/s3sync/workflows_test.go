@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -678,7 +679,20 @@ func TestWorkflowDownloadOverLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nb, placed, err := w.downloadTo(context.Background(), s.opts.keyPrefix()+"users/u/workflows/big.json", wf, "big.json", WFSide{})
+	root, err := os.OpenRoot(userDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	d := &wfDir{path: wf}
+	defer d.close()
+	if d.home, err = openDirNoFollow(root, "u"); err != nil {
+		t.Fatal(err)
+	}
+	if d.dir, err = openDirNoFollow(d.home, "workflows"); err != nil {
+		t.Fatal(err)
+	}
+	nb, placed, err := w.downloadTo(context.Background(), s.opts.keyPrefix()+"users/u/workflows/big.json", d, "big.json", WFSide{})
 	if err == nil || placed || nb != nil {
 		t.Errorf("downloadTo = %+v, %v, %v; want an error", nb, placed, err)
 	}
@@ -765,4 +779,158 @@ func TestWorkflowSyncFolders(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(wf, "flow.json")); err != nil || string(got) != `{"flow":1}` {
 		t.Errorf("flow.json = %q, %v", got, err)
 	}
+}
+
+// TestWorkflowSyncDoesNotFollowSymlinks: code in ComfyUI can plant symbolic links in the user
+// directory; the sidecar, which may write where ComfyUI cannot (the model volume), never
+// follows them. A link in place of <id>/ or <id>/workflows/ (out of the user directory, or
+// to another folder in it) leaves the user out: nothing there is uploaded, written or
+// deleted, nothing is downloaded into it, nothing is deleted in the bucket, and the baseline
+// is kept. A link in place of a workflow file is skipped: not uploaded, and the object of
+// that name does not come down through it, also when the link appears during the download.
+// A link in place of .mss-login/ is neither read (its baseline would delete a.json in the
+// bucket) nor written.
+func TestWorkflowSyncDoesNotFollowSymlinks(t *testing.T) {
+	bucketWant := map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`, "d.json": `{"d":1}`}
+	checkBucket := func(t *testing.T, f *wfFixture, want map[string]string) {
+		t.Helper()
+		var keys []string
+		for n, c := range want {
+			keys = append(keys, "users/alice/workflows/"+n)
+			if got, err := f.s.get("users/alice/workflows/" + n); err != nil || string(got) != c {
+				t.Errorf("bucket %s = %q, %v; want %q", n, got, err, c)
+			}
+		}
+		sort.Strings(keys)
+		if got := f.s.bucketKeys(t); !slices.Equal(got, keys) {
+			t.Errorf("bucket = %v, want %v", got, keys)
+		}
+	}
+	outsideTree := func(t *testing.T, dir string, want map[string]string) {
+		t.Helper()
+		if got := tree(t, dir); !maps.Equal(got, want) {
+			t.Errorf("%s (a link's target) = %v, want %v", dir, got, want)
+		}
+	}
+
+	for _, c := range []struct {
+		name string
+		link string // relative to the user directory
+		// plant makes the link's target, holding a.json, and returns it and the folder that
+		// must be left as it is (outside is a folder out of the user directory).
+		plant func(f *wfFixture, outside string) (target, watched string)
+	}{
+		{"workflows folder out of the user directory", "alice_1/workflows", func(_ *wfFixture, outside string) (string, string) {
+			writeFile(t, filepath.Join(outside, "workflows", "a.json"), `{"outside":1}`, time.Now())
+			return filepath.Join(outside, "workflows"), outside
+		}},
+		{"user folder out of the user directory", "alice_1", func(_ *wfFixture, outside string) (string, string) {
+			writeFile(t, filepath.Join(outside, "alice", "workflows", "a.json"), `{"outside":1}`, time.Now())
+			return filepath.Join(outside, "alice"), outside
+		}},
+		{"workflows folder to another user's in the user directory", "alice_1/workflows", func(f *wfFixture, _ string) (string, string) {
+			writeFile(t, filepath.Join(f.userDir, "bob_2", "workflows", "a.json"), `{"outside":1}`, time.Now())
+			return "../bob_2/workflows", filepath.Join(f.userDir, "bob_2")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newWFFixture(t, NewerWins) // a, b, c on both sides and in the baseline
+			f.s.put("users/alice/workflows/d.json", []byte(`{"d":1}`))
+			target, watched := c.plant(f, t.TempDir())
+			before := tree(t, watched)
+			link := filepath.Join(f.userDir, c.link)
+			if err := os.RemoveAll(link); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			var log logLines
+			f.w.o.Logf = log.logf
+			for range 2 {
+				if res := f.sync(t); res.Users != 1 || res.Uploaded+res.Downloaded+res.Deleted+res.DeletedRemote+res.Deferred != 0 {
+					t.Errorf("sync = %+v, want nothing done", res)
+				}
+			}
+			checkBucket(t, f, bucketWant)
+			outsideTree(t, watched, before)
+			if n := log.count(link, "symbolic link"); n != 1 {
+				t.Errorf("%d log lines about the link %s, want 1: %q", n, link, log.lines)
+			}
+			if d := f.readState(t); len(d.Users["alice_1"].Files) != 3 {
+				t.Errorf("baseline = %+v, want a, b and c kept", d.Users["alice_1"].Files)
+			}
+		})
+	}
+
+	t.Run("workflow file", func(t *testing.T) {
+		f := newWFFixture(t, NewerWins)
+		outside := t.TempDir()
+		writeFile(t, filepath.Join(outside, "secret.json"), `{"secret":1}`, time.Now())
+		writeFile(t, filepath.Join(outside, "other.json"), `{"other":1}`, time.Now())
+		// e.json: a link, and an object of that name in the bucket; f.json: a link only.
+		f.s.put("users/alice/workflows/e.json", []byte(`{"e":"bucket"}`))
+		for n, target := range map[string]string{"e.json": "secret.json", "f.json": "other.json"} {
+			if err := os.Symlink(filepath.Join(outside, target), filepath.Join(f.wf, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// g.json: a new object; the link appears while it is coming down.
+		f.s.put("users/alice/workflows/g.json", []byte(`{"g":"bucket"}`))
+		f.w.beforePlace = func(target string) {
+			if err := os.Symlink(filepath.Join(outside, "secret.json"), target); err != nil {
+				t.Error(err)
+			}
+		}
+		if res := f.sync(t); res.Uploaded+res.Downloaded+res.Deleted+res.DeletedRemote != 0 || res.Deferred != 1 {
+			t.Errorf("sync = %+v, want g.json deferred and nothing else done", res)
+		}
+		f.w.beforePlace = nil
+		if res := f.sync(t); res.Uploaded+res.Downloaded+res.Deleted+res.DeletedRemote+res.Deferred != 0 {
+			t.Errorf("second sync = %+v, want nothing done", res)
+		}
+		checkBucket(t, f, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`,
+			"e.json": `{"e":"bucket"}`, "g.json": `{"g":"bucket"}`})
+		outsideTree(t, outside, map[string]string{"secret.json": `{"secret":1}`, "other.json": `{"other":1}`})
+		for _, n := range []string{"e.json", "f.json", "g.json"} {
+			if fi, err := os.Lstat(filepath.Join(f.wf, n)); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+				t.Errorf("%s: %v, %v; want the link left alone", n, fi, err)
+			}
+		}
+	})
+
+	t.Run("state folder", func(t *testing.T) {
+		f := newWFFixture(t, NewerWins)
+		// The real baseline moves out of the user directory and a link to it takes its place.
+		outside := t.TempDir()
+		moved := filepath.Join(outside, "state")
+		if err := os.Rename(filepath.Join(f.userDir, wfStateDir), moved); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(moved, filepath.Join(f.userDir, wfStateDir)); err != nil {
+			t.Fatal(err)
+		}
+		before := tree(t, outside)
+		fi, err := os.Stat(filepath.Join(moved, wfStateFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log logLines
+		f.w.o.Logf = log.logf
+		if err := os.Remove(filepath.Join(f.wf, "a.json")); err != nil {
+			t.Fatal(err)
+		}
+		// Without a baseline a.json is not deleted in the bucket: it comes back.
+		if res := f.sync(t); res.DeletedRemote != 0 || res.Downloaded != 1 {
+			t.Errorf("sync = %+v, want a.json downloaded, nothing deleted", res)
+		}
+		f.want(t, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`})
+		outsideTree(t, outside, before)
+		if now, err := os.Stat(filepath.Join(moved, wfStateFile)); err != nil || !now.ModTime().Equal(fi.ModTime()) || !os.SameFile(fi, now) {
+			t.Errorf("the state file out of the user directory was replaced or changed: %v", err)
+		}
+		if n := log.count(wfStateDir, "symbolic link"); n < 1 {
+			t.Errorf("no log line about the linked %s: %q", wfStateDir, log.lines)
+		}
+	})
 }

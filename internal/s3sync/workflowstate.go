@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 )
 
 // The workflow sync's baseline lives in <user dir>/.mss-login/workflow-sync-state.json: a dot
@@ -37,11 +37,13 @@ type wfStateDoc struct {
 	Users   map[string]wfUserState `json:"users"`
 }
 
-// loadWFState reads the baseline for remote. Missing, unreadable, corrupt, of another version
-// or of another remote, it is empty and problem says why ("" when it was read).
-func loadWFState(path string, remote wfRemote) (users map[string]wfUserState, problem string) {
+// loadWFState reads the baseline for remote from root (the user directory); path is the state
+// file's full name, for messages. Missing, unreadable (a symbolic link in place of the folder
+// or the file is not followed), corrupt, of another version or of another remote, it is empty
+// and problem says why ("" when it was read).
+func loadWFState(root *os.Root, path string, remote wfRemote) (users map[string]wfUserState, problem string) {
 	empty := map[string]wfUserState{}
-	b, err := os.ReadFile(path)
+	b, err := readWFState(root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return empty, "no sync state yet (" + path + ")"
 	}
@@ -64,15 +66,52 @@ func loadWFState(path string, remote wfRemote) (users map[string]wfUserState, pr
 	return d.Users, ""
 }
 
-// saveWFState writes the baseline atomically (temp file + rename) in a 0700 folder. Only that
-// folder is created: a missing user directory (an unmounted volume) is an error, not made.
-func saveWFState(path string, remote wfRemote, users map[string]wfUserState) error {
+func readWFState(root *os.Root) ([]byte, error) {
+	dir, err := openDirNoFollow(root, wfStateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	f, err := openRegular(dir, wfStateFile)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// saveWFState writes the baseline atomically (temp file + rename) in a 0700 folder in root,
+// the user directory. Only that folder is created; a symbolic link in its place is an error,
+// not followed.
+func saveWFState(root *os.Root, remote wfRemote, users map[string]wfUserState) error {
 	b, err := json.MarshalIndent(wfStateDoc{Version: wfStateVersion, Remote: remote, Users: users}, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.Mkdir(filepath.Dir(path), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := root.Mkdir(wfStateDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return writeFileAtomic(path, b, 0o600)
+	dir, err := openDirNoFollow(root, wfStateDir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	f, tmp, err := createTemp(dir, "."+wfStateFile+".tmp-", "")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = dir.Rename(tmp, wfStateFile) // replaces a symbolic link there, never follows it
+	}
+	if err != nil {
+		dir.Remove(tmp)
+	}
+	return err
 }
