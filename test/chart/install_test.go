@@ -47,6 +47,8 @@ func TestChartInstallIntoAPIServer(t *testing.T) {
 		t.Fatalf("generated secret %q, PVC uid %q", key, pvc)
 	}
 
+	checkManagerRBAC(t, kenv, kubectl, "sqlite", "one-mss-login")
+
 	// Upgrade with other values: the data-bearing objects and the key stay as they were.
 	must(h, append([]string{"upgrade", "one", chartDir, "-n", "sqlite", "--set", "upstream.url=http://comfy.other:8188"}, sqliteSets...)...)
 	if k := must(kubectl, "-n", "sqlite", "get", "secret", "one-mss-login-secret-key", "-o", "jsonpath={.data.SECRET_KEY}"); k != key {
@@ -91,5 +93,43 @@ func checkPodsAdmitted(t *testing.T, must func(string, ...string) string, kubect
 			t.Fatal(err)
 		}
 		must(kubectl, "-n", ns, "create", "--dry-run=server", "-f", f)
+	}
+}
+
+// checkManagerRBAC asks the API server (kubectl auth can-i, impersonating the manager's
+// service account) for what the manager does, and for what it must not be able to do: the
+// other tests run with admin credentials, so a missing or too wide grant shows only here.
+func checkManagerRBAC(t *testing.T, kenv []string, kubectl, ns, release string) {
+	t.Helper()
+	sa := "system:serviceaccount:" + ns + ":" + release + "-manager"
+	for _, c := range []struct {
+		want bool
+		args []string
+	}{
+		{true, []string{"list", "comfyusers.auth.mss-login.dev", "-A"}},
+		{true, []string{"update", "comfyusers.auth.mss-login.dev", "--subresource=status", "-A"}},
+		{true, []string{"create", "lockouts.auth.mss-login.dev", "-n", ns}},
+		{true, []string{"update", "s3mounts.auth.mss-login.dev", "--subresource=status", "-A"}},
+		{false, []string{"update", "s3mounts.auth.mss-login.dev", "-A"}},
+		{true, []string{"list", "pods", "-A"}},
+		{true, []string{"get", "secrets", "-A"}},
+		{true, []string{"create", "events.events.k8s.io", "-A"}},
+		{true, []string{"update", "leases.coordination.k8s.io", "-n", ns}},
+		{true, []string{"get", "mutatingwebhookconfigurations/" + release + "-s3mount"}},
+		{true, []string{"patch", "mutatingwebhookconfigurations/" + release + "-s3mount"}},
+		{true, []string{"create", "secrets", "-n", ns}},
+		{true, []string{"update", "secrets/" + release + "-webhook-cert", "-n", ns}},
+		// Not granted:
+		{false, []string{"patch", "mutatingwebhookconfigurations/someone-elses"}},
+		{false, []string{"list", "mutatingwebhookconfigurations"}},
+		{false, []string{"create", "secrets", "-n", "default"}},
+		{false, []string{"update", "secrets/another", "-n", ns}},
+		{false, []string{"delete", "secrets", "-n", ns}},
+		{false, []string{"create", "comfyusers.auth.mss-login.dev", "-A"}},
+	} {
+		out, _ := run(t, kenv, kubectl, append([]string{"auth", "can-i", "--as", sa}, c.args...)...)
+		if got := strings.TrimSpace(out) == "yes"; got != c.want {
+			t.Errorf("manager can %s: %q, want %v", strings.Join(c.args, " "), strings.TrimSpace(out), c.want)
+		}
 	}
 }
