@@ -216,6 +216,9 @@ type WorkflowSync struct {
 	noted   map[string]bool // problems already logged, each logged once
 	metrics *wfMetrics
 	rounds  int // syncs ended, for tests
+	// uncond is set once the server answers a conditional write with 501 Not Implemented: from
+	// then on writes go without If-Match / If-None-Match (logged once).
+	uncond bool
 
 	// beforePlace, when set (tests only), is called with the target path after a download is
 	// written to its temporary file and before the target is checked and replaced.
@@ -516,8 +519,14 @@ func (w *WorkflowSync) syncUser(ctx context.Context, root *os.Root, id, user str
 		case WFIgnore:
 			res.Ignored++
 		case WFUpload:
-			if nb, err = w.upload(ctx, d.dir, n, prefix+n); err == nil {
-				res.Uploaded++
+			var sent bool
+			if nb, sent, err = w.upload(ctx, d.dir, n, prefix+n, rm); err == nil {
+				if sent {
+					res.Uploaded++
+				} else {
+					res.Deferred++ // the object changed since it was listed: the next sync decides
+					nb = b
+				}
 			}
 		case WFDownload:
 			var placed bool
@@ -735,27 +744,61 @@ func fileMD5(dir *os.Root, name string) (string, error) {
 }
 
 // upload puts the file at key and returns the baseline of what was sent: the bytes are read
-// once, so the MD5, the size and the ETag describe the same content.
-func (w *WorkflowSync) upload(ctx context.Context, dir *os.Root, name, key string) (*wfBase, error) {
+// once, so the MD5, the size and the ETag describe the same content. The write is conditional
+// on the object being as listed (absent: If-None-Match *, else If-Match its ETag), so that a
+// change another pod made meanwhile is not overwritten: sent is false then.
+func (w *WorkflowSync) upload(ctx context.Context, dir *os.Root, name, key string, listed WFSide) (nb *wfBase, sent bool, err error) {
 	f, err := openRegular(dir, name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, w.w.MaxBytes+1))
 	f.Close()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if int64(len(b)) > w.w.MaxBytes {
-		return nil, fmt.Errorf("grew past the size limit while being read")
+		return nil, false, fmt.Errorf("grew past the size limit while being read")
 	}
-	out, err := w.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key),
-		Body: bytes.NewReader(b), ContentType: aws.String("application/json")})
-	if err != nil {
-		return nil, wrap("PutObject", w.o.Bucket, err)
+	var out *s3.PutObjectOutput
+	put := func(cond bool) error {
+		in := &s3.PutObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key),
+			Body: bytes.NewReader(b), ContentType: aws.String("application/json")}
+		if cond && listed.Exists {
+			in.IfMatch = aws.String(`"` + listed.Sum + `"`)
+		} else if cond {
+			in.IfNoneMatch = aws.String("*")
+		}
+		var err error
+		out, err = w.client.PutObject(ctx, in)
+		return err
+	}
+	if sent, err = w.conditional(put); !sent || err != nil {
+		return nil, false, wrap("PutObject", w.o.Bucket, err)
 	}
 	sum := md5.Sum(b)
-	return &wfBase{LocalSize: int64(len(b)), LocalMD5: hex.EncodeToString(sum[:]), ETag: etag(out.ETag), RemoteSize: int64(len(b))}, nil
+	return &wfBase{LocalSize: int64(len(b)), LocalMD5: hex.EncodeToString(sum[:]), ETag: etag(out.ETag), RemoteSize: int64(len(b))}, true, nil
+}
+
+// conditional runs a write with its precondition (write(true)): false without an error when
+// the precondition failed (412). A server that does not implement preconditions (501) gets
+// the write again without one, and every later write too.
+func (w *WorkflowSync) conditional(write func(cond bool) error) (bool, error) {
+	if !w.uncond {
+		err := write(true)
+		switch HTTPStatus(err) {
+		case http.StatusPreconditionFailed:
+			return false, nil
+		case http.StatusNotImplemented:
+			w.uncond = true
+			w.o.Logf("s3sync: workflows: the S3 server does not implement conditional writes; writing without them " +
+				"(two pods syncing one user's workflows at the same moment may overwrite each other's change)")
+		default:
+			return err == nil, err
+		}
+	}
+	err := write(false)
+	return err == nil, err
 }
 
 // Modes of what the workflow sync creates: group-writable, so that with a pod fsGroup ComfyUI,
@@ -889,25 +932,43 @@ func deleteLocal(dir *os.Root, name string, listed WFSide) (bool, error) {
 	return true, nil
 }
 
-// deleteRemote deletes key if it still has the listed ETag; false without an error when it
-// changed in between (the next sync decides again).
+// deleteRemote deletes key if it still has the listed ETag (If-Match; where the server does
+// not implement that, a HEAD just before); false without an error when it changed in between
+// (the next sync decides again).
 func (w *WorkflowSync) deleteRemote(ctx context.Context, key string, listed WFSide) (bool, error) {
-	head, err := w.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)})
-	if HTTPStatus(err) == http.StatusNotFound {
-		return true, nil
+	del := func(cond bool) error {
+		in := &s3.DeleteObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)}
+		if cond {
+			in.IfMatch = aws.String(`"` + listed.Sum + `"`)
+		} else {
+			head, err := w.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)})
+			if HTTPStatus(err) == http.StatusNotFound {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if etag(head.ETag) != listed.Sum {
+				return errChanged
+			}
+		}
+		_, err := w.client.DeleteObject(ctx, in)
+		return err
 	}
-	if err != nil {
-		return false, wrap("HeadObject", w.o.Bucket, err)
-	}
-	if etag(head.ETag) != listed.Sum {
+	done, err := w.conditional(del)
+	switch {
+	case errors.Is(err, errChanged):
 		return false, nil
-	}
-	_, err = w.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(w.o.Bucket), Key: aws.String(key)})
-	if err != nil {
+	case HTTPStatus(err) == http.StatusNotFound:
+		return true, nil // gone already
+	case err != nil:
 		return false, wrap("DeleteObject", w.o.Bucket, err)
 	}
-	return true, nil
+	return done, nil
 }
+
+// errChanged: the object is not the one listed (the unconditional path's own check).
+var errChanged = errors.New("changed since it was listed")
 
 // finalSyncTimeout bounds the sync at stop: the kubelet's grace period (30 s by default)
 // covers the app's stop and then the sidecar's.

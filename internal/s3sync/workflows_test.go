@@ -2,6 +2,8 @@ package s3sync
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -933,4 +935,54 @@ func TestWorkflowSyncDoesNotFollowSymlinks(t *testing.T) {
 			t.Errorf("no log line about the linked %s: %q", wfStateDir, log.lines)
 		}
 	})
+}
+
+// Another pod writes the object between this sidecar's listing and its write: the conditional
+// upload and delete (If-None-Match / If-Match) leave that change alone, and the next sync
+// decides with it in view.
+func TestWorkflowWritesAreConditional(t *testing.T) {
+	f := newWFFixture(t, LocalWins)
+	root, err := os.OpenRoot(f.wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	key := f.w.o.keyPrefix() + "users/alice/workflows/"
+
+	// Listed absent, created meanwhile by another pod.
+	writeFile(t, filepath.Join(f.wf, "new.json"), `{"mine":1}`, time.Now())
+	f.s.put("users/alice/workflows/new.json", []byte(`{"theirs":1}`))
+	if nb, sent, err := f.w.upload(context.Background(), root, "new.json", key+"new.json", WFSide{}); err != nil || sent || nb != nil {
+		t.Fatalf("upload over an object created meanwhile: sent %v, %v", sent, err)
+	}
+	// Listed with one ETag, replaced meanwhile.
+	if nb, sent, err := f.w.upload(context.Background(), root, "a.json", key+"a.json", WFSide{Exists: true, Sum: "0123456789abcdef0123456789abcdef"}); err != nil || sent || nb != nil {
+		t.Fatalf("upload over an object changed meanwhile: sent %v, %v", sent, err)
+	}
+	if done, err := f.w.deleteRemote(context.Background(), key+"c.json", WFSide{Exists: true, Sum: "0123456789abcdef0123456789abcdef"}); err != nil || done {
+		t.Fatalf("delete of an object changed meanwhile: done %v, %v", done, err)
+	}
+	f.want(t, map[string]string{"a.json": `{"a":1}`, "c.json": `{"c":1}`})
+	if got, _ := f.s.get("users/alice/workflows/new.json"); string(got) != `{"theirs":1}` {
+		t.Fatalf("the other pod's object was overwritten: %s", got)
+	}
+
+	// With the right listing the writes go through.
+	if _, sent, err := f.w.upload(context.Background(), root, "new.json", key+"new.json", WFSide{Exists: true, Sum: md5hex(`{"theirs":1}`)}); err != nil || !sent {
+		t.Fatalf("upload with the current ETag: sent %v, %v", sent, err)
+	}
+	if done, err := f.w.deleteRemote(context.Background(), key+"c.json", WFSide{Exists: true, Sum: md5hex(`{"c":1}`)}); err != nil || !done {
+		t.Fatalf("delete with the current ETag: done %v, %v", done, err)
+	}
+	if done, err := f.w.deleteRemote(context.Background(), key+"gone.json", WFSide{Exists: true, Sum: md5hex("x")}); err != nil || !done {
+		t.Fatalf("delete of an object already gone: done %v, %v", done, err)
+	}
+	if f.w.uncond {
+		t.Fatal("versitygw implements conditional writes, yet the sync fell back to unconditional ones")
+	}
+}
+
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
