@@ -2,9 +2,7 @@ package controllers
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/internal/testenv"
@@ -27,8 +21,6 @@ import (
 // bucket through the mount. It needs /dev/fuse and the right to mount (root here); where the
 // machine does not allow FUSE it is skipped, saying why.
 func TestFUSESidecarMounts(t *testing.T) {
-	endpoint := testenv.Require(t, testenv.S3Endpoint)
-	access, secret := testenv.Require(t, testenv.S3AccessKey), testenv.Require(t, testenv.S3SecretKey)
 	for _, tool := range []string{"rclone", "fusermount3"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if testenv.InCI() {
@@ -46,31 +38,14 @@ func TestFUSESidecarMounts(t *testing.T) {
 		t.Skip("mounting with --allow-other needs root (or user_allow_other in /etc/fuse.conf)")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	bucket := fmt.Sprintf("fuse-%d", time.Now().UnixNano())
-	s3c := s3.New(s3.Options{Region: "us-east-1", UsePathStyle: true, BaseEndpoint: aws.String(endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		t.Fatal(err)
+	objects := map[string]string{
+		"studio/models/checkpoints/base.safetensors": strings.Repeat("ckpt", 300_000), // 1.2 MB
+		"studio/models/loras/style.safetensors":      "lora",
+		"studio/input/cat.png":                       "png",
+		"other/outside.txt":                          "not under the prefix",
 	}
-	objects := map[string][]byte{
-		"studio/models/checkpoints/base.safetensors": bytes.Repeat([]byte("ckpt"), 300_000), // 1.2 MB
-		"studio/models/loras/style.safetensors":      []byte("lora"),
-		"studio/input/cat.png":                       []byte("png"),
-		"other/outside.txt":                          []byte("not under the prefix"),
-	}
-	for k, v := range objects {
-		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: bytes.NewReader(v)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		for k := range objects {
-			_, _ = s3c.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
-		}
-		_, _ = s3c.DeleteBucket(context.Background(), &s3.DeleteBucketInput{Bucket: aws.String(bucket)})
-	})
+	b := testenv.S3Bucket(t, "fuse", objects)
+	endpoint, access, secret, bucket := b.Endpoint, b.AccessKey, b.SecretKey, b.Bucket
 
 	mp := filepath.Join(t.TempDir(), "s3")
 	if err := os.MkdirAll(mp, 0o755); err != nil {
@@ -128,7 +103,7 @@ func TestFUSESidecarMounts(t *testing.T) {
 			continue
 		}
 		got, err := os.ReadFile(filepath.Join(mp, rel))
-		if err != nil || !bytes.Equal(got, want) {
+		if err != nil || string(got) != want {
 			t.Errorf("%s through the mount: %d bytes, err %v; want %d bytes", rel, len(got), err, len(want))
 		}
 	}

@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -47,8 +43,8 @@ type s3World struct {
 }
 
 func newS3World(t *testing.T) *s3World {
-	endpoint := testenv.Require(t, testenv.S3Endpoint)
-	access, secret := testenv.Require(t, testenv.S3AccessKey), testenv.Require(t, testenv.S3SecretKey)
+	b := testenv.S3Bucket(t, "op", map[string]string{"studio/models/loras/a.safetensors": "a"})
+	access, secret := b.AccessKey, b.SecretKey
 	cfg := controlPlane(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -56,20 +52,8 @@ func newS3World(t *testing.T) *s3World {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &s3World{t: t, ctx: ctx, c: c, ns: newNamespace(t, ctx, c), bucket: "op-" + hexID(6), s3url: endpoint}
+	w := &s3World{t: t, ctx: ctx, c: c, ns: newNamespace(t, ctx, c), bucket: b.Bucket, s3url: b.Endpoint}
 
-	s3c := s3.New(s3.Options{Region: "us-east-1", UsePathStyle: true, BaseEndpoint: aws.String(endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(w.bucket)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(w.bucket), Key: aws.String("studio/models/loras/a.safetensors"), Body: bytes.NewReader([]byte("a"))}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = s3c.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(w.bucket), Key: aws.String("studio/models/loras/a.safetensors")})
-		_, _ = s3c.DeleteBucket(context.Background(), &s3.DeleteBucketInput{Bucket: aws.String(w.bucket)})
-	})
 	w.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-creds", Namespace: w.ns},
 		Data: map[string][]byte{"AWS_ACCESS_KEY_ID": []byte(access), "AWS_SECRET_ACCESS_KEY": []byte(secret)}})
 	w.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "wrong-creds", Namespace: w.ns},

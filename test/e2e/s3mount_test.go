@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -13,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/mss-login/mss-login/internal/testenv"
@@ -28,20 +24,10 @@ import (
 // the selected model folders and input/, nothing else — and brings a user's workflow down.
 func TestDevS3Mount(t *testing.T) {
 	assets := testenv.Require(t, testenv.Assets)
-	endpoint := testenv.Require(t, testenv.S3Endpoint)
-	access, secret := testenv.Require(t, testenv.S3AccessKey), testenv.Require(t, testenv.S3SecretKey)
 	bin := binary(t)
 
 	// The bucket: two selected model folders (one with a sub-folder), one not selected, input,
 	// a workflow, and an object outside the prefix.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bucket := fmt.Sprintf("dev-%d", time.Now().UnixNano())
-	s3c := s3.New(s3.Options{Region: "us-east-1", UsePathStyle: true, BaseEndpoint: aws.String(endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		t.Fatal(err)
-	}
 	objects := map[string]string{
 		"studio/models/checkpoints/sdxl.safetensors":  strings.Repeat("c", 3<<20),
 		"studio/models/loras/style.safetensors":       "lora",
@@ -51,17 +37,8 @@ func TestDevS3Mount(t *testing.T) {
 		"studio/users/alice/workflows/flow.json":      `{"nodes":[]}`,
 		"elsewhere/models/loras/other.safetensors":    "outside the prefix",
 	}
-	for k, v := range objects {
-		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader(v)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		for k := range objects {
-			_, _ = s3c.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
-		}
-		_, _ = s3c.DeleteBucket(context.Background(), &s3.DeleteBucketInput{Bucket: aws.String(bucket)})
-	})
+	b := testenv.S3Bucket(t, "dev", objects)
+	endpoint, access, secret, bucket := b.Endpoint, b.AccessKey, b.SecretKey, b.Bucket
 
 	dataDir := t.TempDir()
 	cfg, _ := json.Marshal(map[string]any{
