@@ -438,17 +438,30 @@ func TestWorkflowSyncMissingLocalFolderDeletesNothing(t *testing.T) {
 	f.want(t, nil, "a.json")
 }
 
-// TestWorkflowSyncEmptyBucketFolderDeletesNothing: when the user's bucket folder lists nothing
-// at all, no local file is deleted; they are uploaded again.
+// TestWorkflowSyncEmptyBucketFolderDeletesNothing: when the user's bucket folder holds no
+// workflow object at all — nothing, or only a folder marker, a .keep and a sub-folder — no local
+// file is deleted; they are uploaded again.
 func TestWorkflowSyncEmptyBucketFolderDeletesNothing(t *testing.T) {
-	f := newWFFixture(t, NewerWins)
-	for _, n := range []string{"a.json", "b.json", "c.json"} {
-		f.s.del("users/alice/workflows/" + n)
+	for name, markers := range map[string][]string{"empty": nil,
+		"markers only": {"users/alice/workflows/", "users/alice/workflows/.keep", "users/alice/workflows/old/x.json"}} {
+		t.Run(name, func(t *testing.T) {
+			f := newWFFixture(t, NewerWins)
+			for _, m := range markers {
+				var body []byte // a folder marker must be empty
+				if !strings.HasSuffix(m, "/") {
+					body = []byte(`{}`)
+				}
+				f.s.put(m, body)
+			}
+			for _, n := range []string{"a.json", "b.json", "c.json"} {
+				f.s.del("users/alice/workflows/" + n)
+			}
+			if res := f.sync(t); res.Deleted != 0 || res.Uploaded != 3 {
+				t.Errorf("sync = %+v, want 3 uploaded, nothing deleted", res)
+			}
+			f.want(t, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`})
+		})
 	}
-	if res := f.sync(t); res.Deleted != 0 || res.Uploaded != 3 {
-		t.Errorf("sync = %+v, want 3 uploaded, nothing deleted", res)
-	}
-	f.want(t, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`})
 }
 
 // TestWorkflowSyncStateOfAnotherPrefix: a state file written for another prefix is no
@@ -705,21 +718,6 @@ func TestWorkflowDownloadOverLimit(t *testing.T) {
 
 // TestWorkflowSyncFolderMarkerIsNotContent: a folder marker object (users/alice/workflows/),
 // a dot file and a sub-folder left in the bucket folder are no workflows: with every workflow
-// object gone, the folder counts as empty and no local file is deleted; they are uploaded.
-func TestWorkflowSyncFolderMarkerIsNotContent(t *testing.T) {
-	f := newWFFixture(t, NewerWins)
-	f.s.put("users/alice/workflows/", nil)
-	f.s.put("users/alice/workflows/.keep", nil)
-	f.s.put("users/alice/workflows/old/x.json", []byte(`{}`))
-	for _, n := range []string{"a.json", "b.json", "c.json"} {
-		f.s.del("users/alice/workflows/" + n)
-	}
-	if res := f.sync(t); res.Deleted != 0 || res.Uploaded != 3 {
-		t.Errorf("sync = %+v, want 3 uploaded, nothing deleted", res)
-	}
-	f.want(t, map[string]string{"a.json": `{"a":1}`, "b.json": `{"b":1}`, "c.json": `{"c":1}`})
-}
-
 // TestWorkflowSyncFolders: the user's own folder is never created; until ComfyUI creates it
 // nothing is downloaded for the user (logged once). Then workflows/ is created in it, 0775
 // whatever the umask and keeping an fsGroup volume's setgid bit, and files come down 0664.
