@@ -108,8 +108,9 @@ func runManager(ctx context.Context, g *globals, f managerFlags) error {
 		LeaderElectionID:              f.leaderElectionID,
 		LeaderElectionNamespace:       f.namespace,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{ByObject: controllers.CacheByObject(f.namespace)},
-		WebhookServer:                 f.s3.server(),
+		// managedFields are most of a cached object's size and no reconciler reads them.
+		Cache:         cache.Options{ByObject: controllers.CacheByObject(f.namespace), DefaultTransform: cache.TransformStripManagedFields()},
+		WebhookServer: f.s3.server(),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
