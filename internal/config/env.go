@@ -185,18 +185,19 @@ func (l *loader) readSecrets(cfg *Config) {
 		l.warn("users_db.backend is %s but no database password is set (%s); connecting without one", cfg.UsersDB.Backend, strings.Join(names, " or "))
 	}
 
-	if validEnvName(cfg.S3Storage.AccessKeyIDEnv) {
-		v, _ := l.lookup(cfg.S3Storage.AccessKeyIDEnv)
-		cfg.S3AccessKeyID = Secret(v)
+	cfg.S3AccessKeyID = l.secretEnv(cfg.S3Storage.AccessKeyIDEnv)
+	cfg.S3SecretAccessKey = l.secretEnv(cfg.S3Storage.SecretAccessKeyEnv)
+	cfg.ReleaseToken = l.secretEnv(cfg.AutoUpdate.TokenEnv)
+}
+
+// secretEnv returns the variable a *_env key names; unset, or an invalid name (which validate
+// reports), gives an unset Secret.
+func (l *loader) secretEnv(name string) Secret {
+	if !validEnvName(name) {
+		return ""
 	}
-	if validEnvName(cfg.S3Storage.SecretAccessKeyEnv) {
-		v, _ := l.lookup(cfg.S3Storage.SecretAccessKeyEnv)
-		cfg.S3SecretAccessKey = Secret(v)
-	}
-	if validEnvName(cfg.AutoUpdate.TokenEnv) {
-		v, _ := l.lookup(cfg.AutoUpdate.TokenEnv)
-		cfg.ReleaseToken = Secret(v)
-	}
+	v, _ := l.lookup(name)
+	return Secret(v)
 }
 
 // validEnvName reports whether s is a portable environment variable name.

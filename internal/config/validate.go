@@ -17,9 +17,7 @@ const maxLifetime = 100 * 365 * 24 * time.Hour
 // validate checks the merged configuration and normalises aliases in place. Every message names
 // the key and where its value came from (l.failKey).
 func (l *loader) validate(c *Config) {
-	if !validEnvName(c.SecretKeyEnv) {
-		l.failKey("secret_key_env", "must be the name of an environment variable (letters, digits and _), got %s", quote(c.SecretKeyEnv))
-	}
+	l.envName("secret_key_env", c.SecretKeyEnv)
 	l.validateUsersDB(c)
 
 	l.duration("access_token_expiration_hours", c.AccessTokenExpirationHours, time.Hour)
@@ -110,9 +108,7 @@ func (l *loader) validateAutoUpdate(au *AutoUpdate) {
 	l.httpURL("auto_update.check_url", au.CheckURL, false)
 	l.httpURL("auto_update.changelog_url", au.ChangelogURL, false)
 	l.httpURL("auto_update.changelog_raw_base_url", au.ChangelogRawBaseURL, false)
-	if !validEnvName(au.TokenEnv) {
-		l.failKey("auto_update.token_env", "must be the name of an environment variable (letters, digits and _), got %s", quote(au.TokenEnv))
-	}
+	l.envName("auto_update.token_env", au.TokenEnv)
 	l.duration("auto_update.check_interval_hours", au.CheckIntervalHours, time.Hour)
 }
 
@@ -130,12 +126,8 @@ func (l *loader) validateLoginBackground(c *Config) {
 
 func (l *loader) validateS3(s3 *S3Storage) {
 	l.httpURL("s3_storage.endpoint_url", s3.EndpointURL, false)
-	if !validEnvName(s3.AccessKeyIDEnv) {
-		l.failKey("s3_storage.access_key_id_env", "must be the name of an environment variable (letters, digits and _), got %s", quote(s3.AccessKeyIDEnv))
-	}
-	if !validEnvName(s3.SecretAccessKeyEnv) {
-		l.failKey("s3_storage.secret_access_key_env", "must be the name of an environment variable (letters, digits and _), got %s", quote(s3.SecretAccessKeyEnv))
-	}
+	l.envName("s3_storage.access_key_id_env", s3.AccessKeyIDEnv)
+	l.envName("s3_storage.secret_access_key_env", s3.SecretAccessKeyEnv)
 	l.enum("s3_storage.mount.mode", "", &s3.Mount.Mode, strings.ToLower, []string{"auto", "sync", "mount"}, nil)
 	l.duration("s3_storage.mount.sync_interval_seconds", s3.Mount.SyncIntervalSeconds, time.Second)
 	// Each folder becomes one path segment under <mount>/models/, so it must not climb out.
@@ -202,6 +194,13 @@ func (l *loader) addressList(key string, list []string) {
 		if _, err := ParseIPOrPrefix(entry); err != nil {
 			l.fail(l.sourceOf(key), fmt.Sprintf("%s[%d]", key, i), "%s: %v", quote(entry), err)
 		}
+	}
+}
+
+// envName fails key (a *_env key) unless v is the name of an environment variable.
+func (l *loader) envName(key, v string) {
+	if !validEnvName(v) {
+		l.failKey(key, "must be the name of an environment variable (letters, digits and _), got %s", quote(v))
 	}
 }
 

@@ -99,7 +99,7 @@ func NewFields(secret string) (*Fields, error) {
 	if secret == "" {
 		return nil, errors.New("field encryption needs SECRET_KEY")
 	}
-	key, err := hkdf.Key(sha256.New, []byte(secret), nil, "mss-login-field-encryption-v1", 32)
+	key, err := SubKey(secret, "mss-login-field-encryption-v1")
 	if err != nil {
 		return nil, err
 	}

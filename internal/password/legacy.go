@@ -10,6 +10,7 @@ import (
 var (
 	// pyEscape is Python's html.escape(s, quote=True), whose entities differ from Go's.
 	pyEscape     = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#x27;")
+	dropCRLF     = strings.NewReplacer("\r", "", "\n", "")
 	legacyEscape = regexp.MustCompile("([;'\\-()<>`=])")
 	legacyDelete = regexp.MustCompile("[;&|`]")
 	legacyXSS    = []*regexp.Regexp{
@@ -30,7 +31,7 @@ func LegacySanitize(pw string) string {
 	v := strings.TrimSpace(pw)
 	v = norm.NFC.String(v)
 	v = pyEscape.Replace(v)
-	v = strings.NewReplacer("\r", "", "\n", "").Replace(v)
+	v = dropCRLF.Replace(v)
 	v = legacyEscape.ReplaceAllString(v, `\$1`)
 	v = legacyDelete.ReplaceAllString(v, "")
 	v = strings.ReplaceAll(v, "\x00", "\uFFFD")

@@ -337,13 +337,8 @@ func (s *Store) RecordFailure(ctx context.Context, scope, subject string, at tim
 
 // Failures returns the count for (scope, subject) within the window ending at t.
 func (s *Store) Failures(ctx context.Context, scope, subject string, at time.Time, window time.Duration) (int, error) {
-	var n int
-	err := s.queryRow(ctx, s.db, `SELECT failures FROM login_failures WHERE scope = ? AND subject = ? AND window_start >= ?`,
-		scope, truncate(subject, 191), at.Add(-window).UnixMilli()).Scan(&n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return n, s.wrap("read failures", err)
+	n, _, err := s.FailureState(ctx, scope, subject, at, window)
+	return n, err
 }
 
 // ResetFailures forgets the failures of (scope, subject), after a successful login.

@@ -34,6 +34,18 @@ func (s *Store) CreateChallenge(ctx context.Context, c Challenge) error {
 	return s.wrap("create challenge", err)
 }
 
+const challengeColumns = `id, user_id, purpose, created_at, expires_at, consumed_at`
+
+func scanChallenge(sc interface{ Scan(...any) error }) (Challenge, error) {
+	var c Challenge
+	var cr, ex, co sql.NullInt64
+	if err := sc.Scan(&c.ID, &c.UserID, &c.Purpose, &cr, &ex, &co); err != nil {
+		return Challenge{}, err
+	}
+	c.CreatedAt, c.ExpiresAt, c.ConsumedAt = fromMS(cr), fromMS(ex), fromMS(co)
+	return c, nil
+}
+
 // ConsumeChallenge uses the challenge id once: the first caller before expiry gets it, every
 // other caller (and any caller after expiry) gets ErrNotFound.
 func (s *Store) ConsumeChallenge(ctx context.Context, id string, at time.Time) (Challenge, error) {
@@ -47,13 +59,18 @@ func (s *Store) ConsumeChallenge(ctx context.Context, id string, at time.Time) (
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrNotFound
 		}
-		var cr, ex, co sql.NullInt64
-		err = s.queryRow(ctx, tx, `SELECT id, user_id, purpose, created_at, expires_at, consumed_at FROM mfa_challenges WHERE id = ?`, id).
-			Scan(&c.ID, &c.UserID, &c.Purpose, &cr, &ex, &co)
-		c.CreatedAt, c.ExpiresAt, c.ConsumedAt = fromMS(cr), fromMS(ex), fromMS(co)
+		c, err = scanChallenge(s.queryRow(ctx, tx, `SELECT `+challengeColumns+` FROM mfa_challenges WHERE id = ?`, id))
 		return s.wrap("consume challenge", err)
 	})
 	return c, err
+}
+
+// PeekChallenge returns a live (unexpired, unused) challenge without using it: enrolment shows a
+// new secret first and uses the challenge up when the code is confirmed.
+func (s *Store) PeekChallenge(ctx context.Context, id string, at time.Time) (Challenge, error) {
+	c, err := scanChallenge(s.queryRow(ctx, s.db, `SELECT `+challengeColumns+` FROM mfa_challenges
+		WHERE id = ? AND consumed_at IS NULL AND expires_at > ?`, id, at.UnixMilli()))
+	return c, s.wrap("read challenge", err)
 }
 
 // PurgeChallenges deletes challenges that expired or were consumed before t.
@@ -272,15 +289,4 @@ func (s *Store) Versions(ctx context.Context) (map[string]int64, error) {
 		out[t] = v
 	}
 	return out, s.wrap("read change counters", rows.Err())
-}
-
-// PeekChallenge returns a live (unexpired, unused) challenge without using it: enrolment shows a
-// new secret first and uses the challenge up when the code is confirmed.
-func (s *Store) PeekChallenge(ctx context.Context, id string, at time.Time) (Challenge, error) {
-	var c Challenge
-	var cr, ex, co sql.NullInt64
-	err := s.queryRow(ctx, s.db, `SELECT id, user_id, purpose, created_at, expires_at, consumed_at FROM mfa_challenges
-		WHERE id = ? AND consumed_at IS NULL AND expires_at > ?`, id, at.UnixMilli()).Scan(&c.ID, &c.UserID, &c.Purpose, &cr, &ex, &co)
-	c.CreatedAt, c.ExpiresAt, c.ConsumedAt = fromMS(cr), fromMS(ex), fromMS(co)
-	return c, s.wrap("read challenge", err)
 }

@@ -169,32 +169,29 @@ func (s *Store) q(query string) string {
 }
 
 // stmt returns a prepared statement for query, cached for the life of the store: parsing and
-// planning once instead of per call is most of the cost of a point lookup (and, on MySQL, two
-// of three round trips). database/sql re-prepares it on each connection as needed.
+// planning once instead of per call is most of the cost of a point lookup. database/sql
+// re-prepares it on each connection as needed.
 func (s *Store) stmt(ctx context.Context, x execer, query string) (*sql.Stmt, error) {
 	if _, ok := x.(*sql.Conn); ok {
 		return nil, errNoStmt // migrations: one-off statements on a locked connection
 	}
 	tx, inTx := x.(*sql.Tx)
-	var st *sql.Stmt
-	if v, ok := s.stmts.Load(query); ok {
-		st = v.(*sql.Stmt)
-	} else if inTx {
-		// Preparing on the pool here would wait for a second connection while the
-		// transaction holds one: with a full pool, every transaction would wait forever.
-		return nil, errNoStmt
-	} else {
+	v, ok := s.stmts.Load(query)
+	if !ok {
+		if inTx {
+			// Preparing on the pool here would wait for a second connection while the
+			// transaction holds one: with a full pool, every transaction would wait forever.
+			return nil, errNoStmt
+		}
 		prepared, err := s.db.PrepareContext(ctx, s.q(query))
 		if err != nil {
 			return nil, err
 		}
-		if v, loaded := s.stmts.LoadOrStore(query, prepared); loaded {
-			prepared.Close()
-			st = v.(*sql.Stmt)
-		} else {
-			st = prepared
+		if v, ok = s.stmts.LoadOrStore(query, prepared); ok {
+			prepared.Close() // another caller stored one first
 		}
 	}
+	st := v.(*sql.Stmt)
 	if inTx {
 		return tx.StmtContext(ctx, st), nil
 	}
