@@ -14,7 +14,7 @@ import (
 // reason marks every row the import writes, in the audit trail and on rules and bans.
 const reason = "imported from MSS-Login"
 
-// Target reads what the plan needs from an mss-login database.
+// TargetOf reads what the plan needs from an mss-login database.
 func TargetOf(ctx context.Context, s *store.Store) (Target, error) {
 	t := Target{Usernames: map[string]bool{}, Roles: map[string]bool{}}
 	users, err := s.Users(ctx)

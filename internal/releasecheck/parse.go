@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -161,7 +162,7 @@ func Repository(urls ...string) (owner, repo string, ok bool) {
 			continue
 		}
 		segs := strings.Split(strings.Trim(u.Path, "/"), "/")
-		if i := indexOf(segs, "repos"); i >= 0 && i+2 < len(segs) {
+		if i := slices.Index(segs, "repos"); i >= 0 && i+2 < len(segs) {
 			return segs[i+1], segs[i+2], true
 		}
 		host := strings.ToLower(u.Hostname())
@@ -170,15 +171,6 @@ func Repository(urls ...string) (owner, repo string, ok bool) {
 		}
 	}
 	return "", "", false
-}
-
-func indexOf(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return -1
 }
 
 // ChangelogURL is where the original kept a release's notes:

@@ -29,24 +29,21 @@ type server struct {
 	client *s3.Client
 }
 
+// newServer gives the test a bucket of its own (testenv.S3Bucket: emptied and removed at
+// cleanup), reached through this package's client.
 func newServer(t testing.TB) *server {
 	t.Helper()
+	b := testenv.S3Bucket(t, "s3sync", nil)
 	o := Options{
-		Endpoint:        testenv.Require(t, testenv.S3Endpoint),
-		AccessKeyID:     testenv.Require(t, testenv.S3AccessKey),
-		SecretAccessKey: testenv.Require(t, testenv.S3SecretKey),
+		Endpoint:        b.Endpoint,
+		AccessKeyID:     b.AccessKey,
+		SecretAccessKey: b.SecretKey,
 		PathStyle:       true,
-		Bucket:          "s3sync-" + randomHex(6),
+		Bucket:          b.Bucket,
 		Prefix:          "studio/",
 	}
 	o.defaults()
-	s := &server{t: t, opts: o, client: newClient(&o)}
-	ctx := context.Background()
-	if _, err := s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(o.Bucket)}); err != nil {
-		t.Fatalf("creating bucket %s: %v", o.Bucket, err)
-	}
-	t.Cleanup(func() { s.deleteBucket() })
-	return s
+	return &server{t: t, opts: o, client: newClient(&o)}
 }
 
 func (s *server) options(dir string) Options {
@@ -85,21 +82,6 @@ func (s *server) get(rel string) ([]byte, error) {
 	}
 	defer out.Body.Close()
 	return io.ReadAll(out.Body)
-}
-
-func (s *server) deleteBucket() {
-	ctx := context.Background()
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.opts.Bucket)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return
-		}
-		for _, c := range page.Contents {
-			_, _ = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.opts.Bucket), Key: c.Key})
-		}
-	}
-	_, _ = s.client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(s.opts.Bucket)})
 }
 
 func randomHex(n int) string {

@@ -578,6 +578,19 @@ next:
 	return n
 }
 
+// workflowSync is a WorkflowSync of userDir against s (size limit 1 KiB), and its log.
+func (s *server) workflowSync(t *testing.T, userDir string) (*WorkflowSync, *logLines) {
+	t.Helper()
+	log := &logLines{}
+	o := s.options("")
+	o.Logf = log.logf
+	w, err := NewWorkflowSync(o, WorkflowOptions{UserDir: userDir, MaxBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, log
+}
+
 // bucketKeys lists every key under the prefix (without it).
 func (s *server) bucketKeys(t *testing.T) []string {
 	t.Helper()
@@ -610,13 +623,7 @@ func TestWorkflowSyncSharedFolder(t *testing.T) {
 	}
 	// a_b's folder already holds a workflow: it must not be deleted, nor downloaded to either.
 	s.put("users/a_b/workflows/shared.json", []byte(`{"shared":1}`))
-	var log logLines
-	o := s.options("")
-	o.Logf = log.logf
-	w, err := NewWorkflowSync(o, WorkflowOptions{UserDir: userDir, MaxBytes: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, log := s.workflowSync(t, userDir)
 	for round := 1; round <= 2; round++ {
 		res, err := w.SyncOnce(context.Background())
 		if err != nil {
@@ -690,10 +697,7 @@ func TestWorkflowDownloadOverLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.put("users/u/workflows/big.json", []byte(strings.Repeat("x", 1025)))
-	w, err := NewWorkflowSync(s.options(""), WorkflowOptions{UserDir: userDir, MaxBytes: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, _ := s.workflowSync(t, userDir)
 	root, err := os.OpenRoot(userDir)
 	if err != nil {
 		t.Fatal(err)
@@ -716,8 +720,6 @@ func TestWorkflowDownloadOverLimit(t *testing.T) {
 	}
 }
 
-// TestWorkflowSyncFolderMarkerIsNotContent: a folder marker object (users/alice/workflows/),
-// a dot file and a sub-folder left in the bucket folder are no workflows: with every workflow
 // TestWorkflowSyncFolders: the user's own folder is never created; until ComfyUI creates it
 // nothing is downloaded for the user (logged once). Then workflows/ is created in it, 0775
 // whatever the umask and keeping an fsGroup volume's setgid bit, and files come down 0664.
@@ -726,13 +728,7 @@ func TestWorkflowSyncFolders(t *testing.T) {
 	userDir := t.TempDir()
 	writeFile(t, filepath.Join(userDir, "users.json"), `{"alice_1":"alice"}`, time.Now())
 	s.put("users/alice/workflows/flow.json", []byte(`{"flow":1}`))
-	var log logLines
-	o := s.options("")
-	o.Logf = log.logf
-	w, err := NewWorkflowSync(o, WorkflowOptions{UserDir: userDir, MaxBytes: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, log := s.workflowSync(t, userDir)
 	home := filepath.Join(userDir, "alice_1")
 	for range 2 {
 		res, err := w.SyncOnce(context.Background())

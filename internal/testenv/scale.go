@@ -19,8 +19,14 @@ import (
 // benchmarks (DESIGN.md).
 func CreateComfyUsers(t testing.TB, ctx context.Context, c client.Client, ns string, n int, hash string) {
 	t.Helper()
+	// Every index is queued before the workers start, so a worker that gives up at an error
+	// never leaves the sender blocked.
+	work := make(chan int, n)
+	for i := range n {
+		work <- i
+	}
+	close(work)
 	var wg sync.WaitGroup
-	work := make(chan int)
 	for range 8 {
 		wg.Add(1)
 		go func() {
@@ -41,10 +47,6 @@ func CreateComfyUsers(t testing.TB, ctx context.Context, c client.Client, ns str
 			}
 		}()
 	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
 	wg.Wait()
 }
 
