@@ -124,7 +124,7 @@ func (m *lockoutMirror) pass(ctx context.Context) error {
 	mirrored := len(have.Items) - len(plan.Delete) + len(plan.Create)
 	m.metrics.lockoutsMirrored.Set(float64(mirrored))
 	m.metrics.lockoutsOverflow.Set(float64(plan.Overflow))
-	m.reportOverflow(plan.Overflow, mirrored, now)
+	m.reportOverflow(plan.Overflow, now)
 	m.lastVersions, m.lastFull, m.next = versions, now, nextExpiry(want)
 	return nil
 }
@@ -161,7 +161,7 @@ func (m *lockoutMirror) remove(ctx context.Context, l *authv1alpha1.Lockout) err
 
 // reportOverflow emits a Warning Event on the namespace when bans go unmirrored, once per
 // change of the count and at most every ten minutes.
-func (m *lockoutMirror) reportOverflow(overflow, mirrored int, now time.Time) {
+func (m *lockoutMirror) reportOverflow(overflow int, now time.Time) {
 	if overflow == 0 {
 		m.lastOverflow = 0
 		return
@@ -176,5 +176,5 @@ func (m *lockoutMirror) reportOverflow(overflow, mirrored int, now time.Time) {
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	m.recorder.Eventf(ns, nil, corev1.EventTypeWarning, "LockoutMirrorFull", "Mirror",
 		"%d active bans are not mirrored as Lockout objects: lockout_mirror.max_objects (%d) is reached; list them with `mss-login admin lockouts list`",
-		overflow, mirrored)
+		overflow, m.max)
 }

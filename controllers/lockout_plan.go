@@ -142,7 +142,7 @@ func sameSecond(a, b *metav1.Time) bool {
 func nextExpiry(want []authv1alpha1.Lockout) time.Time {
 	var next time.Time
 	for _, w := range want {
-		if w.Spec.ExpiresAt != nil && (next.IsZero() || w.Spec.ExpiresAt.Before(&metav1.Time{Time: next})) {
+		if w.Spec.ExpiresAt != nil && (next.IsZero() || w.Spec.ExpiresAt.Time.Before(next)) {
 			next = w.Spec.ExpiresAt.Time
 		}
 	}

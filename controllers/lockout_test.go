@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -173,7 +174,7 @@ func TestLockoutMirrorLimit(t *testing.T) {
 		t.Fatalf("%d objects after a while, limit 3", n)
 	}
 	h.eventually(5*time.Second, "overflow Event", func() error {
-		if got := h.events(h.ns); !contains(got, "LockoutMirrorFull") {
+		if got := h.events(h.ns); !slices.Contains(got, "LockoutMirrorFull") {
 			return fmt.Errorf("events %v", got)
 		}
 		return nil

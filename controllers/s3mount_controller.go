@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -187,13 +187,8 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		}
 	}
 	setS3Condition(m, condReady, ready, reason, msg)
-	if reachable != nil {
-		bmsg := msg
-		breason := "Reachable"
-		if !*reachable {
-			breason = reason
-		}
-		setS3Condition(m, condBucketReachable, *reachable, breason, bmsg)
+	if reachable != nil { // the bucket was asked: reason is Reachable or BucketUnreachable
+		setS3Condition(m, condBucketReachable, *reachable, reason, msg)
 	}
 
 	prev := meta.FindStatusCondition(before.Conditions, condReady)
@@ -203,7 +198,7 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if ready && (prev == nil || prev.Status != metav1.ConditionTrue) {
 		r.recorder.Eventf(m, nil, corev1.EventTypeNormal, "Reachable", "Check", "%s", msg)
 	}
-	if !equalS3Status(before, &m.Status) {
+	if !equality.Semantic.DeepEqual(before, &m.Status) {
 		if err := r.client.Status().Update(ctx, m); err != nil {
 			return reconcile.Result{}, client.IgnoreNotFound(err)
 		}
@@ -234,11 +229,8 @@ func (r *s3MountReconciler) podsWithoutSidecar(ctx context.Context, m *authv1alp
 }
 
 func (r *s3MountReconciler) listWithoutSidecar(ctx context.Context, m *authv1alpha1.S3Mount) ([]string, int, error) {
-	if len(m.Spec.Selector.MatchLabels) == 0 && len(m.Spec.Selector.MatchExpressions) == 0 {
-		return nil, 0, nil
-	}
-	sel, err := metav1.LabelSelectorAsSelector(&m.Spec.Selector)
-	if err != nil {
+	sel, ok := podSelector(m)
+	if !ok {
 		return nil, 0, nil // reported as InvalidSpec
 	}
 	var pods corev1.PodList
@@ -284,26 +276,19 @@ func (r *s3MountReconciler) check(ctx context.Context, m *authv1alpha1.S3Mount) 
 		case err != nil:
 			return "SecretUnreadable", fmt.Sprintf("Secret %q cannot be read: %v", ref.Name, apierrors.ReasonForError(err)), nil
 		}
-		for _, k := range []string{keyOr(ref.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), keyOr(ref.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")} {
+		idKey, secretKey := credentialKeys(ref)
+		for _, k := range []string{idKey, secretKey} {
 			if len(sec.Data[k]) == 0 {
 				return "KeyNotFound", fmt.Sprintf("Secret %q has no key %q (or it is empty)", ref.Name, k), nil
 			}
 		}
-		o.AccessKeyID = string(sec.Data[keyOr(ref.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")])
-		o.SecretAccessKey = string(sec.Data[keyOr(ref.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")])
+		o.AccessKeyID, o.SecretAccessKey = string(sec.Data[idKey]), string(sec.Data[secretKey])
 	}
 	if err := r.o.Check(ctx, o); err != nil {
 		// The message is s3sync's: operation, bucket, S3 error code — never a credential.
 		return "BucketUnreachable", err.Error(), new(false)
 	}
 	return "Reachable", "", new(true)
-}
-
-func keyOr(k, def string) string {
-	if k == "" {
-		return def
-	}
-	return k
 }
 
 func setS3Condition(m *authv1alpha1.S3Mount, typ string, ok bool, reason, msg string) {
@@ -313,18 +298,4 @@ func setS3Condition(m *authv1alpha1.S3Mount, typ string, ok bool, reason, msg st
 	}
 	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: typ, Status: st, Reason: reason,
 		Message: msg, ObservedGeneration: m.Generation})
-}
-
-func equalS3Status(a, b *authv1alpha1.S3MountStatus) bool {
-	if a.ObservedGeneration != b.ObservedGeneration || a.ConfigHash != b.ConfigHash || a.InjectedPods != b.InjectedPods ||
-		!slices.Equal(a.OutdatedPods, b.OutdatedPods) || !slices.Equal(a.UninjectedPods, b.UninjectedPods) || len(a.Conditions) != len(b.Conditions) {
-		return false
-	}
-	for _, c := range b.Conditions {
-		p := meta.FindStatusCondition(a.Conditions, c.Type)
-		if p == nil || p.Status != c.Status || p.Reason != c.Reason || p.Message != c.Message || p.ObservedGeneration != c.ObservedGeneration {
-			return false
-		}
-	}
-	return true
 }

@@ -22,17 +22,13 @@ var s3FolderName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 // (it would match no pod) and model folder names that s3sync refuses.
 func validateS3Mount(spec authv1alpha1.S3MountSpec) string {
 	var problems []string
-	if len(spec.Selector.MatchLabels) == 0 && len(spec.Selector.MatchExpressions) == 0 {
+	if selectsNothing(spec.Selector) {
 		problems = append(problems, "selector is empty: it selects no pod (name the labels of the ComfyUI pods)")
 	} else if _, err := metav1.LabelSelectorAsSelector(&spec.Selector); err != nil {
 		problems = append(problems, "selector: "+err.Error())
 	}
 	if wf := spec.WorkflowSync; wf != nil {
-		mp := spec.MountPath
-		if mp == "" {
-			mp = "/workspace/s3"
-		}
-		if overlaps(path.Clean(wf.UserDirectory), path.Clean(mp)) {
+		if mp := mountPathOf(spec); overlaps(path.Clean(wf.UserDirectory), mp) {
 			problems = append(problems, fmt.Sprintf("workflowSync.userDirectory %s overlaps mountPath %s: every pod would be refused", wf.UserDirectory, mp))
 		}
 	}

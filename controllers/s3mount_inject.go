@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -88,21 +89,29 @@ func formatInjected(m map[string]string) string {
 // matches reports whether a mount's selector selects the pod. An empty selector selects no
 // pod: bringing a bucket into every pod of a namespace must be asked for by a label.
 func matches(m *authv1alpha1.S3Mount, pod *corev1.Pod) bool {
-	if len(m.Spec.Selector.MatchLabels) == 0 && len(m.Spec.Selector.MatchExpressions) == 0 {
-		return false
-	}
-	sel, err := metav1.LabelSelectorAsSelector(&m.Spec.Selector)
-	if err != nil {
-		return false
-	}
-	return sel.Matches(labels.Set(pod.Labels))
+	sel, ok := podSelector(m)
+	return ok && sel.Matches(labels.Set(pod.Labels))
 }
 
-func mountPathOf(m *authv1alpha1.S3Mount) string {
-	if m.Spec.MountPath == "" {
+// podSelector is the mount's selector; ok is false when it selects no pod: empty, or invalid
+// (which the controller reports as InvalidSpec).
+func podSelector(m *authv1alpha1.S3Mount) (sel labels.Selector, ok bool) {
+	if selectsNothing(m.Spec.Selector) {
+		return nil, false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&m.Spec.Selector)
+	return sel, err == nil
+}
+
+func selectsNothing(s metav1.LabelSelector) bool {
+	return len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0
+}
+
+func mountPathOf(spec authv1alpha1.S3MountSpec) string {
+	if spec.MountPath == "" {
 		return "/workspace/s3"
 	}
-	return path.Clean(m.Spec.MountPath)
+	return path.Clean(spec.MountPath)
 }
 
 // overlaps: one path equals or contains the other.
@@ -148,7 +157,7 @@ func decideInjection(pod *corev1.Pod, mounts []authv1alpha1.S3Mount, cfg InjectC
 		}
 	}
 	for _, m := range todo {
-		p := mountPathOf(m)
+		p := mountPathOf(m.Spec)
 		for other, who := range taken {
 			if overlaps(p, other) {
 				return injectResult{Deny: fmt.Sprintf("S3Mount %s (mountPath %s) and %s (mountPath %s) both match this pod and their paths overlap; give them distinct, non-nested mountPaths or narrow a selector", m.Name, p, who, other)}
@@ -243,7 +252,7 @@ func freeVolumeName(pod *corev1.Pod, name string) string {
 
 // injectOne adds the volume, the sidecar and the app mounts of one S3Mount to pod.
 func injectOne(pod *corev1.Pod, m *authv1alpha1.S3Mount, cfg InjectConfig, port int) {
-	mp := mountPathOf(m)
+	mp := mountPathOf(m.Spec)
 	vol := corev1.Volume{Name: freeVolumeName(pod, volumeName(m.Name)), VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
 	if m.Spec.PersistentVolumeClaimName != "" && m.Spec.Mode != authv1alpha1.S3MountFUSE {
 		vol.VolumeSource = corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: m.Spec.PersistentVolumeClaimName}}
@@ -276,13 +285,7 @@ func credentialEnv(m *authv1alpha1.S3Mount, idVar, secretVar string) []corev1.En
 	if ref == nil {
 		return nil
 	}
-	idKey, secretKey := ref.AccessKeyIDKey, ref.SecretAccessKeyKey
-	if idKey == "" {
-		idKey = "AWS_ACCESS_KEY_ID"
-	}
-	if secretKey == "" {
-		secretKey = "AWS_SECRET_ACCESS_KEY"
-	}
+	idKey, secretKey := credentialKeys(ref)
 	from := func(key string) *corev1.EnvVarSource {
 		return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}, Key: key}}
@@ -290,13 +293,14 @@ func credentialEnv(m *authv1alpha1.S3Mount, idVar, secretVar string) []corev1.En
 	return []corev1.EnvVar{{Name: idVar, ValueFrom: from(idKey)}, {Name: secretVar, ValueFrom: from(secretKey)}}
 }
 
+// credentialKeys are the Secret's keys of the access key id and the secret access key.
+func credentialKeys(ref *authv1alpha1.S3CredentialsRef) (idKey, secretKey string) {
+	return cmp.Or(ref.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), cmp.Or(ref.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")
+}
+
 func syncSidecar(m *authv1alpha1.S3Mount, cfg InjectConfig, vol, mp string, port int) corev1.Container {
 	s := m.Spec
-	interval := s.SyncIntervalSeconds
-	if interval <= 0 {
-		interval = 300
-	}
-	args := []string{"s3sync", "--bucket=" + s.Bucket, "--dir=" + mp, "--interval=" + strconv.Itoa(int(interval)) + "s",
+	args := []string{"s3sync", "--bucket=" + s.Bucket, "--dir=" + mp, "--interval=" + strconv.Itoa(int(orDefault(s.SyncIntervalSeconds, 300))) + "s",
 		"--listen=:" + strconv.Itoa(port)}
 	if s.Endpoint != "" {
 		args = append(args, "--endpoint="+s.Endpoint)
@@ -319,10 +323,6 @@ func syncSidecar(m *authv1alpha1.S3Mount, cfg InjectConfig, vol, mp string, port
 	if s.Output && !s.ReadOnly {
 		args = append(args, "--output")
 	}
-	image := cfg.SyncImage
-	if s.Image != "" {
-		image = s.Image
-	}
 	probe := func(p string, failures int32) *corev1.Probe {
 		return &corev1.Probe{
 			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p, Port: intstrPort(port)}},
@@ -332,7 +332,7 @@ func syncSidecar(m *authv1alpha1.S3Mount, cfg InjectConfig, vol, mp string, port
 	}
 	return corev1.Container{
 		Name:          sidecarName(m.Name),
-		Image:         image,
+		Image:         cmp.Or(s.Image, cfg.SyncImage),
 		Args:          args,
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Env:           credentialEnv(m, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
@@ -374,13 +374,9 @@ func fuseSidecar(m *authv1alpha1.S3Mount, cfg InjectConfig, vol, mp string) core
 	if s.CredentialsSecretRef == nil {
 		env = append(env, corev1.EnvVar{Name: "RCLONE_S3_ENV_AUTH", Value: "false"})
 	}
-	image := cfg.FUSEImage
-	if s.Image != "" {
-		image = s.Image
-	}
 	return corev1.Container{
 		Name:          sidecarName(m.Name),
-		Image:         image,
+		Image:         cmp.Or(s.Image, cfg.FUSEImage),
 		Args:          args,
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Env:           env,

@@ -46,8 +46,8 @@ func checkWorkflowSync(pod *corev1.Pod, todo []*authv1alpha1.S3Mount) string {
 			return fmt.Sprintf("S3Mount %s: %s", m.Name, u.deny)
 		}
 		for _, o := range todo {
-			if overlaps(ud, mountPathOf(o)) {
-				return fmt.Sprintf("S3Mount %s: workflowSync.userDirectory %s overlaps mountPath %s of S3Mount %s", m.Name, ud, mountPathOf(o), o.Name)
+			if overlaps(ud, mountPathOf(o.Spec)) {
+				return fmt.Sprintf("S3Mount %s: workflowSync.userDirectory %s overlaps mountPath %s of S3Mount %s", m.Name, ud, mountPathOf(o.Spec), o.Name)
 			}
 		}
 	}

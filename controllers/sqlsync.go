@@ -153,8 +153,10 @@ func (r *Reconciler[T]) finalize(ctx context.Context, obj T, ref string) error {
 	return nil
 }
 
+// patchStatus patches the status when anything changed; the whole object is compared because
+// the kinds keep fields of their own beside SyncStatus (roleName, rules, userID, …).
 func (r *Reconciler[T]) patchStatus(ctx context.Context, before, after T) error {
-	if equality.Semantic.DeepEqual(before.GetSyncStatus(), after.GetSyncStatus()) && equality.Semantic.DeepEqual(before, after) {
+	if equality.Semantic.DeepEqual(before, after) {
 		return nil
 	}
 	return r.Client.Status().Patch(ctx, after, client.MergeFrom(before))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -316,20 +317,11 @@ func (h *harness) events(name string) []string {
 func (h *harness) waitEvent(name, reason string) {
 	h.t.Helper()
 	h.eventually(15*time.Second, "event "+reason+" on "+name, func() error {
-		if got := h.events(name); !contains(got, reason) {
+		if got := h.events(name); !slices.Contains(got, reason) {
 			return fmt.Errorf("events so far: %v", got)
 		}
 		return nil
 	})
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (h *harness) secret(name string, data map[string]string) *corev1.Secret {
