@@ -20,7 +20,7 @@ type SyncStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// Conditions: Ready plus kind-specific ones. The Ready reason says why a resource is not
-	// applied (for example UsernameConflict, RoleNotFound, DatabaseUnavailable).
+	// applied (for example Conflict, RoleNotFound, DatabaseUnavailable).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -27,8 +27,8 @@ type IPRuleSpec struct {
 	// +listType=set
 	CIDRs []string `json:"cidrs"`
 
-	// ExpiresAt ends the rule: its rows are removed then. The controller refuses a time that
-	// has already passed when the resource is created (CEL has no clock).
+	// ExpiresAt ends the rule: its rows are removed then. A time already past is accepted (CEL
+	// has no clock); nothing is written and the status says Expired.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 

@@ -50,8 +50,8 @@ type LockoutSpec struct {
 
 // LockoutStatus reports lifting the ban when the object is deleted.
 type LockoutStatus struct {
-	// Conditions: Ready while the object mirrors an active ban; False with a reason while
-	// lifting the ban fails (for example DatabaseUnavailable).
+	// Conditions: only Ready, set False with reason LiftFailed while the object is deleted and
+	// its ban cannot be lifted yet (retried with backoff).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
