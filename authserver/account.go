@@ -70,12 +70,11 @@ func (s *Server) endOtherSessions(r *http.Request, id *identity) {
 			_ = s.db.RevokeSession(ctx, x.JTI, "")
 		}
 	}
-	_ = s.cache.refresh(ctx, false)
-	s.sweepSockets()
+	_ = s.cache.refresh(ctx, false) // closes the ended sessions' sockets
 }
 
 func (s *Server) handleAccountToken(w http.ResponseWriter, r *http.Request) {
-	ctx, rq, now := r.Context(), reqInfo(r), s.now()
+	rq := reqInfo(r)
 	id := rq.id
 	f, _, err := form(r)
 	if err != nil {
@@ -102,15 +101,11 @@ func (s *Server) handleAccountToken(w http.ResponseWriter, r *http.Request) {
 	if hours > s.cfg.MaxAccessTokenExpirationHours {
 		hours = s.cfg.MaxAccessTokenExpirationHours
 	}
-	token, hash := newAPIToken()
-	t := store.APIToken{TokenHash: hash, UserID: id.user.ID, Label: truncateString(f["label"], 128), CreatedAt: now,
-		ExpiresAt: now.Add(time.Duration(hours) * time.Hour)}
-	if err := s.db.CreateAPIToken(ctx, &t); err != nil {
+	token, _, err := s.mintToken(r.Context(), rq, id, f["label"], s.now().Add(time.Duration(hours)*time.Hour))
+	if err != nil {
 		s.renderAccount(w, r, http.StatusInternalServerError, map[string]any{"Error": "Could not create the token."})
 		return
 	}
-	_ = s.cache.refresh(ctx, false)
-	_ = s.db.Audit(ctx, store.AuditEvent{Actor: id.user.Username, Action: "token.created", Target: t.ID, ClientIP: rq.ip.String()})
 	s.renderAccount(w, r, http.StatusOK, map[string]any{"NewToken": token})
 }
 
@@ -121,9 +116,8 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 	case "tokens":
 		err = s.db.RevokeAPIToken(ctx, which, rq.id.user.ID)
 	case "sessions":
-		err = s.db.RevokeSession(ctx, which, rq.id.user.ID)
-		if v, ok := s.cache.sessions.Load(which); ok && err == nil {
-			v.(*session).revoked.Store(true)
+		if err = s.db.RevokeSession(ctx, which, rq.id.user.ID); err == nil {
+			s.cache.markRevoked(which)
 		}
 	default:
 		err = store.ErrNotFound
@@ -132,7 +126,6 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 		s.renderAccount(w, r, http.StatusNotFound, map[string]any{"Error": "Not found."})
 		return
 	}
-	_ = s.cache.refresh(ctx, false)
-	s.sweepSockets()
+	_ = s.cache.refresh(ctx, false) // closes the revoked credential's sockets
 	http.Redirect(w, r, "/mss-login/account", http.StatusSeeOther)
 }

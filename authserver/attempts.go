@@ -29,11 +29,19 @@ type refusal struct {
 	banned    bool
 }
 
+// seconds is the wait in whole seconds, rounded up.
+func (r *refusal) seconds() int { return int(r.remaining.Seconds() + 0.999) }
+
 func (r *refusal) message() string {
 	if r.banned {
 		return "Too many failed attempts. This address is blocked for now."
 	}
-	return fmt.Sprintf("Too many failed attempts. Please wait %d seconds.", int(r.remaining.Seconds()+0.999))
+	return fmt.Sprintf("Too many failed attempts. Please wait %d seconds.", r.seconds())
+}
+
+// body is the JSON answer to a refused attempt.
+func (r *refusal) body() map[string]any {
+	return map[string]any{"error": r.message(), "failed_attempts": r.failures, "remaining_seconds": r.seconds()}
 }
 
 // beginAttempt admits or refuses a credential check from ip. Addresses on the allow list or in

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mss-login/mss-login/authserver/ipaccess"
+	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -22,7 +23,15 @@ type snapshot struct {
 	devices     map[string]time.Time
 	tokens      map[string]store.APIToken // by hash; revoked ones left out
 	tokenByID   map[string]store.APIToken // the same tokens by id (open sockets are re-checked by id)
-	userCount   int
+}
+
+// role returns the named role. An unknown role grants nothing (fail closed): a permission a
+// role does not state is not granted.
+func (sn *snapshot) role(name string) store.Role {
+	if r, ok := sn.roles[name]; ok {
+		return r
+	}
+	return store.Role{Role: roles.Role{Name: name, Permissions: map[string]bool{}, UI: map[string]bool{}}}
 }
 
 // session is a cached session row. revoked and lastUsed change in place.
@@ -66,7 +75,8 @@ func newCache(ctx context.Context, db *store.Store, log *slog.Logger) (*cache, e
 
 func (c *cache) get() *snapshot { return c.snap.Load() }
 
-// refresh reloads the topics whose change counter moved (all of them when force).
+// refresh reloads the topics whose change counter moved (all of them when force: the first
+// load), then calls onChange, which re-checks open sockets.
 func (c *cache) refresh(ctx context.Context, force bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -89,7 +99,6 @@ func (c *cache) refresh(ctx context.Context, force bool) error {
 			next.usersByID[u.ID] = u
 			next.usersByName[u.Username] = u
 		}
-		next.userCount = len(users)
 		reloaded = true
 	}
 	if changed(store.TopicRoles) {
@@ -122,19 +131,17 @@ func (c *cache) refresh(ctx context.Context, force bool) error {
 				next.tokenByID[t.ID] = t
 			}
 		}
-		// Revocations since the last look (with a margin for clock skew between replicas).
+		// Revocations since the last look (with a margin for clock skew between replicas). At
+		// the first load no session is cached yet: sessions are read with their revocation.
 		since := c.revokeCheck.Add(-10 * time.Second)
 		c.revokeCheck = time.Now()
-		if force {
-			since = time.Time{}
-		}
-		jtis, err := c.db.RevokedSessionsSince(ctx, since)
-		if err != nil {
-			return err
-		}
-		for _, j := range jtis {
-			if s, ok := c.sessions.Load(j); ok {
-				s.(*session).revoked.Store(true)
+		if !force {
+			jtis, err := c.db.RevokedSessionsSince(ctx, since)
+			if err != nil {
+				return err
+			}
+			for _, j := range jtis {
+				c.markRevoked(j)
 			}
 		}
 		reloaded = true
@@ -159,7 +166,6 @@ func (c *cache) loadRules(ctx context.Context) (*ipaccess.RuleSet, map[string]ti
 			Allow:     r.Action == store.Allow,
 			Ban:       r.Action == store.Deny && r.Source != store.SourceResource && r.CIDR.IsSingleIP(),
 			ExpiresAt: r.ExpiresAt,
-			Reason:    r.Reason,
 		})
 	}
 	devs, err := c.db.LockedDevices(ctx, time.Now())
@@ -203,6 +209,13 @@ func (c *cache) session(ctx context.Context, jti string) (*session, error) {
 	s.lastUsed.Store(row.LastUsedAt.UnixMilli())
 	actual, _ := c.sessions.LoadOrStore(jti, s)
 	return actual.(*session), nil
+}
+
+// markRevoked marks the cached session jti (if any) revoked.
+func (c *cache) markRevoked(jti string) {
+	if s, ok := c.sessions.Load(jti); ok {
+		s.(*session).revoked.Store(true)
+	}
 }
 
 // refreshLastUsed re-reads a session's last use from the database (another replica may have

@@ -67,6 +67,16 @@ func (c *comfyUsers) id(ctx context.Context, username string) (string, error) {
 	return id, nil
 }
 
+// comfyUserID is the comfy-user value for username; a failed lookup is logged (once per
+// retryAfter) and the username sent meanwhile.
+func (s *Server) comfyUserID(ctx context.Context, username string) string {
+	id, err := s.comfyUsers.id(ctx, username)
+	if err != nil && err != errRecentFailure {
+		s.log.Warn("finding the ComfyUI --multi-user id failed; sending the username for 30 s", "user", username, "error", err)
+	}
+	return id
+}
+
 // lookup finds or creates username's id (the username itself without --multi-user).
 func (c *comfyUsers) lookup(ctx context.Context, username string) (string, error) {
 	users, multi, err := c.list(ctx)

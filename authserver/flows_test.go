@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mss-login/mss-login/internal/config"
+	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
 )
@@ -98,8 +99,8 @@ func TestGenerateTokenWithPassword(t *testing.T) {
 	}
 }
 
-// A socket closes within a second when its role loses the permission, and when its token is
-// revoked.
+// A socket closes within a second when its role loses the permission or is deleted, and when
+// its token is revoked.
 func TestSocketsFollowPermissions(t *testing.T) {
 	e := start(t, testenv.Open(t, store.SQLite), nil)
 	owner := e.bootstrap()
@@ -142,6 +143,22 @@ func TestSocketsFollowPermissions(t *testing.T) {
 	}
 	if !closedWithin(bySession, ctx2, 1500*time.Millisecond) {
 		t.Fatal("the socket stayed open after its role lost can_access_api")
+	}
+	// A deleted role grants nothing: not to new requests, not to open sockets.
+	painter := roles.Role{Name: "painter", Permissions: map[string]bool{roles.CanAccessAPI: true}}
+	if err := e.db.PutRole(context.Background(), painter, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a user of the new role is created", func() bool {
+		return e.do("POST", "/mss-login/api/users", map[string]string{"username": "gus", "password": "Gus-pass-1!", "role": "painter"},
+			bearer(owner)).code == 201
+	})
+	byRole, ctx3 := open(e.login("gus", "Gus-pass-1!", "192.0.2.96"))
+	if err := e.db.DeleteRole(context.Background(), "painter"); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(byRole, ctx3, 1500*time.Millisecond) {
+		t.Fatal("the socket stayed open after its role was deleted")
 	}
 }
 

@@ -70,11 +70,7 @@ func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if id != nil {
-		comfyID, err := s.comfyUsers.id(r.Context(), id.user.Username)
-		if err != nil && err != errRecentFailure {
-			s.log.Warn("finding the ComfyUI --multi-user id failed; sending the username for 30 s", "user", id.user.Username, "error", err)
-		}
-		w.Header().Set("Comfy-User", comfyID)
+		w.Header().Set("Comfy-User", s.comfyUserID(r.Context(), id.user.Username))
 		w.Header().Set("X-Mss-Login-User", id.user.Username)
 		w.Header().Set("X-Mss-Login-Role", id.role.Name)
 	}

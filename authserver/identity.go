@@ -108,14 +108,6 @@ func (s *Server) authenticate(ctx context.Context, token string, now time.Time) 
 	if id.user.ID == "" || id.user.Disabled {
 		return nil
 	}
-	role, ok := snap.roles[id.user.Role]
-	if !ok {
-		// An unknown role grants nothing (fail closed); the owner still has every flag.
-		role = store.Role{Role: roles.Role{Name: id.user.Role, Permissions: map[string]bool{}, UI: map[string]bool{}}}
-		for _, p := range roles.Permissions {
-			role.Permissions[p] = false
-		}
-	}
-	id.role = role
+	id.role = snap.role(id.user.Role) // an unknown role grants nothing; the owner still has every flag
 	return &id
 }

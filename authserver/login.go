@@ -49,6 +49,16 @@ func form(r *http.Request) (map[string]string, bool, error) {
 	return out, false, nil
 }
 
+// readForm is form for a handler: an unreadable body is answered with 400 (ok false).
+func readForm(w http.ResponseWriter, r *http.Request) (f map[string]string, isJSON, ok bool) {
+	f, isJSON, err := form(r)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable request.")
+		return nil, false, false
+	}
+	return f, isJSON, true
+}
+
 // safeNext keeps a post-login redirect on this site: a path, never a scheme or host.
 func safeNext(next string) string {
 	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
@@ -63,7 +73,7 @@ func safeNext(next string) string {
 
 func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	rq := reqInfo(r)
-	if s.cache.get().userCount == 0 {
+	if len(s.cache.get().usersByID) == 0 {
 		http.Redirect(w, r, "/register", http.StatusFound)
 		return
 	}
@@ -79,9 +89,8 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 // failed attempt costs the client; a banned or cooling-down client gets no password hash.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	ctx, rq, now := r.Context(), reqInfo(r), s.now()
-	f, isJSON, err := form(r)
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable login request.")
+	f, isJSON, ok := readForm(w, r)
+	if !ok {
 		return
 	}
 	next := safeNext(f["next"])
@@ -116,8 +125,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if ref != nil {
 		s.metrics.auth.WithLabelValues("login_refused").Inc()
 		if isJSON || !isNavigation(r) {
-			writeJSON(w, http.StatusForbidden, map[string]any{"error": ref.message(), "failed_attempts": ref.failures,
-				"remaining_seconds": int(ref.remaining.Seconds() + 0.999)})
+			writeJSON(w, http.StatusForbidden, ref.body())
 			return
 		}
 		fail(http.StatusForbidden, ref.message())
@@ -126,12 +134,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if d := s.userThrottle(ctx, username, now); d > 0 {
 		time.Sleep(d)
 	}
-	u, ok := s.cache.get().usersByName[username]
-	if !ok {
-		if fresh, err := s.db.UserByName(ctx, username); err == nil {
-			u, ok = fresh, true // created on another replica since the last refresh
-		}
-	}
+	u, ok := s.userByName(ctx, username)
 	s.metrics.hashes.Inc()
 	var res password.Result
 	if ok && u.PasswordHash != "" {
@@ -161,6 +164,19 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.completeLogin(w, r, u, next, isJSON)
+}
+
+// userByName finds a user in the cache or, when created on another replica since the last
+// refresh, in the database.
+func (s *Server) userByName(ctx context.Context, username string) (store.User, bool) {
+	if u, ok := s.cache.get().usersByName[username]; ok {
+		return u, true
+	}
+	u, err := s.db.UserByName(ctx, username)
+	if err != nil {
+		return store.User{}, false
+	}
+	return u, true
 }
 
 // completeLogin starts a session for u: a row (revocable), a JWT naming it, the cookie.
@@ -245,9 +261,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		if err := s.db.RevokeSession(r.Context(), rq.id.jti, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Warn("revoking a session at logout failed", "error", err)
 		}
-		if v, ok := s.cache.sessions.Load(rq.id.jti); ok {
-			v.(*session).revoked.Store(true)
-		}
+		s.cache.markRevoked(rq.id.jti)
 		s.sweepSockets()
 		_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "logout", ClientIP: rq.ip.String()})
 	}
@@ -316,9 +330,8 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		renderPage(w, http.StatusOK, "register.html", page)
 		return
 	}
-	f, isJSON, err := form(r)
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable request.")
+	f, isJSON, ok := readForm(w, r)
+	if !ok {
 		return
 	}
 	pick := func(a, b string) string {

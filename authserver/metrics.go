@@ -1,10 +1,12 @@
 package authserver
 
 import (
+	"net/http"
 	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // metrics are the auth server's Prometheus series, on their own registry and listener.
@@ -55,4 +57,9 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(m.requests, m.auth, m.bans, m.sockets, m.upstream, m.hashes,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// MetricsHandler serves the Prometheus metrics (on its own listener).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
 }

@@ -39,11 +39,20 @@ const (
 
 var totpOpts = totp.ValidateOpts{Period: 30, Skew: 0, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
 
-func (s *Server) mfaActive() bool { return s.cfg.MFAEnabled() }
+// mfaOnly refuses the MFA endpoints while MFA is off on this server.
+func (s *Server) mfaOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.MFAEnabled() {
+			writeError(w, r, http.StatusForbidden, "MFA_DISABLED", "MFA is not enabled on this server.")
+			return
+		}
+		h(w, r)
+	}
+}
 
 // mfaStep decides what a correct password leads to: a session, a second factor, or enrolment.
 func (s *Server) mfaStep(u store.User, role store.Role) string {
-	if !s.mfaActive() {
+	if !s.cfg.MFAEnabled() {
 		return ""
 	}
 	if u.MFAEnabled {
@@ -82,6 +91,16 @@ func (s *Server) checkCode(ctx context.Context, userID, secret, code string, now
 		}
 	}
 	return false
+}
+
+// secondFactor checks a backup code (used up) if one is given, else a TOTP code.
+func (s *Server) secondFactor(ctx context.Context, userID, code, backup string, now time.Time) bool {
+	if backup != "" {
+		ok, _ := s.db.ConsumeBackupCode(ctx, userID, backupHash(backup))
+		return ok
+	}
+	secret, err := s.db.TOTPSecret(ctx, userID)
+	return err == nil && secret != "" && s.checkCode(ctx, userID, secret, code, now)
 }
 
 func backupHash(code string) string {
@@ -155,10 +174,6 @@ func (s *Server) pendingEnrolment(ctx context.Context, u store.User, out map[str
 // handleMFASetup starts enrolment for the logged-in user, or for the holder of an enrolment
 // challenge. An account with MFA enabled is refused: enrolment never overwrites.
 func (s *Server) handleMFASetup(w http.ResponseWriter, r *http.Request) {
-	if !s.mfaActive() {
-		writeError(w, r, http.StatusForbidden, "MFA_DISABLED", "MFA is not enabled on this server.")
-		return
-	}
 	rq := reqInfo(r)
 	f, _, _ := form(r)
 	var u store.User
@@ -200,10 +215,6 @@ func (s *Server) enrolUser(ctx context.Context, token string) (store.User, bool)
 // handleMFAVerifySetup enables MFA after a correct code for the pending secret, returns the
 // backup codes, and — for an enrolment challenge — completes the login.
 func (s *Server) handleMFAVerifySetup(w http.ResponseWriter, r *http.Request) {
-	if !s.mfaActive() {
-		writeError(w, r, http.StatusForbidden, "MFA_DISABLED", "MFA is not enabled on this server.")
-		return
-	}
 	ctx, rq, now := r.Context(), reqInfo(r), s.now()
 	f, isJSON, _ := form(r)
 	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
@@ -274,14 +285,9 @@ func jsonOnlyToken(isJSON bool, token string) any {
 // handleMFAVerify is the second step of a login: the challenge from the password step and a
 // code or a backup code. The challenge is used once, right or wrong.
 func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
-	if !s.mfaActive() {
-		writeError(w, r, http.StatusForbidden, "MFA_DISABLED", "MFA is not enabled on this server.")
-		return
-	}
 	ctx, rq, now := r.Context(), reqInfo(r), s.now()
-	f, isJSON, err := form(r)
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable request.")
+	f, isJSON, ok := readForm(w, r)
+	if !ok {
 		return
 	}
 	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
@@ -301,14 +307,9 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusUnauthorized, "CHALLENGE_INVALID", "The sign-in expired: sign in again.")
 		return
 	}
-	ok := false
-	if code := f["backup_code"]; code != "" {
-		ok, _ = s.db.ConsumeBackupCode(ctx, u.ID, backupHash(code))
-	} else if secret, err := s.db.TOTPSecret(ctx, u.ID); err == nil && secret != "" {
-		ok = s.checkCode(ctx, u.ID, secret, f["code"], now)
-	}
-	att.finish(ctx, ok, now)
-	if !ok {
+	passed := s.secondFactor(ctx, u.ID, f["code"], f["backup_code"], now)
+	att.finish(ctx, passed, now)
+	if !passed {
 		s.metrics.auth.WithLabelValues("mfa_failure").Inc()
 		_ = s.db.Audit(ctx, store.AuditEvent{Actor: u.Username, Action: "mfa.failure", ClientIP: rq.ip.String()})
 		writeError(w, r, http.StatusUnauthorized, "INVALID_CODE", "Invalid code: sign in again.")

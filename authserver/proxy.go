@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // identityHeaders are removed from every request before it goes upstream: only the auth server
@@ -113,11 +112,7 @@ func removeCookie(r *http.Request, name string) {
 // its identity loses access.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rq *request) {
 	if rq.id != nil {
-		id, err := s.comfyUsers.id(r.Context(), rq.id.user.Username)
-		if err != nil && err != errRecentFailure {
-			s.log.Warn("finding the ComfyUI --multi-user id failed; sending the username for 30 s", "user", rq.id.user.Username, "error", err)
-		}
-		rq.comfyUser = id
+		rq.comfyUser = s.comfyUserID(r.Context(), rq.id.user.Username)
 	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		s.proxy.ServeHTTP(w, r)
@@ -127,7 +122,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rq *request) {
 		writeError(w, r, http.StatusForbidden, "CROSS_SITE", "WebSocket from another origin refused.")
 		return
 	}
-	so := &socket{id: rq.id, ip: rq.ip.String()}
+	so := &socket{id: rq.id, ip: rq.ip}
 	tracker := &hijackTracker{ResponseWriter: w, reg: s.sockets, s: so}
 	s.proxy.ServeHTTP(tracker, r)
 	s.sockets.remove(so)
@@ -144,8 +139,4 @@ func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.RoundTripper.RoundTrip(r)
 	t.observe.Observe(time.Since(start).Seconds())
 	return resp, err
-}
-
-func metricsHandler(m *metrics) http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }

@@ -2,7 +2,6 @@ package authserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -47,9 +46,9 @@ func (s *Server) routes() *http.ServeMux {
 		m.HandleFunc("DELETE "+p+"/api/users/{username}", s.handleDeleteUser)
 		m.HandleFunc("GET "+p+"/api/ip-lists", s.handleIPLists)
 		m.HandleFunc("GET "+p+"/api/update-status", s.handleUpdateStatus)
-		m.HandleFunc("POST "+p+"/api/mfa/setup", s.handleMFASetup)
-		m.HandleFunc("POST "+p+"/api/mfa/verify-setup", s.handleMFAVerifySetup)
-		m.HandleFunc("POST "+p+"/api/mfa/verify", s.handleMFAVerify)
+		m.HandleFunc("POST "+p+"/api/mfa/setup", s.mfaOnly(s.handleMFASetup))
+		m.HandleFunc("POST "+p+"/api/mfa/verify-setup", s.mfaOnly(s.handleMFAVerifySetup))
+		m.HandleFunc("POST "+p+"/api/mfa/verify", s.mfaOnly(s.handleMFAVerify))
 		m.HandleFunc("DELETE "+p+"/api/mfa", s.handleMFADisable)
 	}
 	m.HandleFunc("POST /generate_token", s.handleCreateToken)
@@ -137,9 +136,8 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 // minutes: a stolen old cookie cannot mint long-lived tokens.
 func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	ctx, rq, now := r.Context(), reqInfo(r), s.now()
-	f, _, err := form(r)
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable request.")
+	f, _, ok := readForm(w, r)
+	if !ok {
 		return
 	}
 	id := rq.id
@@ -157,8 +155,7 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 			dbUnavailable(w, r)
 			return
 		case ref != nil:
-			writeJSON(w, http.StatusForbidden, map[string]any{"error": ref.message(), "failed_attempts": ref.failures,
-				"remaining_seconds": int(ref.remaining.Seconds() + 0.999)})
+			writeJSON(w, http.StatusForbidden, ref.body())
 			return
 		case !ok:
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "Password required: confirm your password to create a token.",
@@ -172,6 +169,7 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	}
 	hours := 720
 	if v := f["expire_hours"]; v != "" {
+		var err error
 		if hours, err = strconv.Atoi(v); err != nil {
 			writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "expire_hours: a whole number of hours")
 			return
@@ -190,19 +188,28 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		}
 		expires = now.Add(time.Duration(hours) * time.Hour)
 	}
-	token, hash := newAPIToken()
-	t := store.APIToken{TokenHash: hash, UserID: id.user.ID, Label: truncateString(f["label"], 128), ExpiresAt: expires, CreatedAt: now}
-	if err := s.db.CreateAPIToken(ctx, &t); err != nil {
-		s.log.Error("creating an API token failed", "error", err)
+	token, tokenID, err := s.mintToken(ctx, rq, id, f["label"], expires)
+	if err != nil {
 		writeError(w, r, http.StatusInternalServerError, "TOKEN_FAILED", "Could not create the token.")
 		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"message": "Token created. It is shown once: store it now.",
+		"id": tokenID, "token": token, "jwt_token": token, "expires_at": isoOrEmpty(expires), "expires_in_hours": hours})
+}
+
+// mintToken creates an API token for id's user; it returns the token (shown once) and its id.
+func (s *Server) mintToken(ctx context.Context, rq *request, id *identity, label string, expires time.Time) (string, string, error) {
+	token, hash := newAPIToken()
+	t := store.APIToken{TokenHash: hash, UserID: id.user.ID, Label: truncateString(label, 128), ExpiresAt: expires, CreatedAt: s.now()}
+	if err := s.db.CreateAPIToken(ctx, &t); err != nil {
+		s.log.Error("creating an API token failed", "error", err)
+		return "", "", err
 	}
 	// Usable at once on this replica; the others see it at their next refresh.
 	_ = s.cache.refresh(ctx, false)
 	_ = s.db.Audit(ctx, store.AuditEvent{Actor: id.user.Username, Action: "token.created", Target: t.ID, ClientIP: rq.ip.String(),
 		Detail: "label " + t.Label})
-	writeJSON(w, http.StatusCreated, map[string]any{"message": "Token created. It is shown once: store it now.",
-		"id": t.ID, "token": token, "jwt_token": token, "expires_at": isoOrEmpty(expires), "expires_in_hours": hours})
+	return token, t.ID, nil
 }
 
 func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
@@ -211,17 +218,10 @@ func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 	if rq.id.isAdmin() {
 		owner = "" // admins revoke anyone's token
 	}
-	err := s.db.RevokeAPIToken(r.Context(), r.PathValue("id"), owner)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, r, http.StatusNotFound, "NOT_FOUND", "No such token.")
+	if storeFailed(w, r, s.db.RevokeAPIToken(r.Context(), r.PathValue("id"), owner), "No such token.") {
 		return
 	}
-	if err != nil {
-		dbUnavailable(w, r)
-		return
-	}
-	_ = s.cache.refresh(r.Context(), false)
-	s.sweepSockets()
+	_ = s.cache.refresh(r.Context(), false) // closes its sockets
 	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "token.revoked", Target: r.PathValue("id"),
 		ClientIP: rq.ip.String()})
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Token revoked"})
@@ -246,18 +246,10 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
 	rq := reqInfo(r)
 	jti := r.PathValue("jti")
-	err := s.db.RevokeSession(r.Context(), jti, rq.id.user.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, r, http.StatusNotFound, "NOT_FOUND", "No such session.")
+	if storeFailed(w, r, s.db.RevokeSession(r.Context(), jti, rq.id.user.ID), "No such session.") {
 		return
 	}
-	if err != nil {
-		dbUnavailable(w, r)
-		return
-	}
-	if v, ok := s.cache.sessions.Load(jti); ok {
-		v.(*session).revoked.Store(true)
-	}
+	s.cache.markRevoked(jti)
 	s.sweepSockets()
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Session revoked"})
 }
@@ -265,9 +257,8 @@ func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
 // handleChangePassword changes the caller's password after checking the current one, and ends
 // every other session of the account.
 func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
-	f, _, err := form(r)
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable request.")
+	f, _, ok := readForm(w, r)
+	if !ok {
 		return
 	}
 	if code, problem := s.changePassword(r, reqInfo(r).id, f["current_password"], f["new_password"]); problem != "" {
@@ -307,12 +298,7 @@ func (s *Server) handleListUsers(w http.ResponseWriter, _ *http.Request) {
 // targetUser loads the user named in the path and refuses rows a Kubernetes resource owns.
 func (s *Server) targetUser(w http.ResponseWriter, r *http.Request) (store.User, bool) {
 	u, err := s.db.UserByName(r.Context(), r.PathValue("username"))
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, r, http.StatusNotFound, "NOT_FOUND", "No such user.")
-		return u, false
-	}
-	if err != nil {
-		dbUnavailable(w, r)
+	if storeFailed(w, r, err, "No such user.") {
 		return u, false
 	}
 	if u.OwnerRef != "" {
@@ -328,9 +314,8 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f, _, err := form(r)
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Unreadable request.")
+	f, _, ok := readForm(w, r)
+	if !ok {
 		return
 	}
 	if role, set := f["role"]; set {
@@ -351,8 +336,7 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusInternalServerError, "FAILED", "Could not update the user.")
 		return
 	}
-	_ = s.cache.refresh(r.Context(), false)
-	s.sweepSockets()
+	_ = s.cache.refresh(r.Context(), false) // re-checks the user's sockets
 	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "user.updated", Target: u.Username,
 		ClientIP: rq.ip.String(), Detail: fmt.Sprintf("role %s disabled %t", u.Role, u.Disabled)})
 	writeJSON(w, http.StatusOK, map[string]any{"message": "User updated"})
@@ -372,8 +356,7 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusInternalServerError, "FAILED", "Could not delete the user.")
 		return
 	}
-	_ = s.cache.refresh(r.Context(), false)
-	s.sweepSockets()
+	_ = s.cache.refresh(r.Context(), false) // closes the user's sockets
 	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "user.deleted", Target: u.Username,
 		ClientIP: rq.ip.String()})
 	writeJSON(w, http.StatusOK, map[string]any{"message": "User deleted"})
@@ -427,13 +410,7 @@ const mfaCodeNeeded = "MFA code required: repeat the request with code (or backu
 // enrolled, a code). It returns nil and a message on failure; every failure is a counted attempt.
 func (s *Server) tokenCaller(r *http.Request, f map[string]string) (*identity, string) {
 	const invalid = "Invalid credentials"
-	snap := s.cache.get()
-	u, found := snap.usersByName[f["username"]]
-	if !found {
-		if fresh, err := s.db.UserByName(r.Context(), f["username"]); err == nil {
-			u = fresh
-		}
-	}
+	u, _ := s.userByName(r.Context(), f["username"])
 	ok, ref, err := s.confirmPassword(r, u, f["password"])
 	switch {
 	case err != nil:
@@ -443,20 +420,14 @@ func (s *Server) tokenCaller(r *http.Request, f map[string]string) (*identity, s
 	case !ok || u.Disabled:
 		return nil, invalid
 	}
-	if s.mfaActive() && u.MFAEnabled {
+	if s.cfg.MFAEnabled() && u.MFAEnabled {
 		code, backup := f["code"], f["backup_code"]
 		if code == "" && backup == "" {
 			return nil, mfaCodeNeeded
 		}
-		passed := false
-		if backup != "" {
-			passed, _ = s.db.ConsumeBackupCode(r.Context(), u.ID, backupHash(backup))
-		} else if secret, err := s.db.TOTPSecret(r.Context(), u.ID); err == nil && secret != "" {
-			passed = s.checkCode(r.Context(), u.ID, secret, code, s.now())
-		}
-		if !passed {
+		if !s.secondFactor(r.Context(), u.ID, code, backup, s.now()) {
 			return nil, invalid
 		}
 	}
-	return &identity{user: u, role: snap.roles[u.Role]}, ""
+	return &identity{user: u, role: s.cache.get().role(u.Role)}, ""
 }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/mss-login/mss-login/authserver/ipaccess"
+	"github.com/mss-login/mss-login/internal/store"
 )
 
 // securityFile is DATA_DIR/security.json, the owner's break-glass: re-read when it changes
@@ -62,7 +62,7 @@ func (f *securityFile) get() ipaccess.Security {
 	}
 	next := ipaccess.Security{UnlockDevices: map[string]bool{}}
 	for _, s := range doc.Lockout.UnlockIPs {
-		p, err := parsePrefix(s)
+		p, err := store.ParsePrefix(s)
 		if err != nil {
 			f.log.Warn("security.json: ignoring a bad unlock_ips entry", "entry", s)
 			continue
@@ -79,16 +79,4 @@ func (f *securityFile) get() ipaccess.Security {
 	f.log.Info("security.json loaded", "unlock_ips", len(next.UnlockIPs), "unlock_devices", len(next.UnlockDevices),
 		"disable_lockout_until", next.DisableLockoutUntil)
 	return next
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -153,16 +153,11 @@ func (s *Server) Background(ctx context.Context) {
 func (s *Server) sweepSockets() {
 	now := s.now()
 	s.sockets.sweep(func(so *socket) bool {
-		id := so.id
-		var cur *identity
-		if id.tokenID != "" || id.jti != "" {
-			cur = s.revalidate(id, now)
-		}
+		cur := s.revalidate(so.id, now)
 		if cur == nil || !cur.can(roles.CanAccessAPI) {
 			return false
 		}
-		ip, _ := netip.ParseAddr(so.ip)
-		return ipaccess.Decide(s.ipInput(ip, "", now)) == ipaccess.Allowed
+		return ipaccess.Decide(s.ipInput(so.ip, "", now)) == ipaccess.Allowed
 	})
 }
 
@@ -189,10 +184,7 @@ func (s *Server) revalidate(id *identity, now time.Time) *identity {
 		}
 	}
 	next := *id
-	next.user = u
-	if r, ok := snap.roles[u.Role]; ok {
-		next.role = r
-	}
+	next.user, next.role = u, snap.role(u.Role)
 	return &next
 }
 
@@ -403,12 +395,23 @@ func dbUnavailable(w http.ResponseWriter, r *http.Request) {
 	writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
 }
 
+// storeFailed answers a failed store call — 404 with notFound for store.ErrNotFound, else
+// dbUnavailable — and reports whether err was set.
+func storeFailed(w http.ResponseWriter, r *http.Request, err error, notFound string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, r, http.StatusNotFound, "NOT_FOUND", notFound)
+	default:
+		dbUnavailable(w, r)
+	}
+	return true
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
-
-// MetricsHandler serves the Prometheus metrics (on its own listener).
-func (s *Server) MetricsHandler() http.Handler { return metricsHandler(s.metrics) }

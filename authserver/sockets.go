@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 )
 
@@ -11,7 +12,7 @@ import (
 type socket struct {
 	conn net.Conn
 	id   *identity
-	ip   string
+	ip   netip.Addr
 	once sync.Once
 }
 
@@ -45,28 +46,19 @@ func (ss *sockets) remove(s *socket) {
 }
 
 // sweep closes every socket for which stillValid is false.
-func (ss *sockets) sweep(stillValid func(*socket) bool) int {
+func (ss *sockets) sweep(stillValid func(*socket) bool) {
 	ss.mu.Lock()
 	list := make([]*socket, 0, len(ss.open))
 	for s := range ss.open {
 		list = append(list, s)
 	}
 	ss.mu.Unlock()
-	closed := 0
 	for _, s := range list {
 		if !stillValid(s) {
 			s.close()
 			ss.remove(s)
-			closed++
 		}
 	}
-	return closed
-}
-
-func (ss *sockets) count() int {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return len(ss.open)
 }
 
 // hijackTracker wraps the ResponseWriter of an upgrade so that the connection the reverse proxy

@@ -146,7 +146,7 @@ func FuzzClientIP(f *testing.F) {
 	})
 }
 
-// BenchmarkDecide10k: the IP decision with 10,000 rules (target ≤ 2 µs), against the decision
+// BenchmarkDecide: the IP decision with 10,000 rules (target ≤ 2 µs), against the decision
 // with one rule as the baseline.
 func BenchmarkDecide(b *testing.B) {
 	build := func(n int) *RuleSet {

@@ -12,7 +12,6 @@ type Rule struct {
 	Allow     bool
 	Ban       bool
 	ExpiresAt time.Time // zero = permanent
-	Reason    string
 }
 
 // RuleSet answers "which rules match this address" in time that depends on the number of

@@ -191,7 +191,7 @@ func hasPrefix(path, prefix string) bool {
 	if !strings.HasPrefix(path, prefix) {
 		return false
 	}
-	return len(path) == len(prefix) || path[len(prefix)] == '/' || strings.HasSuffix(prefix, "/")
+	return len(path) == len(prefix) || path[len(prefix)] == '/'
 }
 
 func firstSegment(r string) string {
