@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mss-login/mss-login/authserver"
+	"github.com/mss-login/mss-login/internal/config"
 )
 
 func authserverCmd(g *globals) *cobra.Command {
@@ -27,20 +29,24 @@ func authserverCmd(g *globals) *cobra.Command {
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			ctx := cmd.Context()
-			db, applied, err := openStore(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if len(applied) > 0 {
-				log.Info("users database migrated", "applied", applied)
-			}
-			srv, err := authserver.New(ctx, authserver.Options{Config: cfg, Store: db, Logger: log})
-			if err != nil {
-				return err
-			}
-			return srv.Run(ctx)
+			return runAuthserver(cmd.Context(), cfg, log)
 		},
 	}
+}
+
+// runAuthserver opens (and migrates) the users database and serves until ctx ends.
+func runAuthserver(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	db, applied, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if len(applied) > 0 {
+		log.Info("users database migrated", "applied", applied)
+	}
+	srv, err := authserver.New(ctx, authserver.Options{Config: cfg, Store: db, Logger: log})
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -23,6 +24,11 @@ import (
 
 // withStore loads the configuration, opens and migrates the database, and runs f.
 func (g *globals) withStore(cmd *cobra.Command, f func(ctx context.Context, s *store.Store) error) error {
+	return g.withConfigStore(cmd, func(ctx context.Context, _ *config.Config, s *store.Store) error { return f(ctx, s) })
+}
+
+// withConfigStore is withStore for a command that also reads the configuration it loaded.
+func (g *globals) withConfigStore(cmd *cobra.Command, f func(ctx context.Context, cfg *config.Config, s *store.Store) error) error {
 	cfg, err := g.load()
 	if err != nil {
 		return err
@@ -32,7 +38,7 @@ func (g *globals) withStore(cmd *cobra.Command, f func(ctx context.Context, s *s
 		return err
 	}
 	defer s.Close()
-	return f(cmd.Context(), s)
+	return f(cmd.Context(), cfg, s)
 }
 
 func audit(ctx context.Context, s *store.Store, action, target string) {

@@ -23,8 +23,6 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	"github.com/mss-login/mss-login/authserver"
 )
 
 // devFlags are the flags of `mss-login dev`.
@@ -125,23 +123,13 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 	// goRun runs f; the first to end ends the others (Ctrl-C cancels ctx for all of them).
 	goRun := func(f func() error) { go func() { err := f(); cancel(); errs <- err }() }
 	goRun(func() error {
-		return runManager(ctx, g, managerFlags{
+		return runManager(ctx, cfg, managerFlags{
 			kubeconfig: kubeconfig, metricsAddr: "0", probeAddr: "0", namespace: "default",
 			resync: 5 * time.Minute, concurrency: 2, leaderElectionID: "mss-login-dev", s3: s3,
 		})
 	})
 	goRun(func() error {
-		log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		db, _, err := openStore(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		srv, err := authserver.New(ctx, authserver.Options{Config: cfg, Store: db, Logger: log})
-		if err != nil {
-			return err
-		}
-		return srv.Run(ctx)
+		return runAuthserver(ctx, cfg, slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	})
 	go func() {
 		if user, pw := waitForOwner(ctx, cl); ctx.Err() == nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/legacyimport"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -27,8 +28,8 @@ func importCmd(g *globals) *cobra.Command {
 			"MFA secrets are decrypted with the original's SECRET_KEY, read from --source-secret-key-env.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withStore(cmd, func(ctx context.Context, s *store.Store) error {
-				return runImport(ctx, g, s, args[0], os.Getenv(secretEnv), dryRun)
+			return g.withConfigStore(cmd, func(ctx context.Context, cfg *config.Config, s *store.Store) error {
+				return runImport(ctx, g, cfg, s, args[0], os.Getenv(secretEnv), dryRun)
 			})
 		},
 	}
@@ -37,7 +38,7 @@ func importCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func runImport(ctx context.Context, g *globals, s *store.Store, path, secret string, dryRun bool) error {
+func runImport(ctx context.Context, g *globals, cfg *config.Config, s *store.Store, path, secret string, dryRun bool) error {
 	d, err := legacyimport.Read(ctx, path, secret)
 	if err != nil {
 		return err
@@ -64,10 +65,6 @@ func runImport(ctx context.Context, g *globals, s *store.Store, path, secret str
 		fmt.Fprintf(g.stdout, "dry run: %d API tokens, %d bans, %d allow-list entries, %d locked devices would be imported; nothing was written\n",
 			len(p.Tokens), len(p.Bans), len(p.Allow), len(p.Devices))
 		return nil
-	}
-	cfg, err := g.load()
-	if err != nil {
-		return err
 	}
 	r, err := legacyimport.Apply(ctx, s, p, now, time.Duration(cfg.BlacklistExpiryHours)*time.Hour)
 	for _, pr := range r.Problems {

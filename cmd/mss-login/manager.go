@@ -24,6 +24,7 @@ import (
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/controllers"
+	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/releasecheck"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -52,7 +53,13 @@ func managerCmd(g *globals) *cobra.Command {
 			"service account, or ~/.kube/config) and the users database named by the configuration.\n" +
 			"The database is migrated at start. See docs/operator.md.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runManager(cmd.Context(), g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			return runManager(cmd.Context(), cfg, f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
@@ -70,11 +77,7 @@ func managerCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func runManager(ctx context.Context, g *globals, f managerFlags) error {
-	cfg, err := g.load()
-	if err != nil {
-		return err
-	}
+func runManager(ctx context.Context, cfg *config.Config, f managerFlags) error {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(false)))
 	if f.namespace == "" {
 		f.namespace = "default"

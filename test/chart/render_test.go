@@ -2,6 +2,7 @@ package chart_test
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -107,7 +108,7 @@ func TestChartPostgreSQLTopology(t *testing.T) {
 	}
 	mgr, as := deps["rel-mss-login-manager"], deps["rel-mss-login-authserver"]
 	if len(deps) != 2 || mgr == nil || as == nil {
-		t.Fatalf("want the manager and the auth server Deployments, got %v", keys(deps))
+		t.Fatalf("want the manager and the auth server Deployments, got %v", slices.Sorted(maps.Keys(deps)))
 	}
 	if *as.Spec.Replicas != 3 || *mgr.Spec.Replicas != 1 {
 		t.Errorf("replicas: authserver %d (want 3), manager %d (want 1)", *as.Spec.Replicas, *mgr.Spec.Replicas)
@@ -120,7 +121,7 @@ func TestChartPostgreSQLTopology(t *testing.T) {
 	if asPod.ServiceAccountName == mgr.Spec.Template.Spec.ServiceAccountName {
 		t.Error("the auth server must not run as the manager's service account")
 	}
-	if !contains(mgr.Spec.Template.Spec.Containers[0].Args, "--leader-elect") {
+	if !slices.Contains(mgr.Spec.Template.Spec.Containers[0].Args, "--leader-elect") {
 		t.Error("the manager Deployment must elect a leader")
 	}
 	for _, d := range deps {
@@ -177,7 +178,7 @@ func TestChartOptions(t *testing.T) {
 				t.Errorf("%s: SECRET_KEY from %s/%s, want my-key/key", c.Name, ref.Name, ref.Key)
 			}
 		}
-		if mgr := d.Spec.Template.Spec.Containers[0]; !contains(mgr.Args, "--metrics-bind-address=0") {
+		if mgr := d.Spec.Template.Spec.Containers[0]; !slices.Contains(mgr.Args, "--metrics-bind-address=0") {
 			t.Errorf("manager.metrics.enabled=false must pass --metrics-bind-address=0: %v", mgr.Args)
 		}
 	}
@@ -390,23 +391,6 @@ func env(c corev1.Container, name string) string {
 	return ""
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
 // TestChartWebhookWiring: the manager's webhook flags name the objects the chart renders (the
 // manager patches the caBundle of --webhook-config-name and issues its certificate for
 // --webhook-service), and webhook.enabled=false turns the server off.
@@ -430,7 +414,7 @@ func TestChartWebhookWiring(t *testing.T) {
 			t.Fatalf("%v: want one MutatingWebhookConfiguration by default, got %d", sets, len(mwcs))
 		}
 		w := mwcs[0].Webhooks[0]
-		if !contains(args, "--webhook-config-name="+mwcs[0].Name) || !contains(args, "--webhook-service="+w.ClientConfig.Service.Name) ||
+		if !slices.Contains(args, "--webhook-config-name="+mwcs[0].Name) || !slices.Contains(args, "--webhook-service="+w.ClientConfig.Service.Name) ||
 			*w.ClientConfig.Service.Path != "/mutate-v1-pod-s3mount" || *w.FailurePolicy != admissionregistrationv1.Ignore {
 			t.Errorf("%v: webhook configuration %s → %+v does not match the manager's flags %v", sets, mwcs[0].Name, w.ClientConfig.Service, args)
 		}
@@ -453,7 +437,7 @@ func TestChartWebhookWiring(t *testing.T) {
 		t.Errorf("webhook.enabled=false still renders %d webhook configurations", n)
 	}
 	for _, d := range all[*appsv1.Deployment](off) {
-		if !contains(d.Spec.Template.Spec.Containers[0].Args, "--s3-webhook=false") {
+		if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--s3-webhook=false") {
 			t.Errorf("webhook.enabled=false must pass --s3-webhook=false: %v", d.Spec.Template.Spec.Containers[0].Args)
 		}
 	}
@@ -505,7 +489,7 @@ func TestChartWebhookCertificates(t *testing.T) {
 			manager = c
 		}
 	}
-	if !contains(manager.Args, "--webhook-cert-secret=rel-mss-login-webhook-cert") {
+	if !slices.Contains(manager.Args, "--webhook-cert-secret=rel-mss-login-webhook-cert") {
 		t.Errorf("the manager's certificate Secret is not the one the Role names: %v", manager.Args)
 	}
 
@@ -553,17 +537,14 @@ func TestChartWebhookCertificates(t *testing.T) {
 			if c.Name != "manager" {
 				continue
 			}
-			if !contains(c.Args, "--webhook-certs=external") || contains(c.Args, "--webhook-certs=self") {
+			if !slices.Contains(c.Args, "--webhook-certs=external") || slices.Contains(c.Args, "--webhook-certs=self") {
 				t.Errorf("%v: manager args %v", sets, c.Args)
 			}
-			mounted := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
-				return m.Name == "webhook-certs" && m.MountPath == "/tmp/webhook-certs"
-			})
 			fromSecret := slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool {
 				return v.Name == "webhook-certs" && v.Secret != nil && v.Secret.SecretName == secret &&
 					v.Secret.Optional != nil && *v.Secret.Optional
 			})
-			if !mounted || !fromSecret || !contains(c.Args, "--webhook-cert-dir=/tmp/webhook-certs") {
+			if !mounted(c, "webhook-certs", "/tmp/webhook-certs") || !fromSecret || !slices.Contains(c.Args, "--webhook-cert-dir=/tmp/webhook-certs") {
 				t.Errorf("%v: the manager does not read the Certificate's Secret %s at its cert dir", sets, secret)
 			}
 		}

@@ -332,13 +332,6 @@ func (c *client) status(method, path, ip string, body ...any) string {
 	return ""
 }
 
-func (c *client) status2(method, path, tok, ip string) string {
-	if r := c.do(method, path, tok, ip, nil); r.code != 200 {
-		return fmt.Sprintf("%s %s: %d %s", method, path, r.code, tail(r.raw, 300))
-	}
-	return ""
-}
-
 func (c *client) login(user, pw, ip string, want int) string {
 	c.t.Helper()
 	r := c.do("POST", "/login", "", ip, map[string]string{"username": user, "password": pw})

@@ -160,7 +160,7 @@ spec:
 		t.Errorf("extra_model_paths.yaml:\n%s", paths)
 	}
 	if !maps.Equal(got, want) {
-		t.Errorf("synced directory holds %v, want exactly %v", keysOf(got), keysOf(want))
+		t.Errorf("synced directory holds %v, want exactly %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
 	if wf, err := os.ReadFile(filepath.Join(userDir, "alice", "workflows", "flow.json")); err != nil || string(wf) != `{"nodes":[]}` {
 		t.Errorf("alice's workflow: %q, %v", wf, err)
@@ -198,14 +198,5 @@ func files(t *testing.T, dir string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
-}
-
-func keysOf(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }
