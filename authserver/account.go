@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mss-login/mss-login/internal/roles"
@@ -122,10 +123,17 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 	default:
 		err = store.ErrNotFound
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		s.renderAccount(w, r, http.StatusNotFound, map[string]any{"Error": "Not found."})
 		return
+	case err != nil: // never a redirect that looks like success
+		s.log.Error("revoking from the account page failed", "error", err)
+		s.renderAccount(w, r, http.StatusServiceUnavailable, map[string]any{"Error": "Could not revoke it: the users database is unavailable. Try again."})
+		return
 	}
+	_ = s.db.Audit(ctx, store.AuditEvent{Actor: rq.id.user.Username, Action: strings.TrimSuffix(r.PathValue("kind"), "s") + ".revoked",
+		Target: r.PathValue("id"), ClientIP: rq.ip.String()})
 	_ = s.cache.refresh(ctx, false) // closes the revoked credential's sockets
 	http.Redirect(w, r, "/mss-login/account", http.StatusSeeOther)
 }

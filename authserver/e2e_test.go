@@ -372,10 +372,19 @@ func TestEndToEnd(t *testing.T) {
 		})
 
 		t.Run("spoofed X-Forwarded-For from an untrusted peer", func(t *testing.T) {
+			// An address banned in the database (here, not only by the subtest before, so that
+			// this one stands alone), but this server trusts no proxy: the header is ignored and
+			// the socket peer (loopback) is the client.
+			const banned = "198.51.100.77"
+			if _, err := db.BanIP(context.Background(), netip.MustParseAddr(banned), time.Now(), time.Now().Add(time.Hour), "test"); err != nil {
+				t.Fatal(err)
+			}
+			trusting := start(t, db, nil)
+			if r := trusting.do("GET", "/login", nil, from(banned)); r.code != 403 {
+				t.Fatalf("a server trusting loopback lets the banned address in: %d", r.code)
+			}
 			e2 := start(t, db, func(c *config.Config) { c.TrustedProxies = nil })
-			// The attacker address is banned in the database, but this server trusts no proxy:
-			// the header is ignored and the socket peer (loopback) is the client.
-			if r := e2.do("GET", "/login", nil, from("198.51.100.66")); r.code == 403 {
+			if r := e2.do("GET", "/login", nil, from(banned)); r.code == 403 {
 				t.Fatal("X-Forwarded-For believed from an untrusted peer")
 			}
 		})

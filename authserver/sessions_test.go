@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -136,5 +137,38 @@ func eventually(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("%s: not within 5 s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Revoking from the account page: a token goes (audited), an unknown one is a 404, and a
+// database failure is said, never answered with the redirect that means success.
+func TestAccountPageRevoke(t *testing.T) {
+	db := testenv.Open(t, store.SQLite)
+	e := start(t, db, nil)
+	owner := e.bootstrap()
+	ctx := context.Background()
+	u, err := db.UserByName(ctx, "owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := store.APIToken{TokenHash: strings.Repeat("c", 64), UserID: u.ID, Label: "page"}
+	if err := db.CreateAPIToken(ctx, &tok); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do("POST", "/mss-login/account/tokens/"+tok.ID+"/revoke", nil, bearer(owner)); r.code != 303 {
+		t.Fatalf("revoke: %d %s", r.code, r.raw)
+	}
+	if got, err := db.APITokenByHash(ctx, tok.TokenHash); err == nil && got.RevokedAt.IsZero() {
+		t.Fatal("the token is not revoked")
+	}
+	if log, _ := db.AuditLog(ctx, 10); !slices.ContainsFunc(log, func(a store.AuditEvent) bool { return a.Action == "token.revoked" && a.Target == tok.ID }) {
+		t.Errorf("no audit entry for the revoke: %+v", log)
+	}
+	if r := e.do("POST", "/mss-login/account/tokens/nope/revoke", nil, bearer(owner)); r.code != 404 {
+		t.Fatalf("unknown token: %d", r.code)
+	}
+	db.Close() // the session is still known to the cache; the write fails
+	if r := e.do("POST", "/mss-login/account/sessions/"+jtiOf(t, owner)+"/revoke", nil, bearer(owner)); r.code != 503 {
+		t.Fatalf("revoke with the database gone: %d %s", r.code, r.raw)
 	}
 }

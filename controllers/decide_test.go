@@ -221,6 +221,12 @@ func TestPlanMirror(t *testing.T) {
 	if !nextExpiry(want).IsZero() {
 		t.Fatal("no wanted ban expires")
 	}
+	soon, later := metav1.NewTime(t0.Add(time.Hour)), metav1.NewTime(t0.Add(2*time.Hour))
+	timed := []authv1alpha1.Lockout{want[0], want[1], want[2]}
+	timed[0].Spec.ExpiresAt, timed[2].Spec.ExpiresAt = &later, &soon
+	if got := nextExpiry(timed); !got.Equal(soon.Time) {
+		t.Fatalf("next expiry %v, want the earliest %v", got, soon.Time)
+	}
 }
 
 func TestIsDrift(t *testing.T) {

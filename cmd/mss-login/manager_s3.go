@@ -36,7 +36,7 @@ type s3Flags struct {
 func (f *s3Flags) register(fl *pflag.FlagSet) {
 	image := os.Getenv("MSS_LOGIN_IMAGE")
 	if image == "" {
-		image = "mss-login/mss-login:" + version.Version
+		image = "ghcr.io/mss-login/mss-login:" + version.Version // the image the chart and `make docker-build` name
 	}
 	fl.BoolVar(&f.webhook, "s3-webhook", true, "serve the S3Mount pod webhook (injects the sync sidecar)")
 	fl.IntVar(&f.port, "webhook-port", 9443, "port of the webhook server")

@@ -28,8 +28,9 @@ type Seen struct {
 
 // Stub is the fake ComfyUI.
 type Stub struct {
-	mu   sync.Mutex
-	seen []Seen
+	mu    sync.Mutex
+	seen  []Seen // the last requests (at most about 1,000)
+	count int
 	// Body is served for GET /view (streamed), default 1 KiB.
 	Body []byte
 	// MultiUser mimics --multi-user: /users lists and creates users ("<name>_<n>" ids), and
@@ -51,16 +52,17 @@ func (s *Stub) Last() Seen {
 	return s.seen[len(s.seen)-1]
 }
 
-// Count returns how many requests reached the stub.
+// Count returns how many requests reached the stub (all of them, not only those still kept).
 func (s *Stub) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.seen)
+	return s.count
 }
 
 func (s *Stub) record(r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.count++
 	if len(s.seen) > 1000 {
 		s.seen = s.seen[500:]
 	}

@@ -405,7 +405,8 @@ func TestBranchMode(t *testing.T) {
 		h := newHarness(t, f, "1.0.0", "branch", "/version.json", settings)
 		h.CheckOnce(context.Background())
 		st := settings.status(t)
-		if st.LatestVersion != tt.latest || st.UpdateAvailable != tt.avail || !strings.Contains(st.Error, tt.wantErr) {
+		if st.LatestVersion != tt.latest || st.UpdateAvailable != tt.avail || !strings.Contains(st.Error, tt.wantErr) ||
+			(tt.wantErr == "") != (st.Error == "") {
 			t.Errorf("%s: %+v", tt.body, st)
 		}
 	}

@@ -1,9 +1,7 @@
 package chart_test
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,26 +43,11 @@ func helm(t testing.TB) string {
 	return p
 }
 
-// run runs a command and returns stdout; stderr is in the error.
+// run runs a command with this process's environment plus env.
 func run(t testing.TB, env []string, name string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), &cmdError{err: err, stderr: errb.String()}
-	}
-	return out.String(), nil
+	return testenv.Run(append(os.Environ(), env...), name, args...)
 }
-
-type cmdError struct {
-	err    error
-	stderr string
-}
-
-func (e *cmdError) Error() string { return e.err.Error() + ": " + strings.TrimSpace(e.stderr) }
 
 // rendered is the output of helm template, decoded.
 type rendered struct {

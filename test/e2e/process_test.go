@@ -1,12 +1,10 @@
 package e2e_test
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -47,7 +45,7 @@ func binary(t testing.TB) string {
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = &cmdError{err: err, stderr: string(out)}
+			buildErr = &testenv.CmdError{Err: err, Stderr: string(out)}
 		}
 	})
 	if buildErr != nil {
@@ -126,24 +124,8 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// run runs a command and returns its stdout; stderr is in the error.
-func run(env []string, name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), &cmdError{err: err, stderr: errb.String()}
-	}
-	return out.String(), nil
-}
-
-type cmdError struct {
-	err    error
-	stderr string
-}
-
-func (e *cmdError) Error() string { return e.err.Error() + ": " + strings.TrimSpace(e.stderr) }
+// run runs a command with exactly env; stderr is in the error.
+var run = testenv.Run
 
 // eventually polls f every 100 ms until it returns "" or within passes; it returns how long it took.
 func eventually(t *testing.T, within time.Duration, what string, f func() string) time.Duration {
