@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -321,11 +323,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	roleNames := []string{}
-	for name := range s.cache.get().roles {
-		roleNames = append(roleNames, name)
-	}
-	page := map[string]any{"FirstRun": firstRun, "Roles": roleNames}
+	page := map[string]any{"FirstRun": firstRun, "Roles": slices.Sorted(maps.Keys(s.cache.get().roles))}
 	if r.Method == http.MethodGet {
 		renderPage(w, http.StatusOK, "register.html", page)
 		return
