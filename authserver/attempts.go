@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -26,16 +27,12 @@ type attempt struct {
 type refusal struct {
 	failures  int
 	remaining time.Duration
-	banned    bool
 }
 
-// seconds is the wait in whole seconds, rounded up.
-func (r *refusal) seconds() int { return int(r.remaining.Seconds() + 0.999) }
+// seconds is the wait in whole seconds, rounded up: waiting that long is always enough.
+func (r *refusal) seconds() int { return int((r.remaining + time.Second - 1) / time.Second) }
 
 func (r *refusal) message() string {
-	if r.banned {
-		return "Too many failed attempts. This address is blocked for now."
-	}
 	return fmt.Sprintf("Too many failed attempts. Please wait %d seconds.", r.seconds())
 }
 
@@ -44,49 +41,38 @@ func (r *refusal) body() map[string]any {
 	return map[string]any{"error": r.message(), "failed_attempts": r.failures, "remaining_seconds": r.seconds()}
 }
 
-// beginAttempt admits or refuses a credential check from ip. Addresses on the allow list or in
-// security.json's unlock_ips, and every address while disable_lockout_until is in the future,
-// are not counted (as the original).
+// beginAttempt admits or refuses a credential check from ip. An admitted attempt is counted as
+// a failure before any password hash is computed (so parallel guesses see each other) and
+// forgotten if it succeeds; a refused one — the address is cooling down — checks nothing and
+// counts nothing, and the wait it reports is the real time left. Addresses on the allow list
+// or in security.json's unlock_ips, and every address while disable_lockout_until is in the
+// future, are not counted (as the original).
 func (s *Server) beginAttempt(ctx context.Context, ip netip.Addr, device string, now time.Time) (*attempt, *refusal, error) {
 	a := &attempt{s: s, ip: ip, device: device}
 	if s.exempt(ip, now) {
 		return a, nil, nil
 	}
 	window := time.Duration(s.cfg.FailureWindowMinutes) * time.Minute
-	subject := ip.String()
-	count, last, err := s.db.FailureState(ctx, store.ScopeIP, subject, now, window)
-	if err != nil {
+	var wait time.Duration
+	n, admitted, err := s.db.AdmitAttempt(ctx, store.ScopeIP, ip.String(), now, window, func(failures int, last time.Time) bool {
+		wait = ipaccess.CooldownRemaining(failures, last, now)
+		return wait > 0
+	})
+	switch {
+	case errors.Is(err, store.ErrContended):
+		return nil, &refusal{failures: n, remaining: time.Second}, nil
+	case err != nil:
 		return nil, nil, err
-	}
-	// Every attempt counts, refused ones included (so a storm's count is exact and it reaches
-	// the ban); it counts as a failure until it succeeds.
-	n, err := s.db.RecordFailure(ctx, store.ScopeIP, subject, now, window)
-	if err != nil {
-		return nil, nil, err
+	case !admitted:
+		return nil, &refusal{failures: n, remaining: wait}, nil
 	}
 	a.counted, a.n = true, n
-	limit := s.cfg.BlacklistAfterAttempts
-	if limit > 0 && n > limit {
-		s.ban(ctx, ip, device, now, n)
-		return nil, &refusal{failures: n, banned: true}, nil
-	}
-	if rem := ipaccess.CooldownRemaining(count, last, now); rem > 0 {
-		return nil, &refusal{failures: n, remaining: rem}, nil
-	}
-	// Others counted attempts between the read and this count: had they finished first, this
-	// one would be cooling down. Refuse it rather than compute a hash.
-	if n-1 > count && ipaccess.Cooldown(n-1) > 0 {
-		if limit > 0 && n >= limit {
-			s.ban(ctx, ip, device, now, n)
-			return nil, &refusal{failures: n, banned: true}, nil
-		}
-		return nil, &refusal{failures: n, remaining: ipaccess.Cooldown(n - 1)}, nil
-	}
 	return a, nil, nil
 }
 
-// finish records the outcome: success forgets the address's failures; a failure that reaches
-// blacklist_after_attempts bans the address (and locks the device) for blacklist_expiry_hours.
+// finish records the outcome: success forgets the address's failures; the failure that
+// reaches blacklist_after_attempts bans the address (and locks the device) for
+// blacklist_expiry_hours.
 func (a *attempt) finish(ctx context.Context, success bool, now time.Time) {
 	if !a.counted {
 		return
@@ -158,21 +144,20 @@ func (s *Server) userThrottle(ctx context.Context, username string, now time.Tim
 	return time.Second
 }
 
-// confirmPassword checks the caller's own password as a counted attempt: a cooling-down or
-// banned client is refused without a hash. err is set only when the database failed.
+// confirmPassword checks the caller's own password as a counted attempt: a cooling-down
+// client is refused without a hash. No password at all checks and counts nothing (a script with
+// a valid token that is asked for one must not put its own address into cooldown). err is set
+// only when the database failed.
 func (s *Server) confirmPassword(r *http.Request, u store.User, pw string) (ok bool, ref *refusal, err error) {
-	ctx, rq, now := r.Context(), reqInfo(r), s.now()
+	if pw == "" {
+		return false, nil, nil
+	}
+	ctx, rq, now, start := r.Context(), reqInfo(r), s.now(), time.Now()
 	att, ref, err := s.beginAttempt(ctx, rq.ip, rq.device, now)
 	if err != nil || ref != nil {
 		return false, ref, err
 	}
-	s.metrics.hashes.Inc()
-	if u.PasswordHash == "" {
-		password.VerifyDummy(pw) // no such user: the same time as a wrong password
-		att.finish(ctx, false, now)
-		return false, nil, nil
-	}
-	res, _ := password.Verify(u.PasswordHash, pw)
+	res := s.checkPassword(u, pw, start)
 	att.finish(ctx, res.OK, now)
 	return res.OK, nil, nil
 }

@@ -57,6 +57,9 @@ type cache struct {
 	touchMu       sync.Mutex
 	touchSessions map[string]time.Time
 	touchTokens   map[string]time.Time
+	// unsaved are revocations the database refused (an outage): retried until stored, so that
+	// the other replicas learn them when it is back.
+	unsaved map[string]bool
 
 	// onChange is called after a reload of users, roles, rules or revocations (to re-check
 	// open WebSockets).
@@ -65,7 +68,7 @@ type cache struct {
 
 func newCache(ctx context.Context, db *store.Store, log *slog.Logger) (*cache, error) {
 	c := &cache{db: db, log: log, versions: map[string]int64{},
-		touchSessions: map[string]time.Time{}, touchTokens: map[string]time.Time{}}
+		touchSessions: map[string]time.Time{}, touchTokens: map[string]time.Time{}, unsaved: map[string]bool{}}
 	c.snap.Store(&snapshot{})
 	if err := c.refresh(ctx, true); err != nil {
 		return nil, err
@@ -251,6 +254,43 @@ func (c *cache) flushTouches(ctx context.Context) error {
 	return errors.Join(c.db.TouchSessions(ctx, sess), c.db.TouchAPITokens(ctx, toks))
 }
 
+// revoke revokes the session jti here at once and in the database. When the database refuses,
+// the revocation is kept and retried (retryRevocations) until stored; the error says the other
+// replicas do not know it yet.
+func (c *cache) revoke(ctx context.Context, jti, userID string) error {
+	err := c.db.RevokeSession(ctx, jti, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	c.markRevoked(jti)
+	if err != nil {
+		c.touchMu.Lock()
+		c.unsaved[jti] = true
+		c.touchMu.Unlock()
+	}
+	return err
+}
+
+// retryRevocations stores the revocations the database refused before.
+func (c *cache) retryRevocations(ctx context.Context) {
+	c.touchMu.Lock()
+	pending := make([]string, 0, len(c.unsaved))
+	for jti := range c.unsaved {
+		pending = append(pending, jti)
+	}
+	c.touchMu.Unlock()
+	for _, jti := range pending {
+		err := c.db.RevokeSession(ctx, jti, "")
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return // still down: next time
+		}
+		c.touchMu.Lock()
+		delete(c.unsaved, jti)
+		c.touchMu.Unlock()
+		c.log.Info("a session revocation refused during a database outage is now stored")
+	}
+}
+
 // run keeps the cache fresh until ctx ends: the change counters every interval, last-use
 // times every flushEvery.
 func (c *cache) run(ctx context.Context, interval, flushEvery time.Duration) {
@@ -266,6 +306,7 @@ func (c *cache) run(ctx context.Context, interval, flushEvery time.Duration) {
 			if err := c.refresh(ctx, false); err != nil && ctx.Err() == nil {
 				c.log.Warn("refreshing the cache from the users database failed", "error", err)
 			}
+			c.retryRevocations(ctx)
 			if time.Since(lastFlush) >= flushEvery {
 				lastFlush = time.Now()
 				if err := c.flushTouches(ctx); err != nil && ctx.Err() == nil {

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,7 +24,7 @@ const authzPrefix = "/mss-login/authz"
 func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	rq := reqInfo(r)
 	peer := ipaccess.PeerAddr(r.RemoteAddr)
-	method, target, ok := originalRequest(r)
+	method, target, host, ok := originalRequest(r)
 	if !ok || !s.resolver.Trusts(peer) {
 		writeJSON(w, http.StatusForbidden, map[string]any{"error": "forward-auth needs a trusted gateway and the original request",
 			"code": "FORWARD_AUTH_UNTRUSTED"})
@@ -40,55 +41,56 @@ func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	if ipaccess.Decide(s.ipInput(rq.ip, rq.device, now)) != ipaccess.Allowed {
-		writeJSON(w, http.StatusForbidden, map[string]any{"error": "Access denied", "code": "IP_DENIED"})
+	// The gateway passes the original request's headers: its credential is the one this
+	// request carried, else (a WebSocket client) the token in the original URL's query.
+	id, viaCookie := rq.id, rq.viaCookie
+	if id == nil {
+		token, _ := credential(nil, nil, u.Query())
+		id, viaCookie = s.authenticate(r.Context(), token, now), false
+	}
+	upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	// The body is not passed (proxy_pass_request_body off): a rule that depends on it is
+	// decided as if the body wrote every setting (settingsBody nil).
+	v := s.decide(check{ip: rq.ip, device: rq.device, method: method, decision: s.policy.Decide(method, p), id: id,
+		viaCookie: viaCookie, upgrade: upgrade, now: now,
+		sameOrigin: (safeMethod(method) && !upgrade) || sameOriginHost(r.Header, host, s.hostBase())})
+	switch {
+	case v.status == http.StatusUnauthorized:
+		s.metrics.auth.WithLabelValues(v.reason).Inc()
+		// nginx cannot follow a redirect from auth_request: it reads Location from the 401.
+		w.Header().Set("Location", "/login?next="+url.QueryEscape(p.Forward))
+		writeJSON(w, v.status, map[string]any{"error": v.message, "code": v.code})
+		return
+	case v.status != 0:
+		s.metrics.auth.WithLabelValues(v.reason).Inc()
+		writeJSON(w, v.status, map[string]any{"error": v.message, "code": v.code})
 		return
 	}
-	rule := policy.Decide(method, p)
-	id := rq.id
-	if id == nil {
-		// A WebSocket client may carry its token in the original URL's query.
-		q := u.Query()
-		for _, k := range []string{"token", "access_token"} {
-			if t := q.Get(k); t != "" && id == nil {
-				id = s.authenticate(r.Context(), t, now)
-			}
-		}
-	}
-	if rule.Access != policy.Public {
-		if id == nil {
-			s.metrics.auth.WithLabelValues("unauthenticated").Inc()
-			// nginx cannot follow a redirect from auth_request: it reads Location from the 401.
-			w.Header().Set("Location", "/login?next="+url.QueryEscape(p.Forward))
-			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "Authentication required.", "code": "UNAUTHENTICATED"})
-			return
-		}
-		if !s.allowed(id, rule) {
-			s.metrics.auth.WithLabelValues("forbidden").Inc()
-			writeJSON(w, http.StatusForbidden, map[string]any{"error": rule.Message, "code": rule.Code})
-			return
-		}
-	}
-	if id != nil {
-		w.Header().Set("Comfy-User", s.comfyUserID(r.Context(), id.user.Username))
-		w.Header().Set("X-Mss-Login-User", id.user.Username)
-		w.Header().Set("X-Mss-Login-Role", id.role.Name)
+	if v.id != nil {
+		s.touch(v.id, now)
+		w.Header().Set("Comfy-User", s.comfyUserID(r.Context(), v.id.user.Username))
+		w.Header().Set("X-Mss-Login-User", v.id.user.Username)
+		w.Header().Set("X-Mss-Login-Role", v.id.role.Name)
 	}
 	w.Header().Set("X-Mss-Login-Path", p.Forward)
 	w.WriteHeader(http.StatusOK)
 }
 
-// originalRequest reads the gateway's description of the request being authorised.
-func originalRequest(r *http.Request) (method, target string, ok bool) {
+// originalRequest reads the gateway's description of the request being authorised: its method,
+// request URI and host (for the origin check).
+func originalRequest(r *http.Request) (method, target, host string, ok bool) {
 	path := r.URL.Path
+	host = r.Host
 	switch {
 	case strings.HasSuffix(path, "/auth-request"):
 		method = r.Header.Get("X-Original-Method")
 		if u, err := url.Parse(r.Header.Get("X-Original-URL")); err == nil && u.Path != "" {
 			target = u.RequestURI()
+			host = cmp.Or(u.Host, host)
 		}
 	case strings.HasSuffix(path, "/forward-auth"):
 		method, target = r.Header.Get("X-Forwarded-Method"), r.Header.Get("X-Forwarded-Uri")
+		host = cmp.Or(r.Header.Get("X-Forwarded-Host"), host)
 	case strings.HasPrefix(path, authzPrefix+"/ext-authz/") || path == authzPrefix+"/ext-authz":
 		method = r.Method
 		target = strings.TrimPrefix(r.URL.RequestURI(), authzPrefix+"/ext-authz")
@@ -99,5 +101,5 @@ func originalRequest(r *http.Request) (method, target string, ok bool) {
 	if method == "" {
 		method = http.MethodGet
 	}
-	return method, target, target != "" && target[0] == '/'
+	return method, target, host, target != "" && target[0] == '/'
 }

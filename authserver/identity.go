@@ -3,6 +3,7 @@ package authserver
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -14,9 +15,10 @@ import (
 type identity struct {
 	user      store.User
 	role      store.Role
-	jti       string // set for a session
-	tokenID   string // set for an API token
-	viaCookie bool   // the credential came from the cookie: unsafe methods need a same-origin check
+	jti       string   // set for a session
+	sess      *session // the cached session row of jti
+	tokenID   string   // set for an API token
+	viaCookie bool     // the credential came from the cookie: unsafe methods need a same-origin check
 	issuedAt  time.Time
 }
 
@@ -42,72 +44,69 @@ func (id *identity) isAdmin() bool {
 }
 
 // credential finds the token a request carries, in the original's order: Authorization
-// Bearer, the jwt_token cookie, then ?token= / ?access_token= (for WebSocket clients).
-func credential(r *http.Request) (token string, viaCookie bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+// Bearer, the jwt_token cookie (from every Cookie line), then ?token= / ?access_token= (for
+// WebSocket clients; keys in decoded form).
+func credential(h http.Header, cookies []*http.Cookie, query url.Values) (token string, viaCookie bool) {
+	if a := h.Get("Authorization"); a != "" {
+		if t, ok := strings.CutPrefix(a, "Bearer "); ok {
 			return strings.TrimSpace(t), false
 		}
 	}
-	if c, err := r.Cookie(cookieName); err == nil && c.Value != "" {
-		return c.Value, true
+	for _, c := range cookies {
+		if c.Name == cookieName && c.Value != "" {
+			return c.Value, true
+		}
 	}
-	q := r.URL.Query()
-	for _, k := range []string{"token", "access_token"} {
-		if v := q.Get(k); v != "" {
+	for _, k := range tokenParams {
+		if v := query.Get(k); v != "" {
 			return v, false
 		}
 	}
 	return "", false
 }
 
-// authenticate returns the identity for a credential, or nil. It needs no database round trip
-// for a session or token this process has seen, and never computes a password hash.
+// tokenParams are the query keys that carry a credential.
+var tokenParams = []string{"token", "access_token"}
+
+// authenticate returns the identity a credential names, not yet checked for validity (decide
+// does that, the same way for every caller), or nil. It needs no database round trip for a
+// session or token this process has seen, and never computes a password hash.
 func (s *Server) authenticate(ctx context.Context, token string, now time.Time) *identity {
 	if token == "" || len(token) > 4096 {
 		return nil
 	}
-	snap := s.cache.get()
-	var id identity
 	if strings.HasPrefix(token, TokenPrefix) || isLegacyToken(token) {
-		t, ok := snap.tokens[hashToken(token)]
-		if !ok || (!t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now)) {
+		t, ok := s.cache.get().tokens[hashToken(token)]
+		if !ok {
 			return nil
 		}
-		id.tokenID = t.ID
-		id.user = snap.usersByID[t.UserID]
-		s.cache.touchToken(t.ID, now)
-	} else {
-		claims, err := s.signer.verify(token, now)
-		if err != nil {
-			return nil
-		}
-		sess, err := s.cache.session(ctx, claims.ID)
-		if err != nil || sess.revoked.Load() || sess.userID != claims.Subject {
-			return nil
-		}
-		if !sess.expiresAt.IsZero() && !sess.expiresAt.After(now) {
-			return nil
-		}
-		if idle := s.idleTimeout; idle > 0 && now.Sub(time.UnixMilli(sess.lastUsed.Load())) > idle {
-			s.cache.refreshLastUsed(ctx, claims.ID, sess)
-			if now.Sub(time.UnixMilli(sess.lastUsed.Load())) > idle {
-				return nil
-			}
-		}
-		if now.Sub(time.UnixMilli(sess.lastUsed.Load())) > time.Second {
-			sess.lastUsed.Store(now.UnixMilli())
-			s.cache.touchSession(claims.ID, now)
-		}
-		id.jti = claims.ID
-		id.user = snap.usersByID[claims.Subject]
-		if claims.IssuedAt != nil {
-			id.issuedAt = claims.IssuedAt.Time
-		}
+		return &identity{tokenID: t.ID, user: store.User{ID: t.UserID}}
 	}
-	if id.user.ID == "" || id.user.Disabled {
+	claims, err := s.signer.verify(token, now)
+	if err != nil {
 		return nil
 	}
-	id.role = snap.role(id.user.Role) // an unknown role grants nothing; the owner still has every flag
-	return &id
+	sess, err := s.cache.session(ctx, claims.ID)
+	if err != nil || sess.userID != claims.Subject {
+		return nil
+	}
+	if sess.idle(now, s.idleTimeout) {
+		s.cache.refreshLastUsed(ctx, claims.ID, sess) // another replica may have seen it since
+	}
+	id := &identity{jti: claims.ID, sess: sess, user: store.User{ID: claims.Subject}}
+	if claims.IssuedAt != nil {
+		id.issuedAt = claims.IssuedAt.Time
+	}
+	return id
+}
+
+// touch records that an allowed request used the identity's credential.
+func (s *Server) touch(id *identity, now time.Time) {
+	switch {
+	case id.tokenID != "":
+		s.cache.touchToken(id.tokenID, now)
+	case id.sess != nil && now.Sub(time.UnixMilli(id.sess.lastUsed.Load())) > time.Second:
+		id.sess.lastUsed.Store(now.UnixMilli())
+		s.cache.touchSession(id.jti, now)
+	}
 }

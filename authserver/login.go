@@ -136,14 +136,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if d := s.userThrottle(ctx, username, now); d > 0 {
 		time.Sleep(d)
 	}
-	u, ok := s.userByName(ctx, username)
-	s.metrics.hashes.Inc()
-	var res password.Result
-	if ok && u.PasswordHash != "" {
-		res, _ = password.Verify(u.PasswordHash, pw)
-	} else {
-		password.VerifyDummy(pw) // an unknown user costs the same time as a known one
-	}
+	start := time.Now()
+	u, _ := s.userByName(ctx, username)
+	res := s.checkPassword(u, pw, start)
 	if !res.OK || u.Disabled {
 		att.finish(ctx, false, now)
 		s.countUserFailure(ctx, username, now)
@@ -259,16 +254,26 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusForbidden, "CROSS_SITE", "Cross-site request refused.")
 		return
 	}
+	var unsaved bool
 	if rq.id != nil && rq.id.jti != "" {
-		if err := s.db.RevokeSession(r.Context(), rq.id.jti, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("revoking a session at logout failed", "error", err)
+		if err := s.cache.revoke(r.Context(), rq.id.jti, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("revoking a session at logout failed; retrying until the database takes it", "error", err)
+			unsaved = true
 		}
-		s.cache.markRevoked(rq.id.jti)
 		s.sweepSockets()
 		_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "logout", ClientIP: rq.ip.String()})
 	}
+	// The cookie is cleared either way: this browser is signed out.
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, Secure: rq.https,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	if unsaved {
+		// Never a success that is not one: the other replicas accept the session until the
+		// revocation is stored (retried every refresh while this process runs).
+		writeError(w, r, http.StatusServiceUnavailable, "LOGOUT_INCOMPLETE",
+			"Signed out in this browser, but the users database is not reachable: the session could not be revoked everywhere yet. "+
+				"It is retried automatically; to be sure, sign out again once the service is back, or revoke the session from your account page.")
+		return
+	}
 	if isNavigation(r) || r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return

@@ -12,11 +12,12 @@ import (
 )
 
 // identityHeaders are removed from every request before it goes upstream: only the auth server
-// says who the user is (ComfyUI's --multi-user trusts comfy-user).
-var identityHeaders = []string{
-	"Comfy-User", "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username",
-	"X-Forwarded-Groups", "X-Remote-User", "Remote-User", "X-User", "X-Auth-User",
-	"X-Mss-Login-User", "X-Mss-Login-Role", "Authorization",
+// says who the user is (ComfyUI's --multi-user trusts comfy-user). Cookie goes too: it is
+// rebuilt from the parsed cookies without the session cookie.
+var identityHeaders = map[string]bool{
+	"Comfy-User": true, "X-Forwarded-User": true, "X-Forwarded-Email": true, "X-Forwarded-Preferred-Username": true,
+	"X-Forwarded-Groups": true, "X-Remote-User": true, "Remote-User": true, "X-User": true, "X-Auth-User": true,
+	"X-Mss-Login-User": true, "X-Mss-Login-Role": true, "Authorization": true, "Cookie": true,
 }
 
 func (s *Server) newProxy() *httputil.ReverseProxy {
@@ -50,8 +51,9 @@ func (s *Server) newProxy() *httputil.ReverseProxy {
 	}
 }
 
-// rewrite sends the normalised path (the one the policy decided on), strips every identity
-// header and the credential, and sets the identity from the session.
+// rewrite sends the normalised path (the one the policy decided on), the query and cookies as
+// authentication parsed them without the credential, no identity header of the client's, and
+// the identity from the session.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	rq := reqInfo(pr.In)
 	pr.SetURL(s.upstream)
@@ -59,26 +61,23 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	base := strings.TrimSuffix(s.upstream.Path, "/")
 	out.URL.Path = base + mustUnescape(rq.path.Forward)
 	out.URL.RawPath = base + rq.path.Forward
-	if strings.Contains(pr.In.URL.RawQuery, "token") {
-		out.URL.RawQuery = stripTokenParams(pr.In.URL.Query()).Encode()
-	}
+	out.URL.RawQuery = rq.upstreamQuery(pr.In)
 	out.Host = pr.In.Host // ComfyUI checks Origin against Host for its own CSRF guard
-	for _, h := range identityHeaders {
-		out.Header.Del(h)
-	}
 	for k := range out.Header {
-		if strings.HasPrefix(k, "X-Auth-Request-") { // keys are canonical here
-			out.Header.Del(k)
+		// One pass over the header map (keys are canonical here): the client's identity
+		// headers, X-Auth-Request-*, Authorization and every Cookie line go.
+		if identityHeaders[k] || strings.HasPrefix(k, "X-Auth-Request-") {
+			delete(out.Header, k)
 		}
 	}
-	if strings.Contains(out.Header.Get("Cookie"), cookieName) {
-		removeCookie(out, cookieName)
+	if c := upstreamCookies(rq.cookies); c != "" {
+		out.Header["Cookie"] = []string{c}
 	}
 	pr.SetXForwarded()
 	if rq.id != nil {
-		out.Header.Set("Comfy-User", rq.comfyUser)
-		out.Header.Set("X-Mss-Login-User", rq.id.user.Username)
-		out.Header.Set("X-Mss-Login-Role", rq.id.role.Name)
+		out.Header["Comfy-User"] = []string{rq.comfyUser}
+		out.Header["X-Mss-Login-User"] = []string{rq.id.user.Username}
+		out.Header["X-Mss-Login-Role"] = []string{rq.id.role.Name}
 	}
 }
 
@@ -90,22 +89,19 @@ func mustUnescape(p string) string {
 	return u
 }
 
-// stripTokenParams removes the credential from a query string so it never reaches ComfyUI
-// (or its logs).
-func stripTokenParams(q url.Values) url.Values {
-	q.Del("token")
-	q.Del("access_token")
-	return q
-}
-
-func removeCookie(r *http.Request, name string) {
-	cookies := r.Cookies()
-	r.Header.Del("Cookie")
+// upstreamCookies is one Cookie line of the parsed cookies without the session cookie.
+func upstreamCookies(cookies []*http.Cookie) string {
+	var b strings.Builder
 	for _, c := range cookies {
-		if c.Name != name {
-			r.AddCookie(c)
+		if c.Name == cookieName {
+			continue
 		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(c.String())
 	}
+	return b.String()
 }
 
 // forward proxies a request; an upgrade (ComfyUI's /ws) is tracked so it can be closed when
@@ -118,11 +114,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rq *request) {
 		s.proxy.ServeHTTP(w, r)
 		return
 	}
-	if !sameOrigin(r, s.hostBase()) {
-		writeError(w, r, http.StatusForbidden, "CROSS_SITE", "WebSocket from another origin refused.")
-		return
-	}
-	so := &socket{id: rq.id, ip: rq.ip}
+	so := &socket{id: rq.id, ip: rq.ip, device: rq.device, method: r.Method, path: rq.path}
 	tracker := &hijackTracker{ResponseWriter: w, reg: s.sockets, s: so}
 	s.proxy.ServeHTTP(tracker, r)
 	s.sockets.remove(so)

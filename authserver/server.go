@@ -5,16 +5,19 @@
 package authserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,7 +26,7 @@ import (
 	"github.com/mss-login/mss-login/authserver/policy"
 	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/crypt"
-	"github.com/mss-login/mss-login/internal/roles"
+	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -56,7 +59,9 @@ type Server struct {
 	comfyUsers  *comfyUsers
 	metrics     *metrics
 	security    *securityFile
-	mux         *http.ServeMux
+	timing      *failureTiming
+	routes      []route
+	policy      *policy.Policy
 	idleTimeout time.Duration
 	refresh     time.Duration
 	now         func() time.Time
@@ -102,10 +107,20 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.cache, err = newCache(ctx, o.Store, log); err != nil {
 		return nil, err
 	}
-	s.cache.onChange = s.sweepSockets
+	s.timing = newFailureTiming(log)
+	probe, err := password.Hash("mss-login-timing-probe")
+	if err != nil {
+		return nil, err
+	}
+	s.timing.learn(s.cache.get().usersByID, probe)
+	s.cache.onChange = func() {
+		s.sweepSockets()
+		go s.timing.learn(s.cache.get().usersByID) // a new hash kind (an imported bcrypt account)
+	}
 	s.loadHostBase(ctx)
 	s.proxy = s.newProxy()
-	s.mux = s.routes()
+	s.routes = s.routeTable()
+	s.policy = localPolicy(s.routes)
 	return s, nil
 }
 
@@ -149,49 +164,19 @@ func (s *Server) Background(ctx context.Context) {
 	}
 }
 
-// sweepSockets closes the sockets whose identity is no longer valid or allowed.
+// sweepSockets closes the sockets that the decision no longer allows: the same decision as for
+// a new upgrade (IP rules, bans, the socket's device, the identity with its idle limit, the
+// route's permission).
 func (s *Server) sweepSockets() {
 	now := s.now()
 	s.sockets.sweep(func(so *socket) bool {
-		cur := s.revalidate(so.id, now)
-		if cur == nil || !cur.can(roles.CanAccessAPI) {
-			return false
+		if so.id.sess != nil && so.id.sess.idle(now, s.idleTimeout) {
+			s.cache.refreshLastUsed(context.Background(), so.id.jti, so.id.sess)
 		}
-		return ipaccess.Decide(s.ipInput(so.ip, "", now)) == ipaccess.Allowed
+		c := so.check(now)
+		c.decision = s.policy.Decide(c.method, so.path)
+		return s.decide(c).status == 0
 	})
-}
-
-// revalidate re-runs the cached checks of an identity without a token string.
-func (s *Server) revalidate(id *identity, now time.Time) *identity {
-	snap := s.cache.get()
-	u, ok := snap.usersByID[id.user.ID]
-	if !ok || u.Disabled {
-		return nil
-	}
-	if id.tokenID != "" {
-		t, ok := snap.tokenByID[id.tokenID]
-		if !ok || (!t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now)) {
-			return nil
-		}
-	} else {
-		v, ok := s.cache.sessions.Load(id.jti)
-		if !ok {
-			return nil
-		}
-		sess := v.(*session)
-		if sess.revoked.Load() || (!sess.expiresAt.IsZero() && !sess.expiresAt.After(now)) {
-			return nil
-		}
-	}
-	next := *id
-	next.user, next.role = u, snap.role(u.Role)
-	return &next
-}
-
-func (s *Server) ipInput(ip netip.Addr, device string, now time.Time) ipaccess.Input {
-	snap := s.cache.get()
-	return ipaccess.Input{IP: ip, DeviceID: device, Now: now, Rules: snap.rules, Devices: snap.devices,
-		Security: s.security.get()}
 }
 
 // request is what the middleware established about a request.
@@ -203,6 +188,47 @@ type request struct {
 	id        *identity
 	device    string
 	comfyUser string // the comfy-user header sent upstream (ComfyUI's --multi-user id)
+	// The request's credentials as authentication read them; what goes upstream is rebuilt
+	// from these parsed forms, never patched on the raw header or query string.
+	cookies    []*http.Cookie // from every Cookie line
+	query      url.Values     // decoded keys; nil without a query
+	queryDirty bool           // the raw query differs from what goes upstream (a credential, or a pair that did not parse)
+	token      string
+	viaCookie  bool
+}
+
+// readCredentials parses the Cookie lines and the query once, for authentication, the device
+// id and the upstream rewrite.
+func (rq *request) readCredentials(r *http.Request) {
+	if len(r.Header["Cookie"]) > 0 {
+		rq.cookies = r.Cookies()
+	}
+	if r.URL.RawQuery != "" {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		rq.query, rq.queryDirty = q, err != nil
+		for _, k := range tokenParams {
+			if _, ok := q[k]; ok {
+				rq.queryDirty = true
+			}
+		}
+	}
+	rq.token, rq.viaCookie = credential(r.Header, rq.cookies, rq.query)
+	rq.device = deviceID(r.Header, rq.cookies)
+}
+
+// upstreamQuery is the query that goes upstream: the raw one when it is exactly its parsed form
+// without credentials, else that form re-encoded.
+func (rq *request) upstreamQuery(r *http.Request) string {
+	if !rq.queryDirty {
+		return r.URL.RawQuery
+	}
+	q := make(url.Values, len(rq.query))
+	for k, v := range rq.query {
+		if !slices.Contains(tokenParams, k) {
+			q[k] = v
+		}
+	}
+	return q.Encode()
 }
 
 type ctxKey struct{}
@@ -214,7 +240,8 @@ func reqInfo(r *http.Request) *request { return r.Context().Value(ctxKey{}).(*re
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	peer := ipaccess.PeerAddr(r.RemoteAddr)
-	rq := &request{ip: s.resolver.ClientIP(peer, r.Header), https: s.resolver.HTTPS(r, peer), device: deviceID(r)}
+	rq := &request{ip: s.resolver.ClientIP(peer, r.Header), https: s.resolver.HTTPS(r, peer)}
+	rq.readCredentials(r)
 	setSecurityHeaders(w, rq.https && s.cfg.ForceHTTPS)
 	rec := &statusRecorder{ResponseWriter: w, code: 200}
 	class := "proxy"
@@ -236,66 +263,68 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rq.path = p
-	if v := ipaccess.Decide(s.ipInput(rq.ip, rq.device, now)); v != ipaccess.Allowed {
+	d := s.policy.Decide(r.Method, p)
+	upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	c := check{ip: rq.ip, device: rq.device, method: r.Method, decision: d, viaCookie: rq.viaCookie, upgrade: upgrade, now: now,
+		id: s.authenticate(r.Context(), rq.token, now)}
+	c.sameOrigin = (safeMethod(r.Method) && !upgrade) || sameOrigin(r, s.hostBase())
+	if d.SettingsBody {
+		if c.settingsBody, err = readBody(r, maxSettingsBody); err != nil {
+			class = "rejected"
+			writeError(rec, r, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", "The settings body is too large.")
+			return
+		}
+	}
+	v := s.decide(c)
+	if v.status != 0 {
 		class = "rejected"
-		s.metrics.auth.WithLabelValues("ip_" + strings.ReplaceAll(v.String(), " ", "_")).Inc()
-		writeError(rec, r, http.StatusForbidden, "IP_DENIED", "Access denied: IP is either not whitelisted or is blacklisted.")
+		s.metrics.auth.WithLabelValues(v.reason).Inc()
+		if v.status == http.StatusUnauthorized {
+			s.unauthenticated(rec, r, rq, p)
+			return
+		}
+		writeError(rec, r, v.status, v.code, v.message)
 		return
 	}
-	rq.rule = policy.Decide(r.Method, p)
-	if rq.rule.Local {
-		class = "local"
-	}
-	token, viaCookie := credential(r)
-	if rq.id = s.authenticate(r.Context(), token, now); rq.id != nil {
-		rq.id.viaCookie = viaCookie
+	rq.rule, rq.id = v.rule, v.id
+	if rq.id != nil {
+		rq.id.viaCookie = rq.viaCookie
+		s.touch(rq.id, now)
 		s.detectHostBase(r, rq.id)
 	}
-	if rq.rule.Access != policy.Public {
-		if rq.id == nil {
-			s.metrics.auth.WithLabelValues("unauthenticated").Inc()
-			s.unauthenticated(rec, r, p)
-			return
-		}
-		if !s.allowed(rq.id, rq.rule) {
-			s.metrics.auth.WithLabelValues("forbidden").Inc()
-			writeError(rec, r, http.StatusForbidden, rq.rule.Code, rq.rule.Message)
-			return
-		}
-	}
-	// A cookie rides along on cross-site requests: state changes need a same-origin request.
-	if rq.id != nil && rq.id.viaCookie && !safeMethod(r.Method) && !sameOrigin(r, s.hostBase()) {
-		s.metrics.auth.WithLabelValues("cross_site").Inc()
-		writeError(rec, r, http.StatusForbidden, "CROSS_SITE", "Cross-site request refused.")
-		return
-	}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rq))
-	if rq.rule.Local {
-		s.mux.ServeHTTP(rec, r)
+	if d.Local {
+		class = "local"
+		s.serveLocal(rec, r, d)
 		return
 	}
 	s.forward(rec, r, rq)
 }
 
-func (s *Server) allowed(id *identity, rule policy.Rule) bool {
-	switch rule.Access {
-	case policy.Public, policy.Authenticated:
-		return true
-	case policy.Permission:
-		return id.can(rule.Permission)
-	case policy.Admin:
-		return id.isAdmin()
+// maxSettingsBody bounds the body of ComfyUI's bulk settings write, which is read before it is
+// decided (all of a user's settings are a few kilobytes).
+const maxSettingsBody = 1 << 20
+
+// readBody reads the body up to limit and puts it back for the upstream.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
 	}
-	return false
+	if int64(len(b)) > limit {
+		return nil, errors.New("body too large")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return b, nil
 }
 
 // unauthenticated answers JSON 401 to API, WebSocket and non-HTML clients, and sends browser
 // navigation to the login page with a same-origin next= path.
-func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, p policy.Path) {
+func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request, p policy.Path) {
 	if isNavigation(r) && !strings.HasPrefix(p.Match, "/api/") && p.Match != "/ws" {
 		next := p.Forward
-		if r.URL.RawQuery != "" {
-			next += "?" + stripTokenParams(r.URL.Query()).Encode()
+		if q := rq.upstreamQuery(r); q != "" {
+			next += "?" + q
 		}
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusFound)
 		return
@@ -317,21 +346,25 @@ func isNavigation(r *http.Request) bool {
 
 func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" }
 
-// sameOrigin: browsers send Origin on unsafe requests (and Sec-Fetch-Site); a request without
-// either is not from a browser page.
-func sameOrigin(r *http.Request, base string) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+// sameOrigin: the request comes from a page of this site, or from no browser page at all.
+func sameOrigin(r *http.Request, base string) bool { return sameOriginHost(r.Header, r.Host, base) }
+
+// sameOriginHost: browsers send Origin on unsafe requests and upgrades (and Sec-Fetch-Site); it
+// must name host, or the host of the site's base URL. A request without either is not from a
+// browser page.
+func sameOriginHost(h http.Header, host, base string) bool {
+	if site := h.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 		return false
 	}
-	origin := r.Header.Get("Origin")
+	origin := h.Get("Origin")
 	if origin == "" {
-		return true // not a browser page (browsers send Origin on unsafe requests)
+		return true
 	}
 	u, err := url.Parse(origin)
 	if err != nil {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if strings.EqualFold(u.Host, host) {
 		return true
 	}
 	if b, err := url.Parse(base); err == nil && base != "" && strings.EqualFold(b.Host, u.Host) {
@@ -340,12 +373,14 @@ func sameOrigin(r *http.Request, base string) bool {
 	return false
 }
 
-func deviceID(r *http.Request) string {
-	if d := r.Header.Get("X-Device-ID"); d != "" {
+func deviceID(h http.Header, cookies []*http.Cookie) string {
+	if d := h.Get("X-Device-ID"); d != "" {
 		return truncateString(d, 191)
 	}
-	if c, err := r.Cookie("mss_login_device_id"); err == nil {
-		return truncateString(c.Value, 191)
+	for _, c := range cookies {
+		if c.Name == "mss_login_device_id" {
+			return truncateString(c.Value, 191)
+		}
 	}
 	return ""
 }

@@ -6,14 +6,26 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"time"
+
+	"github.com/mss-login/mss-login/authserver/policy"
 )
 
 // socket is an upgraded connection proxied to the upstream, with the identity that opened it.
 type socket struct {
-	conn net.Conn
-	id   *identity
-	ip   netip.Addr
-	once sync.Once
+	conn   net.Conn
+	id     *identity
+	ip     netip.Addr
+	device string
+	method string
+	path   policy.Path
+	once   sync.Once
+}
+
+// check is the decision input of the upgrade, at now: a socket is re-decided exactly as the
+// upgrade that opened it (it passed the origin check then).
+func (s *socket) check(now time.Time) check {
+	return check{ip: s.ip, device: s.device, method: s.method, id: s.id, upgrade: true, sameOrigin: true, now: now}
 }
 
 func (s *socket) close() { s.once.Do(func() { s.conn.Close() }) }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"strings"
 
 	"github.com/mss-login/mss-login/internal/roles"
@@ -33,11 +34,24 @@ type Rule struct {
 	Message string
 	// Local is true for requests the auth server answers itself (never forwarded).
 	Local bool
+	// SettingsBody: the rule depends on the keys of the JSON body (ComfyUI's bulk POST
+	// /settings writes the same settings the per-key route gates); see SettingsRule.
+	SettingsBody bool
+	// Gateway marks the forward-auth endpoints: the request is the gateway's, and the endpoint
+	// decides the original request it describes (cross-site checks included).
+	Gateway bool
 }
 
 func need(flag, code, msg string) Rule {
 	return Rule{Access: Permission, Permission: flag, Code: code, Message: msg}
 }
+
+// The rules the auth server's own route table uses.
+var (
+	PublicRule = Rule{Access: Public}
+	UserRule   = Rule{Access: Authenticated}
+	AdminRule  = Rule{Access: Admin, Code: "ADMIN_REQUIRED", Message: "MSS-Login: Admin Required"}
+)
 
 var (
 	ruleRun       = need(roles.CanRun, "EXECUTION_DENIED", "MSS-Login: Execution Denied")
@@ -46,15 +60,14 @@ var (
 	ruleManager   = need(roles.CanAccessManager, "MANAGER_DENIED", "MSS-Login: Manager Denied")
 	ruleExtension = need(roles.CanManageExtensions, "EXTENSIONS_DENIED", "MSS-Login: Extension Management Denied")
 	ruleWorkflow  = need(roles.CanModifyWorkflows, "WORKFLOW_DENIED", "MSS-Login: Workflow Modification Denied")
-	ruleAdmin     = Rule{Access: Admin, Code: "ADMIN_REQUIRED", Message: "MSS-Login: Admin Required"}
-	ruleUser      = Rule{Access: Authenticated}
+	ruleConsole   = need(roles.CanViewConsole, "CONSOLE_DENIED", "MSS-Login: Console Denied")
 )
 
 // extensionBlocks is the original's EXTENSION_BLOCK_MAP for third-party extensions: a role whose
 // settings_* flag is explicitly false may not reach that extension's script or API.
 var extensionBlocks = []struct {
 	flag     string
-	prefixes []string // in Match form: lower-case, without the /api prefix
+	prefixes []string // in route form: lower-case, without any /api or version prefix
 }{
 	{"settings_itools", []string{"/extensions/comfyui-itools", "/itools"}},
 	{"settings_crystools", []string{"/extensions/comfyui-crystools", "/crystools"}},
@@ -62,38 +75,61 @@ var extensionBlocks = []struct {
 	{"settings_gallery", []string{"/extensions/comfyui-gallery", "/gallery"}},
 }
 
-// managerPrefixes are ComfyUI-Manager's page, script and API routes.
+// managerPrefixes are ComfyUI-Manager's page, script and API route families: v3 serves them bare
+// (/manager/…), 4.x under /v2 (/v2/manager/…), ComfyUI repeats every one under /api. Matched as
+// raw prefixes of the route, so "/manager-x" and "/extensions/comfyui-manager-legacy" are in too.
 var managerPrefixes = []string{"/manager", "/extensions/comfyui-manager", "/customnode", "/externalmodel",
 	"/snapshot", "/comfyui_manager"}
 
-// apiRoots are ComfyUI's API routes (served both bare and under /api/): data, not page assets.
+// apiRoots are ComfyUI's API routes served both bare and under /api/: data, not page assets.
+// (Its /api/assets, /api/tags and /api/jobs exist only under /api, and /assets/… bare is the
+// front end's scripts.)
 var apiRoots = map[string]bool{
 	"prompt": true, "queue": true, "history": true, "object_info": true, "view": true, "view_metadata": true,
-	"models": true, "embeddings": true, "upload": true, "userdata": true, "v2": true, "users": true,
+	"models": true, "embeddings": true, "upload": true, "userdata": true, "users": true, "jobs": true,
 	"settings": true, "system_stats": true, "interrupt": true, "free": true, "experiment": true,
 	"internal": true, "i18n": true, "workflow_templates": true, "features": true, "ws": true,
-	"extensions": true,
+	"extensions": true, "global_subgraphs": true, "node_replacements": true,
 }
 
-// Decide returns what a request with this method and normalised path needs. It is total: every
-// path gets a rule, and anything not listed needs at least a logged-in user.
-func Decide(method string, p Path) Rule {
-	m := p.Match
+// Route strips the prefixes a ComfyUI route family can be served under — "/api" (ComfyUI repeats
+// every route there), version segments "/v1", "/v2", … (ComfyUI-Manager 4.x, ComfyUI's
+// /v2/userdata), in any number and order — and reports whether there were any. Deciding on the
+// stripped route means a new prefix, or a combination such as /api/v2/api, cannot open a family.
+func Route(match string) (route string, prefixed bool) {
+	r := match
+	for {
+		seg := firstSegment(r)
+		if seg != "api" && !isVersion(seg) {
+			break
+		}
+		prefixed = true
+		r = r[1+len(seg):]
+		if r == "" {
+			r = "/"
+		}
+	}
+	return r, prefixed
+}
+
+// isVersion: "v" and one or more digits.
+func isVersion(seg string) bool {
+	if len(seg) < 2 || seg[0] != 'v' {
+		return false
+	}
+	for i := 1; i < len(seg); i++ {
+		if seg[i] < '0' || seg[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// decideComfy returns what a request for a ComfyUI route needs. It is total: every path gets a
+// rule, and anything not listed needs at least a logged-in user.
+func decideComfy(method string, p Path) Rule {
 	write := method != "GET" && method != "HEAD" && method != "OPTIONS"
-
-	// The auth server's own routes. Every one of them is in this table too (the original let
-	// its /mss-login handlers check for themselves, and several forgot).
-	if r, ok := decideLocal(method, m); ok {
-		r.Local = true
-		return r
-	}
-
-	// ComfyUI: the same route bare and under /api/.
-	apiPrefixed := m == "/api" || strings.HasPrefix(m, "/api/")
-	r := strings.TrimPrefix(m, "/api")
-	if r == "" {
-		r = "/"
-	}
+	r, prefixed := Route(p.Match)
 	// Raw prefixes, as the original matched them: anything that starts like the extension.
 	for _, b := range extensionBlocks {
 		for _, p := range b.prefixes {
@@ -108,31 +144,59 @@ func Decide(method string, p Path) Rule {
 		}
 	}
 	switch {
-	case hasPrefix(r, "/prompt"), hasPrefix(r, "/queue"), hasPrefix(r, "/interrupt"), hasPrefix(r, "/free"):
+	case hasPrefix(r, "/prompt"), hasPrefix(r, "/queue"), hasPrefix(r, "/interrupt"), hasPrefix(r, "/free"),
+		hasPrefix(r, "/jobs"):
 		if write {
 			return ruleRun
 		}
 		return ruleAPI
-	case hasPrefix(r, "/upload"):
+	case hasPrefix(r, "/upload"), hasPrefix(r, "/assets") && write:
 		return ruleUpload
 	case hasPrefix(r, "/extensions/apply"), strings.HasPrefix(r, "/comfy.extension"):
 		return ruleExtension
-	case strings.HasPrefix(r, "/settings/comfy.extension"), strings.HasPrefix(r, "/settings/comfy/extension"):
-		if write {
-			return ruleExtension
-		}
-		return ruleAPI
+	case r == "/settings" && write:
+		return Rule{Access: Permission, Permission: roles.CanAccessAPI, Code: ruleAPI.Code, Message: ruleAPI.Message, SettingsBody: true}
+	case strings.HasPrefix(r, "/settings/"):
+		return settingRule(strings.TrimPrefix(r, "/settings/"), write)
 	case hasPrefix(r, "/userdata") && write && touchesWorkflows(r):
 		return ruleWorkflow
 	case r == "/users" && write:
 		// ComfyUI's --multi-user creates users here; mss-login owns the users.
-		return ruleAdmin
+		return AdminRule
+	case hasPrefix(r, "/internal/logs"):
+		// ComfyUI's terminal output: every user's prompts and errors.
+		return ruleConsole
 	}
-	if apiPrefixed || apiRoots[firstSegment(r)] {
+	if prefixed || apiRoots[firstSegment(r)] {
 		return ruleAPI
 	}
 	// Page and script assets of the ComfyUI front end.
-	return ruleUser
+	return UserRule
+}
+
+// settingRule is the rule for writing (or reading) one ComfyUI setting by its id.
+func settingRule(id string, write bool) Rule {
+	id = strings.ToLower(id)
+	if write && (strings.HasPrefix(id, "comfy.extension") || strings.HasPrefix(id, "comfy/extension")) {
+		return ruleExtension
+	}
+	return ruleAPI
+}
+
+// SettingsRule decides ComfyUI's bulk POST /settings from its body: the strictest rule of the
+// keys it writes, as if each were written through /settings/{id}. A body that is not a JSON
+// object is decided as if it wrote every setting (fail closed).
+func SettingsRule(body []byte) Rule {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(body, &keys); err != nil || keys == nil {
+		return ruleExtension
+	}
+	for k := range keys {
+		if r := settingRule(k, true); r.Permission != roles.CanAccessAPI {
+			return r
+		}
+	}
+	return ruleAPI
 }
 
 // touchesWorkflows reports whether a /userdata path names something under workflows/, in any
@@ -145,45 +209,6 @@ func touchesWorkflows(r string) bool {
 		}
 	}
 	return false
-}
-
-func decideLocal(method, m string) (Rule, bool) {
-	switch m {
-	case "/login", "/register", "/logout", "/healthz", "/readyz", "/mss-login/api/news/feed.xml",
-		"/api/mss-login/api/news/feed.xml", "/mss-login/api/mfa/verify", "/mss-login/api/mfa/setup",
-		"/mss-login/api/mfa/verify-setup", "/api/mss-login/recovery/reset-mfa",
-		"/mss-login/api/is-https":
-		// Each handler applies its own precondition (first run, a challenge, recovery mode and
-		// host, same-origin logout): the caller is not yet logged in.
-		return Rule{Access: Public}, true
-	}
-	if m == "/mss-login/generate_token" || m == "/generate_token" || m == "/api/mss-login/generate_token" {
-		// Scripts send username and password here, as to the original; the handler checks them.
-		return Rule{Access: Public}, true
-	}
-	if hasPrefix(m, "/mss-login/static") || hasPrefix(m, "/mss-login/authz") {
-		// Forward-auth endpoints decide the gateway's original request with this same policy.
-		return Rule{Access: Public}, true
-	}
-	// The /api/mss-login/... aliases of the original map onto the same rules.
-	m = strings.TrimPrefix(m, "/api")
-	if !hasPrefix(m, "/mss-login") && !hasPrefix(m, "/generate_token") {
-		return Rule{}, false
-	}
-	switch {
-	case hasPrefix(m, "/mss-login/api/users"), hasPrefix(m, "/mss-login/api/ip-lists"),
-		hasPrefix(m, "/mss-login/api/update-status"), hasPrefix(m, "/mss-login/api/admin"),
-		hasPrefix(m, "/mss-login/api/audit"):
-		return ruleAdmin, true
-	case m == "/mss-login/api/groups":
-		if method == "GET" || method == "HEAD" {
-			return ruleUser, true
-		}
-		return ruleAdmin, true
-	}
-	// Everything else of the auth server (me, tokens, sessions, account, MFA setup, token
-	// creation) serves the logged-in user; handlers check ownership and extra flags.
-	return ruleUser, true
 }
 
 // hasPrefix matches whole segments: "/manager" matches "/manager" and "/manager/x", not "/managers".

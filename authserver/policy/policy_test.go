@@ -45,7 +45,7 @@ func decide(t *testing.T, method, raw string) Rule {
 	if err != nil {
 		t.Fatalf("Normalize(%q): %v", raw, err)
 	}
-	return Decide(method, p)
+	return New(nil).Decide(method, p).Rule
 }
 
 func TestDecideTable(t *testing.T) {
@@ -54,10 +54,6 @@ func TestDecideTable(t *testing.T) {
 		access       Access
 		perm         string
 	}{
-		{"GET", "/login", Public, ""},
-		{"POST", "/login", Public, ""},
-		{"GET", "/mss-login/static/app.css", Public, ""},
-		{"GET", "/healthz", Public, ""},
 		{"GET", "/", Authenticated, ""},
 		{"GET", "/assets/index.js", Authenticated, ""},
 		{"POST", "/prompt", Permission, roles.CanRun},
@@ -87,14 +83,6 @@ func TestDecideTable(t *testing.T) {
 		{"POST", "/users", Admin, ""},
 		{"GET", "/extensions/rgthree-comfy/x.js", Permission, "settings_rgthree"},
 		{"GET", "/api/rgthree/config", Permission, "settings_rgthree"},
-		{"GET", "/mss-login/api/me", Authenticated, ""},
-		{"POST", "/mss-login/generate_token", Public, ""}, // the handler checks username and password
-		{"GET", "/mss-login/api/users", Admin, ""},
-		{"PUT", "/api/mss-login/api/users/bob", Admin, ""},
-		{"GET", "/mss-login/api/groups", Authenticated, ""},
-		{"PUT", "/mss-login/api/groups", Admin, ""},
-		{"GET", "/mss-login/api/ip-lists", Admin, ""},
-		{"GET", "/mss-login/api/update-status", Admin, ""},
 		{"POST", "/mss-login-gallery/mark-nsfw", Authenticated, ""}, // the original left it open
 	}
 	for _, c := range cases {
@@ -115,12 +103,16 @@ func TestBypassCorpus(t *testing.T) {
 		"/manager%2f..", "/./manager", "/api/./manager/", "/x/../manager", "/api//manager", "/%2fmanager",
 		"/%4D%41%4E%41%47%45%52", "/api/%2e%2e/manager", "/manager%00", "/manager\\", "/%2e/manager",
 		"/..%2fmanager", "/api/..;/manager", "/manager/..%2f..%2fprompt",
+		// ComfyUI-Manager 4.x serves its routes under /v2, and ComfyUI repeats them under /api.
+		"/v2/manager/queue/task", "/api/v2/manager/queue/task", "/V2/Manager/queue/task", "/api/v2/../v2/manager",
+		"/v2%2fmanager", "/api/v1/v2/api/snapshot/restore", "/v2//customnode/install/git_url", "/v3/manager",
+		"/api/api/v2/comfyui_manager/comfyui_switch_version", "/v2/./extensions/comfyui-manager-legacy/a.js",
 	} {
 		p, err := Normalize(raw)
 		if err != nil {
 			continue // refused with 400: fine
 		}
-		r := Decide("GET", p)
+		r := New(nil).Decide("GET", p)
 		if r.Permission != roles.CanAccessManager {
 			t.Errorf("%q → forward %q decided %s %q: manager bypass", raw, p.Forward, r.Access, r.Permission)
 		}
@@ -156,6 +148,201 @@ func FuzzNormalize(f *testing.F) {
 		if err != nil || again != p {
 			t.Fatalf("Normalize(%q) = %+v, but its Forward normalises to %+v, %v", raw, p, again, err)
 		}
-		_ = Decide("POST", p)
+		_ = New(nil).Decide("POST", p)
 	})
+}
+
+// familyCases are one route of every permission class, bare.
+var familyCases = []struct {
+	method, path string
+	access       Access
+	perm         string
+}{
+	{"POST", "/manager/queue/task", Permission, roles.CanAccessManager},
+	{"POST", "/manager/queue/update_all", Permission, roles.CanAccessManager},
+	{"POST", "/snapshot/restore", Permission, roles.CanAccessManager},
+	{"POST", "/customnode/install/git_url", Permission, roles.CanAccessManager},
+	{"GET", "/customnode/alternatives", Permission, roles.CanAccessManager},
+	{"GET", "/externalmodel/getlist", Permission, roles.CanAccessManager},
+	{"POST", "/comfyui_manager/comfyui_switch_version", Permission, roles.CanAccessManager},
+	{"POST", "/manager/share", Permission, roles.CanAccessManager},
+	{"GET", "/extensions/comfyui-manager-legacy/js/a.js", Permission, roles.CanAccessManager},
+	{"POST", "/prompt", Permission, roles.CanRun},
+	{"POST", "/queue", Permission, roles.CanRun},
+	{"POST", "/interrupt", Permission, roles.CanRun},
+	{"POST", "/free", Permission, roles.CanRun},
+	{"POST", "/jobs/cancel", Permission, roles.CanRun},
+	{"POST", "/jobs/0e9b/cancel", Permission, roles.CanRun},
+	{"POST", "/upload/image", Permission, roles.CanUpload},
+	{"POST", "/assets", Permission, roles.CanUpload},
+	{"DELETE", "/assets/0e9b", Permission, roles.CanUpload},
+	{"POST", "/extensions/apply", Permission, roles.CanManageExtensions},
+	{"POST", "/settings/Comfy.Extension.Disabled", Permission, roles.CanManageExtensions},
+	{"POST", "/userdata/workflows%2Fa.json", Permission, roles.CanModifyWorkflows},
+	{"POST", "/userdata/a.json/move/workflows%2Fb.json", Permission, roles.CanModifyWorkflows},
+	{"POST", "/users", Admin, ""},
+	{"GET", "/internal/logs", Permission, roles.CanViewConsole},
+	{"PATCH", "/internal/logs/subscribe", Permission, roles.CanViewConsole},
+	{"GET", "/rgthree/config", Permission, "settings_rgthree"},
+	{"GET", "/history", Permission, roles.CanAccessAPI},
+	{"GET", "/jobs", Permission, roles.CanAccessAPI},
+	{"GET", "/userdata", Permission, roles.CanAccessAPI},
+}
+
+// prefixChains are every sequence of up to three of the prefixes a route family is served under.
+func prefixChains() []string {
+	parts := []string{"/api", "/v1", "/v2", "/v3", "/API", "/V2", "/v10"}
+	chains := []string{""}
+	for range 3 {
+		for _, c := range chains {
+			for _, p := range parts {
+				if len(strings.Split(c, "/")) <= 3 {
+					chains = append(chains, c+p)
+				}
+			}
+		}
+	}
+	return chains
+}
+
+// Every permission class holds under every prefix combination: /api, /v2 (ComfyUI-Manager 4.x),
+// and whatever they combine to.
+func TestRouteFamiliesUnderEveryPrefix(t *testing.T) {
+	chains := prefixChains()
+	if len(chains) < 300 {
+		t.Fatalf("only %d prefix chains", len(chains))
+	}
+	for _, c := range familyCases {
+		for _, prefix := range chains {
+			r := decide(t, c.method, prefix+c.path)
+			if r.Access != c.access || r.Permission != c.perm {
+				t.Errorf("%s %s%s = %s %q, want %s %q", c.method, prefix, c.path, r.Access, r.Permission, c.access, c.perm)
+			}
+		}
+	}
+}
+
+func TestRoute(t *testing.T) {
+	for in, want := range map[string]string{
+		"/api/v2/manager/x": "/manager/x", "/v2": "/", "/api": "/", "/api/api/jobs": "/jobs", "/v2x/manager": "/v2x/manager",
+		"/v/manager": "/v/manager", "/apix": "/apix", "/prompt": "/prompt",
+	} {
+		if got, _ := Route(in); got != want {
+			t.Errorf("Route(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzRouteFamilies: a prefix chain in front of a ComfyUI route never weakens its rule.
+func FuzzRouteFamilies(f *testing.F) {
+	for _, c := range familyCases {
+		f.Add(c.path, uint16(0x21))
+	}
+	parts := []string{"/api", "/v1", "/v2", "/V2", "/v77", "/API", "/./api", "/x/../v2"}
+	f.Fuzz(func(t *testing.T, path string, pick uint16) {
+		bare, err := Normalize(path)
+		if err != nil {
+			return
+		}
+		pol := New(nil)
+		want := pol.Decide("POST", bare)
+		if want.Local {
+			return
+		}
+		prefix := ""
+		for i := 0; i < 4 && pick != 0; i++ {
+			prefix += parts[int(pick&7)]
+			pick >>= 3
+		}
+		p, err := Normalize(prefix + path)
+		if err != nil {
+			return
+		}
+		got := pol.Decide("POST", p)
+		if got.Local {
+			return // the auth server's own /api/mss-login namespace
+		}
+		if got.Access == Public {
+			t.Fatalf("%q is public", prefix+path)
+		}
+		strict := want.Access == Admin || want.Access == Permission && want.Permission != roles.CanAccessAPI
+		if strict && (got.Access != want.Access || got.Permission != want.Permission) {
+			t.Fatalf("%q decided %s %q, but bare %q needs %s %q", prefix+path, got.Access, got.Permission, path, want.Access, want.Permission)
+		}
+	})
+}
+
+func TestSettingsRule(t *testing.T) {
+	p, _ := Normalize("/api/settings")
+	if d := New(nil).Decide("POST", p); !d.SettingsBody {
+		t.Fatalf("bulk settings write not decided on its body: %+v", d)
+	}
+	if d := New(nil).Decide("GET", p); d.SettingsBody || d.Permission != roles.CanAccessAPI {
+		t.Fatalf("reading the settings: %+v", d)
+	}
+	for body, perm := range map[string]string{
+		`{"Comfy.ColorPalette": "dark"}`:                                    roles.CanAccessAPI,
+		`{"Comfy.ColorPalette": "dark", "Comfy.Extension.Disabled": ["x"]}`: roles.CanManageExtensions,
+		`{"comfy.extension.disabled": []}`:                                  roles.CanManageExtensions,
+		`{"Comfy.\u0045xtension.Disabled": []}`:                             roles.CanManageExtensions,
+		`{"Comfy/Extension": 1}`:                                            roles.CanManageExtensions,
+		`["Comfy.Extension.Disabled"]`:                                      roles.CanManageExtensions, // not an object: fail closed
+		`{"a": NaN}`:                                                        roles.CanManageExtensions,
+		``:                                                                  roles.CanManageExtensions,
+		`null`:                                                              roles.CanManageExtensions,
+		`{"Comfy.ColorPalette": "dark"} trailing`:                           roles.CanManageExtensions,
+	} {
+		if r := SettingsRule([]byte(body)); r.Permission != perm {
+			t.Errorf("SettingsRule(%s) needs %q, want %q", body, r.Permission, perm)
+		}
+	}
+}
+
+func TestLocalTable(t *testing.T) {
+	pol := New([]LocalRoute{
+		{"GET", "/login", PublicRule},
+		{"DELETE", "/mss-login/api/tokens/{id}", UserRule},
+		{"PUT", "/api/mss-login/api/users/{username}", AdminRule},
+		{"GET", "/mss-login/static/", PublicRule},
+		{"", "/mss-login/authz/ext-authz/", PublicRule},
+	})
+	cases := []struct {
+		method, path string
+		route        int
+		vars         []string
+		wrongMethod  bool
+		access       Access
+	}{
+		{"GET", "/login", 0, nil, false, Public},
+		{"HEAD", "/login", 0, nil, false, Public},
+		{"GET", "/LOGIN", 0, nil, false, Public},
+		{"POST", "/login", -1, nil, true, Authenticated},
+		{"DELETE", "/mss-login/api/tokens/abc", 1, []string{"abc"}, false, Authenticated},
+		{"DELETE", "/mss-login/api/tokens/a%2Fb", 1, []string{"a/b"}, false, Authenticated},
+		{"DELETE", "/mss-login/api/tokens/abc/x", -1, nil, false, Authenticated},
+		{"PUT", "/api/mss-login/api/users/Bob", 2, []string{"Bob"}, false, Admin},
+		{"PUT", "/api/MSS-LOGIN/api/users/Bob", 2, []string{"Bob"}, false, Admin},
+		{"GET", "/mss-login/static/a/b.css", 3, nil, false, Public},
+		{"GET", "/mss-login/static", 3, nil, false, Public},
+		{"POST", "/mss-login/authz/ext-authz/prompt", 4, nil, false, Public},
+		{"GET", "/mss-login/unknown", -1, nil, false, Authenticated},
+		{"GET", "/api/mss-login/unknown", -1, nil, false, Authenticated},
+	}
+	for _, c := range cases {
+		p, err := Normalize(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := pol.Decide(c.method, p)
+		if !d.Local || d.Route != c.route || d.WrongMethod != c.wrongMethod || d.Access != c.access ||
+			strings.Join(d.Vars, ",") != strings.Join(c.vars, ",") {
+			t.Errorf("%s %s = %+v", c.method, c.path, d)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a local route outside the namespace was accepted")
+		}
+	}()
+	New([]LocalRoute{{"GET", "/prompt", PublicRule}})
 }

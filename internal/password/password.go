@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -139,4 +140,60 @@ var dummyHash, _ = Hash("mss-login-timing-equaliser")
 // VerifyDummy spends the time of one Verify without a real hash.
 func VerifyDummy(pw string) {
 	_, _ = Verify(dummyHash, pw)
+}
+
+// Kind names a hash's algorithm and cost parameters ("bcrypt $2b$12", "$argon2id$v=19$m=19456,t=2,p=1"):
+// hashes of one kind cost the same to verify. "" for a hash this package does not verify.
+func Kind(hash string) string {
+	switch {
+	case isBcrypt(hash):
+		return "bcrypt " + hash[:6]
+	case strings.HasPrefix(hash, "$argon2id$"):
+		if parts := strings.Split(hash, "$"); len(parts) == 6 {
+			return "$argon2id$" + parts[2] + "$" + parts[3]
+		}
+	}
+	return ""
+}
+
+// legacyProbe is a wrong password that also takes bcrypt's second, legacy-sanitised check: the
+// slowest way for a password to fail.
+const legacyProbe = "mss-login;timing(probe)"
+
+// FailureCost is how long a wrong password takes to fail against a hash of hash's kind (same
+// algorithm and parameters), measured on a hash made for the purpose: the slowest of three runs.
+func FailureCost(hash string) (time.Duration, error) {
+	var probe string
+	switch {
+	case isBcrypt(hash):
+		cost, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
+			return 0, err
+		}
+		b, err := bcrypt.GenerateFromPassword([]byte("mss-login-timing-probe"), cost)
+		if err != nil {
+			return 0, err
+		}
+		probe = string(b)
+	case strings.HasPrefix(hash, "$argon2id$"):
+		parts := strings.Split(hash, "$")
+		if len(parts) != 6 {
+			return 0, ErrUnknownFormat
+		}
+		salt := make([]byte, argonSaltLen)
+		_, _ = rand.Read(salt)
+		probe = strings.Join(append(parts[:4:4], base64.RawStdEncoding.EncodeToString(salt),
+			base64.RawStdEncoding.EncodeToString(make([]byte, argonKeyLen))), "$")
+	default:
+		return 0, ErrUnknownFormat
+	}
+	var slowest time.Duration
+	for range 3 {
+		start := time.Now()
+		if _, err := Verify(probe, legacyProbe); err != nil {
+			return 0, err
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	return slowest, nil
 }

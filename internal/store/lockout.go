@@ -216,10 +216,18 @@ func (s *Store) BanIP(ctx context.Context, addr netip.Addr, at, until time.Time,
 	return created, err
 }
 
-// Unban lifts every automatic and manual ban of one address.
+// Unban lifts every automatic and manual ban of one address and forgets its failed attempts: a
+// lifted ban starts from a clean count, not one failure away from the next ban.
 func (s *Store) Unban(ctx context.Context, addr netip.Addr) error {
 	p := netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen()).String()
-	return s.deleteIPRules(ctx, `DELETE FROM ip_rules WHERE action = ? AND source <> ? AND cidr = ?`, Deny, SourceResource, p)
+	err := s.deleteIPRules(ctx, `DELETE FROM ip_rules WHERE action = ? AND source <> ? AND cidr = ?`, Deny, SourceResource, p)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if rerr := s.ResetFailures(ctx, ScopeIP, addr.Unmap().String()); rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 // LockedDevice is a device id refused until ExpiresAt (zero = until unlocked).
@@ -292,73 +300,4 @@ func (s *Store) LockedDevices(ctx context.Context, t time.Time) ([]LockedDevice,
 		out = append(out, d)
 	}
 	return out, s.wrap("list locked devices", rows.Err())
-}
-
-// Failure scopes.
-const (
-	ScopeIP   = "ip"
-	ScopeUser = "user"
-)
-
-// RecordFailure counts one failed attempt for (scope, subject) at t and returns the count
-// within the window that ends at t; a count whose window started before t-window starts over.
-// Concurrent calls from any number of processes each see a distinct count.
-func (s *Store) RecordFailure(ctx context.Context, scope, subject string, at time.Time, window time.Duration) (int, error) {
-	if scope != ScopeIP && scope != ScopeUser {
-		return 0, fmt.Errorf("record failure: unknown scope %q", scope)
-	}
-	subject = truncate(subject, 191)
-	t, start := at.UnixMilli(), at.Add(-window).UnixMilli()
-	var n int
-	if _, ok := s.d.(mysqlDialect); ok {
-		// No RETURNING on MySQL: the upsert's row lock is held to the end of the transaction,
-		// so the read that follows sees this call's count.
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			if _, err := s.exec(ctx, tx, `INSERT INTO login_failures (scope, subject, failures, window_start, last_failure_at)
-				VALUES (?, ?, 1, ?, ?) ON DUPLICATE KEY UPDATE
-				failures = IF(window_start < ?, 1, failures + 1),
-				window_start = IF(window_start < ?, VALUES(window_start), window_start),
-				last_failure_at = VALUES(last_failure_at)`, scope, subject, t, t, start, start); err != nil {
-				return s.wrap("record failure", err)
-			}
-			return s.wrap("record failure", s.queryRow(ctx, tx,
-				`SELECT failures FROM login_failures WHERE scope = ? AND subject = ?`, scope, subject).Scan(&n))
-		})
-		return n, err
-	}
-	err := s.queryRow(ctx, s.db, `INSERT INTO login_failures (scope, subject, failures, window_start, last_failure_at)
-		VALUES (?, ?, 1, ?, ?) ON CONFLICT (scope, subject) DO UPDATE SET
-		failures = CASE WHEN login_failures.window_start < ? THEN 1 ELSE login_failures.failures + 1 END,
-		window_start = CASE WHEN login_failures.window_start < ? THEN excluded.window_start ELSE login_failures.window_start END,
-		last_failure_at = excluded.last_failure_at
-		RETURNING failures`, scope, subject, t, t, start, start).Scan(&n)
-	return n, s.wrap("record failure", err)
-}
-
-// Failures returns the count for (scope, subject) within the window ending at t.
-func (s *Store) Failures(ctx context.Context, scope, subject string, at time.Time, window time.Duration) (int, error) {
-	n, _, err := s.FailureState(ctx, scope, subject, at, window)
-	return n, err
-}
-
-// ResetFailures forgets the failures of (scope, subject), after a successful login.
-func (s *Store) ResetFailures(ctx context.Context, scope, subject string) error {
-	_, err := s.exec(ctx, s.db, `DELETE FROM login_failures WHERE scope = ? AND subject = ?`, scope, truncate(subject, 191))
-	return s.wrap("reset failures", err)
-}
-
-// FailureState returns the count for (scope, subject) within the window ending at t and the
-// time of the latest failure (zero when none).
-func (s *Store) FailureState(ctx context.Context, scope, subject string, at time.Time, window time.Duration) (int, time.Time, error) {
-	var n int
-	var last int64
-	err := s.queryRow(ctx, s.db, `SELECT failures, last_failure_at FROM login_failures WHERE scope = ? AND subject = ? AND window_start >= ?`,
-		scope, truncate(subject, 191), at.Add(-window).UnixMilli()).Scan(&n, &last)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, time.Time{}, nil
-	}
-	if err != nil {
-		return 0, time.Time{}, s.wrap("read failures", err)
-	}
-	return n, time.UnixMilli(last).UTC(), nil
 }

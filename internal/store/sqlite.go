@@ -53,7 +53,10 @@ func fileState(path string) (exists, plain bool, err error) {
 	return true, bytes.Equal(head, sqliteHeader), nil
 }
 
-func connInit(key []byte) func(*sqlite3.Conn) error {
+// connInit sets up each new connection to the file at path. The first connection to a file
+// creates its -wal and -shm files, which the driver makes 0666 less the umask: they are made
+// private (0600) before anything is written through the connection, like the file itself.
+func connInit(path string, key []byte) func(*sqlite3.Conn) error {
 	return func(c *sqlite3.Conn) error {
 		if key != nil {
 			// The error of a statement that carries the key is replaced, never passed on.
@@ -61,12 +64,35 @@ func connInit(key []byte) func(*sqlite3.Conn) error {
 				return errors.New("setting the database key failed")
 			}
 		}
-		return c.Exec(`PRAGMA busy_timeout = 10000;
+		err := c.Exec(`PRAGMA busy_timeout = 10000;
 			PRAGMA foreign_keys = ON;
 			PRAGMA journal_mode = WAL;
 			PRAGMA synchronous = NORMAL;
 			PRAGMA temp_store = MEMORY;`)
+		if err != nil {
+			return err
+		}
+		return privateFiles(path, path+"-wal", path+"-shm")
 	}
+}
+
+// privateFiles makes the files that exist of paths readable by their owner only.
+func privateFiles(paths ...string) error {
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("making %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 func openSQLite(ctx context.Context, o Options) (*sql.DB, error) {
@@ -99,7 +125,15 @@ func openSQLite(ctx context.Context, o Options) (*sql.DB, error) {
 			return nil, err
 		}
 	}
-	db, err := driver.Open(sqliteURI(o.SQLitePath, encrypted), connInit(key))
+	if !exists {
+		// Created private, not 0666 less the umask as the driver would.
+		f, err := os.OpenFile(o.SQLitePath, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+	}
+	db, err := driver.Open(sqliteURI(o.SQLitePath, encrypted), connInit(o.SQLitePath, key))
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +192,7 @@ func diagnoseKey(o Options) error {
 }
 
 func canRead(path string, key []byte) bool {
-	db, err := driver.Open(sqliteURI(path, true)+"&mode=ro", connInit(key))
+	db, err := driver.Open(sqliteURI(path, true)+"&mode=ro", connInit(path, key))
 	if err != nil {
 		return false
 	}

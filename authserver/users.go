@@ -1,0 +1,106 @@
+package authserver
+
+// The admin API for users and the roles list.
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// managedBy turns an owner reference ("ComfyUser/team/alice") into "ComfyUser team/alice".
+func managedBy(ref string) string {
+	kind, rest, _ := strings.Cut(ref, "/")
+	return kind + " " + rest
+}
+
+func (s *Server) handleGroups(w http.ResponseWriter, _ *http.Request) {
+	snap := s.cache.get()
+	out := map[string]any{}
+	for name, r := range snap.roles {
+		out[name] = map[string]any{"permissions": r.Permissions, "ui": r.UI, "builtin": r.Builtin, "managed_by": r.OwnerRef}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleListUsers(w http.ResponseWriter, _ *http.Request) {
+	snap := s.cache.get()
+	out := []map[string]any{}
+	for _, u := range snap.usersByID {
+		out = append(out, map[string]any{"username": u.Username, "role": u.Role, "owner": u.Owner, "disabled": u.Disabled,
+			"mfa_enabled": u.MFAEnabled, "managed_by": u.OwnerRef, "created_at": isoOrEmpty(u.CreatedAt),
+			"last_login_at": isoOrEmpty(u.LastLoginAt)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i]["username"].(string) < out[j]["username"].(string) })
+	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+}
+
+// targetUser loads the user named in the path and refuses rows a Kubernetes resource owns.
+func (s *Server) targetUser(w http.ResponseWriter, r *http.Request) (store.User, bool) {
+	u, err := s.db.UserByName(r.Context(), r.PathValue("username"))
+	if storeFailed(w, r, err, "No such user.") {
+		return u, false
+	}
+	if u.OwnerRef != "" {
+		writeError(w, r, http.StatusConflict, "MANAGED", fmt.Sprintf("managed by %s: change it with kubectl", managedBy(u.OwnerRef)))
+		return u, false
+	}
+	return u, true
+}
+
+func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
+	rq := reqInfo(r)
+	u, ok := s.targetUser(w, r)
+	if !ok {
+		return
+	}
+	f, _, ok := readForm(w, r)
+	if !ok {
+		return
+	}
+	if role, set := f["role"]; set {
+		if _, ok := s.cache.get().roles[role]; !ok {
+			writeError(w, r, http.StatusBadRequest, "BAD_ROLE", "role: no such role")
+			return
+		}
+		u.Role = role
+	}
+	if d, set := f["disabled"]; set {
+		if u.Owner && d == "true" {
+			writeError(w, r, http.StatusBadRequest, "OWNER", "disabled: the owner cannot be disabled")
+			return
+		}
+		u.Disabled = d == "true"
+	}
+	if err := s.db.UpdateUser(r.Context(), u); err != nil {
+		writeError(w, r, http.StatusInternalServerError, "FAILED", "Could not update the user.")
+		return
+	}
+	_ = s.cache.refresh(r.Context(), false) // re-checks the user's sockets
+	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "user.updated", Target: u.Username,
+		ClientIP: rq.ip.String(), Detail: fmt.Sprintf("role %s disabled %t", u.Role, u.Disabled)})
+	writeJSON(w, http.StatusOK, map[string]any{"message": "User updated"})
+}
+
+func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
+	rq := reqInfo(r)
+	u, ok := s.targetUser(w, r)
+	if !ok {
+		return
+	}
+	if u.Owner || u.ID == rq.id.user.ID {
+		writeError(w, r, http.StatusBadRequest, "REFUSED", "The owner and your own account cannot be deleted here.")
+		return
+	}
+	if err := s.db.DeleteUser(r.Context(), u.ID); err != nil {
+		writeError(w, r, http.StatusInternalServerError, "FAILED", "Could not delete the user.")
+		return
+	}
+	_ = s.cache.refresh(r.Context(), false) // closes the user's sockets
+	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "user.deleted", Target: u.Username,
+		ClientIP: rq.ip.String()})
+	writeJSON(w, http.StatusOK, map[string]any{"message": "User deleted"})
+}
