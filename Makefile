@@ -46,6 +46,7 @@ control-plane:
 ## test-servers-up / test-servers-down: the throwaway servers for running tests by hand
 ##   make test-servers-up && source .tmp/servers/env && go test ./internal/store/
 test-servers-up: tools
+	hack/packages.sh
 	hack/test-servers.sh start .tmp/servers
 
 test-servers-down:
