@@ -96,11 +96,10 @@ func Cooldown(failures int) time.Duration {
 	return 0
 }
 
-// CooldownRemaining is how long a client with failures, the last at last, still waits at now.
+// CooldownRemaining is how long a client with failures, the last at last, still waits at now:
+// never less than 0, never more than the cooldown itself (an attempt that started a moment
+// before the last failure was counted sees that failure as in its future).
 func CooldownRemaining(failures int, last, now time.Time) time.Duration {
-	d := last.Add(Cooldown(failures)).Sub(now)
-	if d < 0 {
-		return 0
-	}
-	return d
+	c := Cooldown(failures)
+	return min(max(last.Add(c).Sub(now), 0), c)
 }

@@ -72,6 +72,10 @@ func connInit(path string, key []byte) func(*sqlite3.Conn) error {
 		if err != nil {
 			return err
 		}
+		// A read opens the WAL (creating both files) so they exist to be made private now.
+		if err := c.Exec(`SELECT count(*) FROM sqlite_master`); err != nil {
+			return err
+		}
 		return privateFiles(path, path+"-wal", path+"-shm")
 	}
 }

@@ -170,3 +170,25 @@ func TestRekeyKeepsEveryRow(t *testing.T) {
 		t.Fatal("the backup of the old file was left behind")
 	}
 }
+
+// The database file and its -wal and -shm files are private (0600), encrypted or not, however
+// permissive the umask.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	for _, level := range []crypt.Level{"", "low"} {
+		o := encryptedOptions(t, level)
+		s := testenv.OpenOptions(t, o)
+		u := store.User{Username: "perm", Role: roles.User, PasswordHash: "$2b$12$x"}
+		if err := s.CreateUser(ctx, &u); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{o.SQLitePath, o.SQLitePath + "-wal", o.SQLitePath + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("level %q: %v", level, err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("level %q: %s is %v, want 0600", level, filepath.Base(p), fi.Mode().Perm())
+			}
+		}
+	}
+}

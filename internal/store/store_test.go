@@ -463,6 +463,77 @@ func TestConcurrentFailuresAndOneBan(t *testing.T) {
 	}
 }
 
+// 60 attempts over two pools (two processes) for one address, each admitted only while fewer
+// than 3 failures are counted: exactly 3 are admitted, each with its own count, and the refused
+// ones change nothing — not the count, not the time of the last failure.
+func TestAdmitAttemptIsOneCompareAndSwap(t *testing.T) {
+	for _, b := range testenv.Backends {
+		t.Run(string(b), func(t *testing.T) {
+			o := testenv.Database(t, b)
+			s1, s2 := testenv.OpenOptions(t, o), testenv.OpenOptions(t, o)
+			t0 := time.Now().UTC().Truncate(time.Millisecond)
+			refuse := func(failures int, _ time.Time) bool { return failures >= 3 }
+			var (
+				wg       sync.WaitGroup
+				mu       sync.Mutex
+				admitted = map[int]bool{}
+			)
+			for i := range 60 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					n, ok, err := []*store.Store{s1, s2}[i%2].AdmitAttempt(ctx, store.ScopeIP, "192.0.2.7", t0, time.Hour, refuse)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if ok {
+						if admitted[n] {
+							t.Errorf("count %d admitted twice", n)
+						}
+						admitted[n] = true
+					} else if n != 3 {
+						t.Errorf("refused with count %d, want 3", n)
+					}
+				}()
+			}
+			wg.Wait()
+			if len(admitted) != 3 || !admitted[1] || !admitted[2] || !admitted[3] {
+				t.Fatalf("admitted %v, want 1, 2 and 3", admitted)
+			}
+			later := t0.Add(time.Minute)
+			var seenLast time.Time
+			n, ok, err := s1.AdmitAttempt(ctx, store.ScopeIP, "192.0.2.7", later, time.Hour, func(f int, last time.Time) bool {
+				seenLast = last
+				return true
+			})
+			if err != nil || ok || n != 3 || !seenLast.Equal(t0) {
+				t.Fatalf("a refused attempt: %d %t %v, last failure %v; want 3, refused, last %v", n, ok, err, seenLast, t0)
+			}
+			if c, last, _ := s2.FailureState(ctx, store.ScopeIP, "192.0.2.7", later, time.Hour); c != 3 || !last.Equal(t0) {
+				t.Fatalf("refusals moved the state: %d at %v", c, last)
+			}
+			// After the window the count starts over, and the refusal sees no failures.
+			n, ok, err = s1.AdmitAttempt(ctx, store.ScopeIP, "192.0.2.7", t0.Add(2*time.Hour), time.Hour, refuse)
+			if err != nil || !ok || n != 1 {
+				t.Fatalf("after the window: %d %t %v", n, ok, err)
+			}
+			if _, _, err := s1.AdmitAttempt(ctx, "planet", "x", t0, time.Hour, refuse); err == nil {
+				t.Fatal("unknown scope accepted")
+			}
+			// Lifting a ban forgets the address's failures.
+			if err := s1.Unban(ctx, netip.MustParseAddr("192.0.2.7")); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("unban without a ban: %v", err)
+			}
+			if c, _, _ := s1.FailureState(ctx, store.ScopeIP, "192.0.2.7", t0.Add(2*time.Hour), time.Hour); c != 0 {
+				t.Fatalf("%d failures after the ban was lifted", c)
+			}
+		})
+	}
+}
+
 func TestFailureWindow(t *testing.T) {
 	testenv.ForEachBackend(t, func(t *testing.T, s *store.Store) {
 		t0 := time.Now().UTC()
