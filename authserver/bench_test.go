@@ -72,6 +72,7 @@ func BenchmarkProxy(b *testing.B) {
 	for _, mode := range []string{"parallel", "serial"} {
 		for _, tg := range targets {
 			b.Run(mode+"/"+tg.name, func(b *testing.B) {
+				b.ReportAllocs() // the client and the upstream are in this process too: compare with the baseline
 				c := benchClient()
 				if mode == "serial" {
 					for b.Loop() {

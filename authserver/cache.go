@@ -2,6 +2,8 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sync"
@@ -21,8 +23,8 @@ type snapshot struct {
 	roles       map[string]store.Role
 	rules       *ipaccess.RuleSet
 	devices     map[string]time.Time
-	tokens      map[string]store.APIToken // by hash; revoked ones left out
-	tokenByID   map[string]store.APIToken // the same tokens by id (open sockets are re-checked by id)
+	tokens      map[[sha256.Size]byte]*cachedToken // by SHA-256; revoked ones left out
+	tokenByID   map[string]*cachedToken            // the same tokens by id (open sockets are re-checked by id)
 }
 
 // role returns the named role. An unknown role grants nothing (fail closed): a permission a
@@ -32,6 +34,13 @@ func (sn *snapshot) role(name string) store.Role {
 		return r
 	}
 	return store.Role{Role: roles.Role{Name: name, Permissions: map[string]bool{}, UI: map[string]bool{}}}
+}
+
+// cachedToken is a cached API token row; lastUsed (Unix milliseconds) changes in place, so a
+// busy token's use is recorded at most once a second.
+type cachedToken struct {
+	store.APIToken
+	lastUsed atomic.Int64
 }
 
 // session is a cached session row. revoked and lastUsed change in place.
@@ -126,13 +135,18 @@ func (c *cache) refresh(ctx context.Context, force bool) error {
 		if err != nil {
 			return err
 		}
-		next.tokens = make(map[string]store.APIToken, len(toks))
-		next.tokenByID = make(map[string]store.APIToken, len(toks))
+		next.tokens = make(map[[sha256.Size]byte]*cachedToken, len(toks))
+		next.tokenByID = make(map[string]*cachedToken, len(toks))
 		for _, t := range toks {
-			if t.RevokedAt.IsZero() {
-				next.tokens[t.TokenHash] = t
-				next.tokenByID[t.ID] = t
+			var h [sha256.Size]byte
+			if n, err := hex.Decode(h[:], []byte(t.TokenHash)); err != nil || n != len(h) || !t.RevokedAt.IsZero() {
+				continue
 			}
+			ct := &cachedToken{APIToken: t}
+			if prev, ok := old.tokenByID[t.ID]; ok {
+				ct.lastUsed.Store(prev.lastUsed.Load())
+			}
+			next.tokens[h], next.tokenByID[t.ID] = ct, ct
 		}
 		// Revocations since the last look (with a margin for clock skew between replicas). At
 		// the first load no session is cached yet: sessions are read with their revocation.

@@ -18,9 +18,10 @@ type check struct {
 	device   string
 	method   string
 	decision policy.Decision // the policy's answer for method and the normalised path
-	// id is the identity the credential named, not yet re-checked (nil: no credential, or one
-	// that names nothing).
-	id        *identity
+	// id is the identity the credential named, not yet re-checked (hasID false: no credential,
+	// or one that names nothing).
+	id        identity
+	hasID     bool
 	viaCookie bool // the credential came from the cookie, which browsers send cross-site too
 	// sameOrigin: the request came from a page of this site, or from no browser page at all.
 	sameOrigin bool
@@ -31,14 +32,16 @@ type check struct {
 	now          time.Time
 }
 
-// verdict is the decision: status 0 lets the request through with id (nil: anonymous).
+// verdict is the decision: status 0 lets the request through, as id when authed (else
+// anonymous).
 type verdict struct {
 	status  int
 	code    string
 	message string
 	reason  string // the mss_login_auth_results_total label of a refusal
 	rule    policy.Rule
-	id      *identity
+	id      identity
+	authed  bool
 }
 
 // decide is the one access decision, the same for every caller: IP rules, bans and device
@@ -55,9 +58,9 @@ func decide(snap *snapshot, sec ipaccess.Security, idle time.Duration, c check) 
 	if rule.SettingsBody {
 		rule = policy.SettingsRule(c.settingsBody)
 	}
-	id := snap.current(c.id, c.now, idle)
+	id, authed := snap.current(c.id, c.hasID, c.now, idle)
 	if rule.Access != policy.Public {
-		if id == nil {
+		if !authed {
 			return verdict{status: http.StatusUnauthorized, code: "UNAUTHENTICATED", message: "Authentication required.",
 				reason: "unauthenticated", rule: rule}
 		}
@@ -69,37 +72,36 @@ func decide(snap *snapshot, sec ipaccess.Security, idle time.Duration, c check) 
 	// server's own forms (login, recovery) with no credential at all: state changes and
 	// WebSocket upgrades need this origin. Gateway requests are decided on the original.
 	if !c.sameOrigin && !rule.Gateway && (c.upgrade ||
-		!safeMethod(c.method) && (id != nil && c.viaCookie || c.decision.Local)) {
+		!safeMethod(c.method) && (authed && c.viaCookie || c.decision.Local)) {
 		return verdict{status: http.StatusForbidden, code: "CROSS_SITE", message: "Cross-site request refused.",
 			reason: "cross_site", rule: rule}
 	}
-	return verdict{rule: rule, id: id}
+	return verdict{rule: rule, id: id, authed: authed}
 }
 
 // current re-checks an identity against the snapshot at now and returns it with the user and
-// role as they are now, or nil when it is no longer valid.
-func (sn *snapshot) current(id *identity, now time.Time, idle time.Duration) *identity {
-	if id == nil {
-		return nil
+// role as they are now; ok is false when it is no longer valid (or there was none).
+func (sn *snapshot) current(id identity, has bool, now time.Time, idle time.Duration) (_ identity, ok bool) {
+	if !has {
+		return identity{}, false
 	}
 	u, ok := sn.usersByID[id.user.ID]
 	if !ok || u.Disabled {
-		return nil
+		return identity{}, false
 	}
 	if id.tokenID != "" {
 		t, ok := sn.tokenByID[id.tokenID]
 		if !ok || t.UserID != u.ID || expired(t.ExpiresAt, now) {
-			return nil
+			return identity{}, false
 		}
 	} else {
 		ss := id.sess
 		if ss == nil || ss.revoked.Load() || ss.userID != u.ID || expired(ss.expiresAt, now) || ss.idle(now, idle) {
-			return nil
+			return identity{}, false
 		}
 	}
-	next := *id
-	next.user, next.role = u, sn.role(u.Role) // an unknown role grants nothing; the owner still has every flag
-	return &next
+	id.user, id.role = u, sn.role(u.Role) // an unknown role grants nothing; the owner still has every flag
+	return id, true
 }
 
 // expired: a zero expiry never expires.

@@ -43,15 +43,19 @@ func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	// The gateway passes the original request's headers: its credential is the one this
 	// request carried, else (a WebSocket client) the token in the original URL's query.
-	id, viaCookie := rq.id, rq.viaCookie
-	if id == nil {
+	var id identity
+	hasID, viaCookie := rq.id != nil, rq.viaCookie
+	if hasID {
+		id = *rq.id
+	} else {
 		token, _ := credential(nil, nil, u.Query())
-		id, viaCookie = s.authenticate(r.Context(), token, now), false
+		id, hasID = s.authenticate(r.Context(), token, now)
+		viaCookie = false
 	}
 	upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 	// The body is not passed (proxy_pass_request_body off): a rule that depends on it is
 	// decided as if the body wrote every setting (settingsBody nil).
-	v := s.decide(check{ip: rq.ip, device: rq.device, method: method, decision: s.policy.Decide(method, p), id: id,
+	v := s.decide(check{ip: rq.ip, device: rq.device, method: method, decision: s.policy.Decide(method, p), id: id, hasID: hasID,
 		viaCookie: viaCookie, upgrade: upgrade, now: now,
 		sameOrigin: (safeMethod(method) && !upgrade) || sameOriginHost(r.Header, host, s.hostBase())})
 	switch {
@@ -66,8 +70,8 @@ func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, v.status, map[string]any{"error": v.message, "code": v.code})
 		return
 	}
-	if v.id != nil {
-		s.touch(v.id, now)
+	if v.authed {
+		s.touch(&v.id, now)
 		w.Header().Set("Comfy-User", s.comfyUserID(r.Context(), v.id.user.Username))
 		w.Header().Set("X-Mss-Login-User", v.id.user.Username)
 		w.Header().Set("X-Mss-Login-Role", v.id.role.Name)

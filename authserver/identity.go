@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,10 +16,11 @@ import (
 type identity struct {
 	user      store.User
 	role      store.Role
-	jti       string   // set for a session
-	sess      *session // the cached session row of jti
-	tokenID   string   // set for an API token
-	viaCookie bool     // the credential came from the cookie: unsafe methods need a same-origin check
+	jti       string       // set for a session
+	sess      *session     // the cached session row of jti
+	tokenID   string       // set for an API token
+	token     *cachedToken // the cached row of tokenID
+	viaCookie bool         // the credential came from the cookie: unsafe methods need a same-origin check
 	issuedAt  time.Time
 }
 
@@ -71,39 +73,40 @@ var tokenParams = []string{"token", "access_token"}
 // authenticate returns the identity a credential names, not yet checked for validity (decide
 // does that, the same way for every caller), or nil. It needs no database round trip for a
 // session or token this process has seen, and never computes a password hash.
-func (s *Server) authenticate(ctx context.Context, token string, now time.Time) *identity {
+func (s *Server) authenticate(ctx context.Context, token string, now time.Time) (identity, bool) {
 	if token == "" || len(token) > 4096 {
-		return nil
+		return identity{}, false
 	}
 	if strings.HasPrefix(token, TokenPrefix) || isLegacyToken(token) {
-		t, ok := s.cache.get().tokens[hashToken(token)]
+		t, ok := s.cache.get().tokens[sha256.Sum256([]byte(token))]
 		if !ok {
-			return nil
+			return identity{}, false
 		}
-		return &identity{tokenID: t.ID, user: store.User{ID: t.UserID}}
+		return identity{tokenID: t.ID, token: t, user: store.User{ID: t.UserID}}, true
 	}
 	claims, err := s.signer.verify(token, now)
 	if err != nil {
-		return nil
+		return identity{}, false
 	}
 	sess, err := s.cache.session(ctx, claims.ID)
 	if err != nil || sess.userID != claims.Subject {
-		return nil
+		return identity{}, false
 	}
 	if sess.idle(now, s.idleTimeout) {
 		s.cache.refreshLastUsed(ctx, claims.ID, sess) // another replica may have seen it since
 	}
-	id := &identity{jti: claims.ID, sess: sess, user: store.User{ID: claims.Subject}}
+	id := identity{jti: claims.ID, sess: sess, user: store.User{ID: claims.Subject}}
 	if claims.IssuedAt != nil {
 		id.issuedAt = claims.IssuedAt.Time
 	}
-	return id
+	return id, true
 }
 
 // touch records that an allowed request used the identity's credential.
 func (s *Server) touch(id *identity, now time.Time) {
 	switch {
-	case id.tokenID != "":
+	case id.token != nil && now.Sub(time.UnixMilli(id.token.lastUsed.Load())) > time.Second:
+		id.token.lastUsed.Store(now.UnixMilli())
 		s.cache.touchToken(id.tokenID, now)
 	case id.sess != nil && now.Sub(time.UnixMilli(id.sess.lastUsed.Load())) > time.Second:
 		id.sess.lastUsed.Store(now.UnixMilli())

@@ -185,7 +185,9 @@ type request struct {
 	https     bool
 	path      policy.Path
 	rule      policy.Rule
-	id        *identity
+	id        *identity // &idv when authenticated, else nil
+	idv       identity
+	rec       statusRecorder
 	device    string
 	comfyUser string // the comfy-user header sent upstream (ComfyUI's --multi-user id)
 	// The request's credentials as authentication read them; what goes upstream is rebuilt
@@ -243,7 +245,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq := &request{ip: s.resolver.ClientIP(peer, r.Header), https: s.resolver.HTTPS(r, peer)}
 	rq.readCredentials(r)
 	setSecurityHeaders(w, rq.https && s.cfg.ForceHTTPS)
-	rec := &statusRecorder{ResponseWriter: w, code: 200}
+	rq.rec = statusRecorder{ResponseWriter: w, code: 200}
+	rec := &rq.rec
 	class := "proxy"
 	defer func() { s.metrics.request(class, rec.code) }()
 
@@ -265,8 +268,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq.path = p
 	d := s.policy.Decide(r.Method, p)
 	upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
-	c := check{ip: rq.ip, device: rq.device, method: r.Method, decision: d, viaCookie: rq.viaCookie, upgrade: upgrade, now: now,
-		id: s.authenticate(r.Context(), rq.token, now)}
+	c := check{ip: rq.ip, device: rq.device, method: r.Method, decision: d, viaCookie: rq.viaCookie, upgrade: upgrade, now: now}
+	c.id, c.hasID = s.authenticate(r.Context(), rq.token, now)
 	c.sameOrigin = (safeMethod(r.Method) && !upgrade) || sameOrigin(r, s.hostBase())
 	if d.SettingsBody {
 		if c.settingsBody, err = readBody(r, maxSettingsBody); err != nil {
@@ -286,8 +289,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, r, v.status, v.code, v.message)
 		return
 	}
-	rq.rule, rq.id = v.rule, v.id
-	if rq.id != nil {
+	rq.rule = v.rule
+	if v.authed {
+		rq.idv = v.id
+		rq.id = &rq.idv
 		rq.id.viaCookie = rq.viaCookie
 		s.touch(rq.id, now)
 		s.detectHostBase(r, rq.id)
@@ -374,8 +379,8 @@ func sameOriginHost(h http.Header, host, base string) bool {
 }
 
 func deviceID(h http.Header, cookies []*http.Cookie) string {
-	if d := h.Get("X-Device-ID"); d != "" {
-		return truncateString(d, 191)
+	if d := h["X-Device-Id"]; len(d) > 0 && d[0] != "" { // X-Device-ID in canonical form: no allocation
+		return truncateString(d[0], 191)
 	}
 	for _, c := range cookies {
 		if c.Name == "mss_login_device_id" {
@@ -392,12 +397,21 @@ func truncateString(s string, n int) string {
 	return s
 }
 
+// The security headers' values, shared by every response instead of allocated for each. Each
+// slice has len == cap, so an Add (the reverse proxy copying ComfyUI's own header of that name)
+// makes a new array rather than writing into the shared one.
+var (
+	nosniff        = []string{"nosniff"}
+	sameOriginOnly = []string{"same-origin"}
+	hstsValue      = []string{"max-age=31536000"}
+)
+
 func setSecurityHeaders(w http.ResponseWriter, hsts bool) {
 	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "same-origin")
+	h["X-Content-Type-Options"] = nosniff
+	h["Referrer-Policy"] = sameOriginOnly
 	if hsts {
-		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h["Strict-Transport-Security"] = hstsValue
 	}
 }
 

@@ -25,7 +25,7 @@ type socket struct {
 // check is the decision input of the upgrade, at now: a socket is re-decided exactly as the
 // upgrade that opened it (it passed the origin check then).
 func (s *socket) check(now time.Time) check {
-	return check{ip: s.ip, device: s.device, method: s.method, id: s.id, upgrade: true, sameOrigin: true, now: now}
+	return check{ip: s.ip, device: s.device, method: s.method, id: *s.id, hasID: true, upgrade: true, sameOrigin: true, now: now}
 }
 
 func (s *socket) close() { s.once.Do(func() { s.conn.Close() }) }
