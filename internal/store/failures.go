@@ -74,6 +74,7 @@ func (s *Store) AdmitAttempt(ctx context.Context, scope, subject string, at time
 	}
 	return 0, false, ErrContended
 }
+
 // RecordFailure counts one failed attempt for (scope, subject) at t and returns the count
 // within the window that ends at t; a count whose window started before t-window starts over.
 // Concurrent calls from any number of processes each see a distinct count.
