@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Starts or stops the throwaway servers the tests use, each in its own temp dir on a free
-# loopback port: PostgreSQL 15, MariaDB 10.11 and a versitygw S3 server.
+# loopback port: PostgreSQL 15, MariaDB 10.11, a versitygw S3 server and a real ComfyUI
+# (hack/comfyui.sh installs it; started with --multi-user, CPU only).
 #
 #   hack/test-servers.sh start STATE_DIR   # writes STATE_DIR/env (export lines for the tests)
 #   hack/test-servers.sh stop  STATE_DIR   # stops what start started, removes the temp dirs
 #
-# MSS_TEST_SERVERS picks a subset (default: "postgres mariadb s3").
+# MSS_TEST_SERVERS picks a subset (default: "postgres mariadb s3 comfyui").
 #
 # Safe to re-run: start stops a previous set in the same STATE_DIR first.
 set -euo pipefail
@@ -64,6 +65,11 @@ stop() {
 		rm -f "$state/s3.pid"
 		[[ -f $state/s3.dir ]] && rm -rf "$(cat "$state/s3.dir")" "$state/s3.dir"
 	fi
+	if [[ -f $state/comfyui.pid ]]; then
+		kill "$(cat "$state/comfyui.pid")" 2>/dev/null || true
+		rm -f "$state/comfyui.pid"
+		[[ -f $state/comfyui.dir ]] && rm -rf "$(cat "$state/comfyui.dir")" "$state/comfyui.dir"
+	fi
 	rm -f "$state/env"
 }
 
@@ -119,15 +125,52 @@ start_s3() {
 	} >>"$state/env"
 }
 
+start_comfyui() {
+	local c d port pid
+	c=$("$root/hack/comfyui.sh")
+	d=$(mktemp -d /tmp/mss-comfyui.XXXXXX)
+	echo "$d" >"$state/comfyui.dir"
+	mkdir -p "$d/custom_nodes" "$d/models" "$d/input" "$d/output" "$d/user"
+	port=$(free_port)
+	# Its models, input, output and user folders under a throwaway base directory.
+	(cd "$c/ComfyUI" && PYTHONPATH="$c/py-stubs" nohup /usr/bin/python3 main.py --cpu --listen 127.0.0.1 --port "$port" \
+		--multi-user --front-end-root "$c/dist" --disable-auto-launch --base-directory "$d" \
+		>"$state/comfyui.log" 2>&1 & echo $! >"$state/comfyui.pid")
+	pid=$(cat "$state/comfyui.pid")
+	local ready=
+	for _ in $(seq 1 1200); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "test-servers: comfyui exited; its log:" >&2
+			cat "$state/comfyui.log" >&2
+			return 1
+		fi
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /api/system_stats HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3) 2>/dev/null; then
+			ready=1
+			break
+		fi
+		sleep 0.1
+	done
+	if [[ -z $ready ]]; then
+		echo "test-servers: comfyui did not answer in 120 s; its log:" >&2
+		cat "$state/comfyui.log" >&2
+		return 1
+	fi
+	{
+		echo "export MSS_TEST_COMFYUI_URL='http://127.0.0.1:$port'"
+		echo "export MSS_TEST_COMFYUI_DIR='$d'"
+	} >>"$state/env"
+}
+
 case $cmd in
 start)
 	stop
 	: >"$state/env"
-	for server in ${MSS_TEST_SERVERS:-postgres mariadb s3}; do
+	for server in ${MSS_TEST_SERVERS:-postgres mariadb s3 comfyui}; do
 		case $server in
 		postgres) start_postgres ;;
 		mariadb) start_mariadb ;;
 		s3) start_s3 ;;
+		comfyui) start_comfyui ;;
 		*) echo "test-servers: unknown server $server" >&2; exit 2 ;;
 		esac
 	done

@@ -1,5 +1,5 @@
 // Package testenv gives tests the real servers that `make test` starts (PostgreSQL, MariaDB,
-// S3, the envtest control plane) through environment variables. Without a variable a plain
+// S3, a real ComfyUI, the envtest control plane) through environment variables. Without a variable a plain
 // `go test` skips the test and says to run `make test`; under CI (CI=true) a missing server
 // is a failure, never a skip.
 package testenv
@@ -34,6 +34,10 @@ const (
 	Assets      = "KUBEBUILDER_ASSETS"
 	Chromium    = "MSS_TEST_CHROMIUM"  // path of a Chromium binary (Debian's /usr/bin/chromium)
 	Artifacts   = "MSS_TEST_ARTIFACTS" // where tests leave screenshots (default bin/test-artifacts)
+	// ComfyUIURL is a real ComfyUI (hack/comfyui.sh, started with --multi-user by
+	// hack/test-servers.sh); ComfyUIDir is its base directory (input, output, user).
+	ComfyUIURL = "MSS_TEST_COMFYUI_URL"
+	ComfyUIDir = "MSS_TEST_COMFYUI_DIR"
 )
 
 // InCI reports whether a missing server must fail the test rather than skip it: under CI
