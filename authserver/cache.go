@@ -61,6 +61,7 @@ type cache struct {
 	mu          sync.Mutex
 	versions    map[string]int64
 	revokeCheck time.Time
+	lastForced  atomic.Int64 // Unix nanoseconds of the last refreshSoon
 
 	// touched collects last-use times, written to the database in batches.
 	touchMu       sync.Mutex
@@ -257,6 +258,18 @@ func (c *cache) touchToken(id string, at time.Time) {
 	c.touchMu.Lock()
 	c.touchTokens[id] = at
 	c.touchMu.Unlock()
+}
+
+// refreshSoon refreshes now unless a request did so less than 100 ms ago.
+func (c *cache) refreshSoon(ctx context.Context) {
+	now := time.Now().UnixNano()
+	last := c.lastForced.Load()
+	if now-last < int64(100*time.Millisecond) || !c.lastForced.CompareAndSwap(last, now) {
+		return
+	}
+	if err := c.refresh(ctx, false); err != nil {
+		c.log.Warn("refreshing the cache for a session of an unknown user failed", "error", err)
+	}
 }
 
 // flushTouches writes the collected last-use times.

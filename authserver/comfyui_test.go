@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/mss-login/mss-login/authserver"
 	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
@@ -120,5 +121,108 @@ func TestRealComfyUI(t *testing.T) {
 	// The manager's /v2 routes never reach ComfyUI for her.
 	if r := e.do("POST", "/api/v2/manager/queue/task", map[string]any{}, bearer(rita)); r.code != 403 {
 		t.Fatalf("manager route: %d %s", r.code, r.raw)
+	}
+}
+
+// Two users and an admin share one real ComfyUI through two auth server replicas: each user's
+// history and jobs hold only their own prompts, deletes and clears touch only their own, a
+// prompt id cannot be taken over, and freeing memory is for admins; with isolation switched off
+// the same checks see the other user's prompt (so they can fail).
+func TestIsolationRealComfyUI(t *testing.T) {
+	comfy := testenv.Require(t, testenv.ComfyUIURL)
+	for _, backend := range []store.Backend{store.SQLite, store.PostgreSQL} {
+		t.Run(string(backend), func(t *testing.T) {
+			db := testenv.Open(t, backend)
+			up := func(c *config.Config) { c.UpstreamURL = comfy }
+			a, b := start(t, db, up), start(t, db, up)
+			owner := a.bootstrap()
+			suffix := fmt.Sprint(time.Now().UnixNano() % 1e9)
+			token := map[string]string{}
+			for _, n := range []string{"ann", "ben"} {
+				if r := a.do("POST", "/mss-login/api/users", map[string]string{"username": n + suffix, "password": "Iso-pass-1!", "role": "user"},
+					bearer(owner)); r.code != 201 {
+					t.Fatal(r.raw)
+				}
+				token[n] = a.login(n+suffix, "Iso-pass-1!", "192.0.2.241")
+			}
+			queue := func(e *env, who string) string {
+				t.Helper()
+				r := e.do("POST", "/api/prompt", map[string]any{"prompt": map[string]any{
+					"1": map[string]any{"class_type": "EmptyImage", "inputs": map[string]any{"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+					"2": map[string]any{"class_type": "SaveImage", "inputs": map[string]any{"images": []any{"1", 0}, "filename_prefix": "iso"}},
+				}}, bearer(token[who]))
+				id, _ := r.body["prompt_id"].(string)
+				if r.code != 200 || id == "" {
+					t.Fatalf("%s queues: %d %s", who, r.code, r.raw)
+				}
+				return id
+			}
+			annP, benP := queue(a, "ann"), queue(b, "ben")
+			history := func(e *env, tok string) map[string]json.RawMessage {
+				t.Helper()
+				r := e.do("GET", "/api/history?max_items=10000", nil, bearer(tok))
+				var h map[string]json.RawMessage
+				if r.code != 200 || json.Unmarshal([]byte(r.raw), &h) != nil {
+					t.Fatalf("GET /api/history: %d %.200s", r.code, r.raw)
+				}
+				return h
+			}
+			eventually(t, "both prompts ran", func() bool {
+				h := history(a, owner)
+				return h[annP] != nil && h[benP] != nil
+			})
+			if h := history(b, token["ann"]); h[annP] == nil || h[benP] != nil {
+				t.Errorf("ann's history on replica b: has hers %t, has ben's %t", h[annP] != nil, h[benP] != nil)
+			}
+			if h := history(a, token["ben"]); h[benP] == nil || h[annP] != nil {
+				t.Errorf("ben's history on replica a: has his %t, has ann's %t", h[benP] != nil, h[annP] != nil)
+			}
+			if r := a.do("GET", "/api/history/"+benP, nil, bearer(token["ann"])); r.code != 200 || strings.Contains(r.raw, benP) {
+				t.Errorf("ann reads ben's history entry: %d %.200s", r.code, r.raw)
+			}
+			if r := b.do("GET", "/api/jobs?limit=1000", nil, bearer(token["ann"])); r.code != 200 || !strings.Contains(r.raw, annP) || strings.Contains(r.raw, benP) {
+				t.Errorf("ann's jobs: %d %.300s", r.code, r.raw)
+			}
+			if r := b.do("GET", "/api/jobs/"+benP, nil, bearer(token["ann"])); r.code != 404 {
+				t.Errorf("ann reads ben's job: %d %.200s", r.code, r.raw)
+			}
+			if r := a.do("GET", "/api/queue", nil, bearer(token["ann"])); r.code != 200 || !strings.Contains(r.raw, "queue_pending") {
+				t.Errorf("ann's queue: %d %.200s", r.code, r.raw)
+			}
+			// A prompt id is its owner's: ann cannot queue under ben's.
+			if r := a.do("POST", "/api/prompt", map[string]any{"prompt_id": benP, "prompt": map[string]any{}}, bearer(token["ann"])); r.code != 409 {
+				t.Errorf("ann reuses ben's prompt id: %d %s", r.code, r.raw)
+			}
+			// Deletes and clears: only her own.
+			if r := a.do("POST", "/api/history", map[string]any{"delete": []string{benP}}, bearer(token["ann"])); r.code != 200 {
+				t.Fatalf("delete: %d %s", r.code, r.raw)
+			}
+			if r := b.do("POST", "/api/history", map[string]any{"clear": true}, bearer(token["ann"])); r.code != 200 {
+				t.Fatalf("clear: %d %s", r.code, r.raw)
+			}
+			if h := history(a, owner); h[benP] == nil || h[annP] != nil {
+				t.Errorf("after ann's delete and clear: ben's %t (want kept), ann's %t (want gone)", h[benP] != nil, h[annP] != nil)
+			}
+			if r := a.do("POST", "/api/interrupt", map[string]any{}, bearer(token["ann"])); r.code != 200 {
+				t.Errorf("interrupt with nothing of hers running: %d %s", r.code, r.raw)
+			}
+			if r := a.do("POST", "/api/interrupt", map[string]any{"prompt_id": benP}, bearer(token["ann"])); r.code != 403 {
+				t.Errorf("ann interrupts ben's prompt: %d %s", r.code, r.raw)
+			}
+			if r := a.do("POST", "/api/free", map[string]any{"unload_models": true}, bearer(token["ann"])); r.code != 403 {
+				t.Errorf("ann frees everyone's memory: %d %s", r.code, r.raw)
+			}
+
+			// The same look with isolation off sees ben's prompt: the checks above can fail.
+			off := startWith(t, db, up, authserver.Options{DisableIsolation: true})
+			if h := history(off, token["ben"]); h[benP] == nil {
+				t.Fatal("ben's prompt is not in ComfyUI's history at all")
+			}
+			annAgain := queue(off, "ann")
+			eventually(t, "ann's second prompt ran", func() bool { return history(off, owner)[annAgain] != nil })
+			if h := history(off, token["ben"]); h[annAgain] == nil {
+				t.Error("with isolation off, ben does not see ann's prompt: the isolation checks prove nothing")
+			}
+		})
 	}
 }

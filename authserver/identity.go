@@ -92,6 +92,11 @@ func (s *Server) authenticate(ctx context.Context, token string, now time.Time) 
 	if err != nil || sess.userID != claims.Subject {
 		return identity{}, false
 	}
+	if _, known := s.cache.get().usersByID[claims.Subject]; !known {
+		// A session of a user created on another replica since the last refresh: load it now
+		// rather than refuse the user's first request here.
+		s.cache.refreshSoon(ctx)
+	}
 	if sess.idle(now, s.idleTimeout) {
 		s.cache.refreshLastUsed(ctx, claims.ID, sess) // another replica may have seen it since
 	}

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -39,10 +40,17 @@ func (s *Server) newProxy() *httputil.ReverseProxy {
 		Transport: &timedTransport{RoundTripper: transport, observe: s.metrics.upstream.WithLabelValues("proxy")},
 		// 0: ReverseProxy still flushes at once for responses of unknown length (streams) and
 		// event streams; a fixed-size body goes out without a flush per write.
-		FlushInterval: 0,
+		FlushInterval:  0,
+		ModifyResponse: s.filterAnswer,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
 				return // the client went away
+			}
+			if errors.Is(err, errFilter) {
+				s.log.Error("an answer to filter to the caller's prompts could not be filtered; nothing of it was sent",
+					"path", reqInfo(r).path.Forward, "error", err)
+				writeError(w, r, http.StatusBadGateway, "FILTER_FAILED", "ComfyUI's answer could not be limited to your prompts.")
+				return
 			}
 			s.log.Warn("upstream request failed", "path", reqInfo(r).path.Forward, "error", err)
 			writeError(w, r, http.StatusBadGateway, "UPSTREAM_UNAVAILABLE",
@@ -109,6 +117,9 @@ func upstreamCookies(cookies []*http.Cookie) string {
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rq *request) {
 	if rq.id != nil {
 		rq.comfyUser = s.comfyUserID(r.Context(), rq.id.user.Username)
+	}
+	if !s.isolate(w, r, rq) {
+		return
 	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		s.proxy.ServeHTTP(w, r)

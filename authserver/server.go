@@ -43,6 +43,9 @@ type Options struct {
 	// Now is the clock for sessions, tokens and lockouts (default the system clock, in UTC);
 	// tests move it to cross idle and expiry limits.
 	Now func() time.Time
+	// DisableIsolation switches the keeping apart of ComfyUI users off. Tests only: it shows
+	// that the isolation tests fail without it.
+	DisableIsolation bool
 }
 
 // Server is the auth server. Create it with New and serve Handler (or call Run).
@@ -60,6 +63,8 @@ type Server struct {
 	metrics     *metrics
 	security    *securityFile
 	timing      *failureTiming
+	prompts     *promptOwners
+	noIsolation bool
 	routes      []route
 	policy      *policy.Policy
 	idleTimeout time.Duration
@@ -104,6 +109,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.now = func() time.Time { return o.Now().UTC() }
 	}
 	s.sockets = newSockets(s.metrics)
+	s.prompts, s.noIsolation = &promptOwners{db: o.Store}, o.DisableIsolation
 	if s.cache, err = newCache(ctx, o.Store, log); err != nil {
 		return nil, err
 	}
@@ -189,7 +195,8 @@ type request struct {
 	idv       identity
 	rec       statusRecorder
 	device    string
-	comfyUser string // the comfy-user header sent upstream (ComfyUI's --multi-user id)
+	comfyUser string     // the comfy-user header sent upstream (ComfyUI's --multi-user id)
+	filter    comfyRoute // an answer filtered to the caller's prompts (routeOther: none)
 	// The request's credentials as authentication read them; what goes upstream is rebuilt
 	// from these parsed forms, never patched on the raw header or query string.
 	cookies    []*http.Cookie // from every Cookie line

@@ -61,6 +61,8 @@ var (
 	ruleExtension = need(roles.CanManageExtensions, "EXTENSIONS_DENIED", "MSS-Login: Extension Management Denied")
 	ruleWorkflow  = need(roles.CanModifyWorkflows, "WORKFLOW_DENIED", "MSS-Login: Workflow Modification Denied")
 	ruleConsole   = need(roles.CanViewConsole, "CONSOLE_DENIED", "MSS-Login: Console Denied")
+	// Unloading models and freeing memory affects every user's running work.
+	ruleFree = need(roles.CanViewAllComfyUIItems, "FREE_DENIED", "MSS-Login: Freeing memory affects everyone's work")
 )
 
 // extensionBlocks is the original's EXTENSION_BLOCK_MAP for third-party extensions: a role whose
@@ -144,6 +146,8 @@ func decideComfy(method string, p Path) Rule {
 		}
 	}
 	switch {
+	case hasPrefix(r, "/free") && write:
+		return ruleFree
 	case hasPrefix(r, "/prompt"), hasPrefix(r, "/queue"), hasPrefix(r, "/interrupt"), hasPrefix(r, "/free"),
 		hasPrefix(r, "/jobs"):
 		if write {

@@ -170,7 +170,7 @@ var familyCases = []struct {
 	{"POST", "/prompt", Permission, roles.CanRun},
 	{"POST", "/queue", Permission, roles.CanRun},
 	{"POST", "/interrupt", Permission, roles.CanRun},
-	{"POST", "/free", Permission, roles.CanRun},
+	{"POST", "/free", Permission, roles.CanViewAllComfyUIItems},
 	{"POST", "/jobs/cancel", Permission, roles.CanRun},
 	{"POST", "/jobs/0e9b/cancel", Permission, roles.CanRun},
 	{"POST", "/upload/image", Permission, roles.CanUpload},

@@ -34,6 +34,7 @@ func mustSQL(name string) string {
 var migrations = []migration{
 	{version: 1, name: "schema", sql: mustSQL("0001_schema.sql")},
 	{version: 2, name: "builtin roles and change counters", apply: seedBuiltins},
+	{version: 3, name: "prompt owners", sql: mustSQL("0003_prompt_owners.sql")},
 }
 
 // LatestVersion is the schema version this binary writes.

@@ -1,0 +1,181 @@
+// Package isolation holds the pure parts of keeping ComfyUI users apart behind the proxy: which
+// prompt ids a ComfyUI answer names, and the answer with only the entries a user may see. The
+// JSON is filtered as it is, in its order, without decoding what is kept.
+package isolation
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+)
+
+// errShape: the answer is not shaped as this ComfyUI route answers.
+var errShape = errors.New("unexpected ComfyUI answer")
+
+// HistoryIDs lists the prompt ids of a GET /history (or /history/{id}) answer: an object keyed
+// by prompt id.
+func HistoryIDs(body []byte) ([]string, error) {
+	var ids []string
+	err := eachMember(body, func(key string, _ json.RawMessage) { ids = append(ids, key) })
+	return ids, err
+}
+
+// FilterHistory keeps the members of a history answer whose prompt id keep accepts.
+func FilterHistory(body []byte, keep func(id string) bool) ([]byte, error) {
+	var out bytes.Buffer
+	out.WriteByte('{')
+	n := 0
+	err := eachMember(body, func(key string, v json.RawMessage) {
+		if !keep(key) {
+			return
+		}
+		if n > 0 {
+			out.WriteByte(',')
+		}
+		n++
+		k, _ := json.Marshal(key)
+		out.Write(k)
+		out.WriteByte(':')
+		out.Write(v)
+	})
+	out.WriteByte('}')
+	return out.Bytes(), err
+}
+
+// queueItemID is the prompt id of a queue entry: [number, prompt_id, prompt, extra_data, outputs].
+func queueItemID(item json.RawMessage) string {
+	var head []json.RawMessage
+	if json.Unmarshal(item, &head) != nil || len(head) < 2 {
+		return ""
+	}
+	var id string
+	_ = json.Unmarshal(head[1], &id)
+	return id
+}
+
+// QueueIDs lists the prompt ids of a GET /queue answer ({"queue_running": [...],
+// "queue_pending": [...]}).
+func QueueIDs(body []byte) ([]string, error) {
+	var ids []string
+	err := eachMember(body, func(key string, v json.RawMessage) {
+		var items []json.RawMessage
+		if json.Unmarshal(v, &items) == nil {
+			for _, it := range items {
+				ids = append(ids, queueItemID(it))
+			}
+		}
+	})
+	return ids, err
+}
+
+// FilterQueue keeps the queue entries whose prompt id keep accepts; other members stay as they are.
+func FilterQueue(body []byte, keep func(id string) bool) ([]byte, error) {
+	return filterArrays(body, func(key string) bool { return key == "queue_running" || key == "queue_pending" },
+		func(item json.RawMessage) bool { return keep(queueItemID(item)) })
+}
+
+// jobID is the id of a job of GET /api/jobs: {"id": …}.
+func jobID(item json.RawMessage) string {
+	var j struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(item, &j)
+	return j.ID
+}
+
+// JobsIDs lists the job (prompt) ids of a GET /api/jobs answer ({"jobs": [...], "pagination": …}).
+func JobsIDs(body []byte) ([]string, error) {
+	var ids []string
+	err := eachMember(body, func(key string, v json.RawMessage) {
+		var items []json.RawMessage
+		if key == "jobs" && json.Unmarshal(v, &items) == nil {
+			for _, it := range items {
+				ids = append(ids, jobID(it))
+			}
+		}
+	})
+	return ids, err
+}
+
+// FilterJobs keeps the jobs whose id keep accepts (pagination is ComfyUI's, over everyone's).
+func FilterJobs(body []byte, keep func(id string) bool) ([]byte, error) {
+	return filterArrays(body, func(key string) bool { return key == "jobs" },
+		func(item json.RawMessage) bool { return keep(jobID(item)) })
+}
+
+// filterArrays rewrites the array members of an object that inArray names, keeping the items
+// keepItem accepts; every other member is copied as it is.
+func filterArrays(body []byte, inArray func(key string) bool, keepItem func(json.RawMessage) bool) ([]byte, error) {
+	var out bytes.Buffer
+	out.WriteByte('{')
+	n := 0
+	var bad error
+	err := eachMember(body, func(key string, v json.RawMessage) {
+		if n > 0 {
+			out.WriteByte(',')
+		}
+		n++
+		k, _ := json.Marshal(key)
+		out.Write(k)
+		out.WriteByte(':')
+		if !inArray(key) {
+			out.Write(v)
+			return
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(v, &items); err != nil {
+			bad = errShape
+			out.WriteString("[]")
+			return
+		}
+		out.WriteByte('[')
+		m := 0
+		for _, it := range items {
+			if !keepItem(it) {
+				continue
+			}
+			if m > 0 {
+				out.WriteByte(',')
+			}
+			m++
+			out.Write(it)
+		}
+		out.WriteByte(']')
+	})
+	out.WriteByte('}')
+	if err == nil {
+		err = bad
+	}
+	return out.Bytes(), err
+}
+
+// eachMember calls f with every member of the JSON object body, in order.
+func eachMember(body []byte, f func(key string, v json.RawMessage)) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errShape
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return errShape
+		}
+		key, ok := t.(string)
+		if !ok {
+			return errShape
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return errShape
+		}
+		f(key, v)
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return errShape
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errShape // something after the object
+	}
+	return nil
+}

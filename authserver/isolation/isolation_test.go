@@ -1,0 +1,70 @@
+package isolation
+
+import (
+	"strings"
+	"testing"
+)
+
+func own(id string) bool { return strings.HasPrefix(id, "mine") }
+
+func TestFilters(t *testing.T) {
+	cases := []struct {
+		name     string
+		filter   func([]byte, func(string) bool) ([]byte, error)
+		ids      func([]byte) ([]string, error)
+		in, want string
+		wantIDs  string
+	}{
+		{"history", FilterHistory, HistoryIDs,
+			`{"other-1": {"prompt": [1, "other-1"]}, "mine-2": {"outputs": {"9": {}}}, "mine-3": {}}`,
+			`{"mine-2":{"outputs": {"9": {}}},"mine-3":{}}`, "other-1,mine-2,mine-3"},
+		{"history of another", FilterHistory, HistoryIDs, `{"other-1": {"x": 1}}`, `{}`, "other-1"},
+		{"empty history", FilterHistory, HistoryIDs, `{}`, `{}`, ""},
+		{"queue", FilterQueue, QueueIDs,
+			`{"queue_running": [[0, "other-1", {}, {}, []]], "queue_pending": [[1, "mine-2", {}, {"client_id": "c"}, ["9"]], [2, "other-3", {}, {}, []]]}`,
+			`{"queue_running":[],"queue_pending":[[1, "mine-2", {}, {"client_id": "c"}, ["9"]]]}`, "other-1,mine-2,other-3"},
+		{"queue entry without an id", FilterQueue, QueueIDs, `{"queue_running": [[0]], "queue_pending": []}`,
+			`{"queue_running":[],"queue_pending":[]}`, ""},
+		{"jobs", FilterJobs, JobsIDs,
+			`{"jobs": [{"id": "mine-1", "status": "completed"}, {"id": "other-2"}], "pagination": {"total": 2}}`,
+			`{"jobs":[{"id": "mine-1", "status": "completed"}],"pagination":{"total": 2}}`, "mine-1,other-2"},
+	}
+	for _, c := range cases {
+		got, err := c.filter([]byte(c.in), own)
+		if err != nil || string(got) != c.want {
+			t.Errorf("%s: %s, %v\n want %s", c.name, got, err, c.want)
+		}
+		ids, err := c.ids([]byte(c.in))
+		if err != nil || strings.Join(ids, ",") != c.wantIDs {
+			t.Errorf("%s ids: %v, %v", c.name, ids, err)
+		}
+	}
+	// Not the shape ComfyUI answers: an error, and nothing of the input passes.
+	for _, bad := range []string{`[]`, `{"a": 1`, `"x"`, `{"a": 1} {"b": 2}`, ``} {
+		if got, err := FilterHistory([]byte(bad), func(string) bool { return false }); err == nil {
+			t.Errorf("FilterHistory(%q) = %s without an error", bad, got)
+		}
+	}
+	if got, err := FilterQueue([]byte(`{"queue_running": {"0": "other"}}`), own); err == nil || strings.Contains(string(got), "other") {
+		t.Errorf("a queue that is not an array: %s %v", got, err)
+	}
+}
+
+func FuzzFilterHistory(f *testing.F) {
+	f.Add(`{"mine-1": {"a": [1, 2]}, "other": {"b": "mine-x"}}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := FilterHistory([]byte(in), own)
+		if err != nil {
+			return
+		}
+		ids, err := HistoryIDs(out)
+		if err != nil {
+			t.Fatalf("the filtered answer %q does not parse: %v", out, err)
+		}
+		for _, id := range ids {
+			if !own(id) {
+				t.Fatalf("%q kept in %q", id, out)
+			}
+		}
+	})
+}

@@ -1,0 +1,367 @@
+package authserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/mss-login/mss-login/authserver/isolation"
+	"github.com/mss-login/mss-login/authserver/policy"
+	"github.com/mss-login/mss-login/internal/roles"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// Keeping ComfyUI users apart (docs/authserver.md, "What each user sees"): every prompt is
+// owned by the user who queued it, recorded before ComfyUI sees it; queue, history and job
+// answers are filtered to the caller's prompts; deletes, clears and interrupts act on the
+// caller's prompts only. Admins and can_view_all_comfyui_items see and act on everyone's.
+
+// comfyRoute is a ComfyUI route whose request or answer isolation rewrites.
+type comfyRoute int
+
+const (
+	routeOther comfyRoute = iota
+	routePostPrompt
+	routeGetQueue
+	routePostQueue
+	routeGetHistory
+	routePostHistory
+	routeGetJobs
+	routeGetJob
+	routeInterrupt
+)
+
+// classify names the isolated route of a request (any /api or version prefix stripped).
+func classify(method string, p policy.Path) comfyRoute {
+	r, _ := policy.Route(p.Match)
+	get, post := method == http.MethodGet || method == http.MethodHead, method == http.MethodPost
+	switch {
+	case r == "/prompt" && post:
+		return routePostPrompt
+	case r == "/queue" && get:
+		return routeGetQueue
+	case r == "/queue" && post:
+		return routePostQueue
+	case (r == "/history" || strings.HasPrefix(r, "/history/")) && get:
+		return routeGetHistory
+	case r == "/history" && post:
+		return routePostHistory
+	case r == "/jobs" && get:
+		return routeGetJobs
+	case strings.HasPrefix(r, "/jobs/") && get:
+		return routeGetJob
+	case r == "/interrupt" && post:
+		return routeInterrupt
+	}
+	return routeOther
+}
+
+// seesAll: admins and can_view_all_comfyui_items see and act on everyone's prompts.
+func seesAll(id *identity) bool { return id.isAdmin() || id.can(roles.CanViewAllComfyUIItems) }
+
+// promptOwners caches the owners of prompt ids (a prompt's owner never changes) over the
+// database, which every replica shares.
+type promptOwners struct {
+	db    *store.Store
+	known sync.Map // prompt id → user id
+	size  atomic.Int64
+}
+
+const maxKnownPrompts = 100000
+
+func (po *promptOwners) remember(id, user string) {
+	if po.size.Add(1) > maxKnownPrompts {
+		po.known.Clear() // bounded: start over rather than track age
+		po.size.Store(1)
+	}
+	po.known.Store(id, user)
+}
+
+// owners returns the owner of each of ids that has one.
+func (po *promptOwners) owners(ctx context.Context, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	var missing []string
+	for _, id := range ids {
+		if u, ok := po.known.Load(id); ok {
+			out[id] = u.(string)
+		} else if id != "" {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	found, err := po.db.PromptOwners(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for id, u := range found {
+		out[id] = u
+		po.remember(id, u)
+	}
+	return out, nil
+}
+
+// maxPromptBody bounds a prompt (its workflow is embedded for the PNG metadata) and a filtered
+// answer read into memory.
+const (
+	maxPromptBody   = 32 << 20
+	maxFilteredBody = 256 << 20
+)
+
+// isolate rewrites the request of an isolated route before it is forwarded, and marks the ones
+// whose answer is filtered. It returns false when it has answered the request itself.
+func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bool {
+	if rq.id == nil || s.noIsolation {
+		return true
+	}
+	kind := classify(r.Method, rq.path)
+	if kind == routePostPrompt {
+		return s.ownPrompt(w, r, rq) // admins' prompts are owned too
+	}
+	if kind == routeOther || seesAll(rq.id) {
+		return true
+	}
+	switch kind {
+	case routePostQueue, routePostHistory:
+		return s.ownDeletes(w, r, rq, kind)
+	case routeInterrupt:
+		return s.ownInterrupt(w, r, rq)
+	}
+	rq.filter = kind
+	r.Header.Del("Accept-Encoding") // the answer is read and rewritten
+	return true
+}
+
+// ownPrompt gives the prompt an id the caller owns — its own when it brought one nobody else
+// owns (409 otherwise), else a new one — and records it before ComfyUI sees the prompt.
+func (s *Server) ownPrompt(w http.ResponseWriter, r *http.Request, rq *request) bool {
+	_, doc, ok := readJSONObject(w, r, maxPromptBody)
+	if !ok {
+		return false
+	}
+	id := ""
+	if raw, set := doc["prompt_id"]; set && json.Unmarshal(raw, &id) != nil {
+		writeError(w, r, http.StatusBadRequest, "BAD_PROMPT", "prompt_id: a string")
+		return false
+	}
+	if id == "" {
+		id = uuid.NewString()
+	}
+	switch err := s.db.ClaimPrompt(r.Context(), id, rq.id.user.ID, s.now()); {
+	case errors.Is(err, store.ErrPromptTaken):
+		writeError(w, r, http.StatusConflict, "PROMPT_ID_TAKEN", "prompt_id: in use by another user's prompt")
+		return false
+	case err != nil:
+		s.log.Error("recording a prompt's owner failed", "error", err)
+		dbUnavailable(w, r)
+		return false
+	}
+	s.prompts.remember(id, rq.id.user.ID)
+	doc["prompt_id"], _ = json.Marshal(id)
+	setJSONBody(r, doc)
+	return true
+}
+
+// ownDeletes limits POST /queue and POST /history to the caller's prompts: "delete" keeps the
+// caller's ids, "clear" becomes a delete of the caller's entries.
+func (s *Server) ownDeletes(w http.ResponseWriter, r *http.Request, rq *request, kind comfyRoute) bool {
+	_, doc, ok := readJSONObject(w, r, 1<<20)
+	if !ok {
+		return false
+	}
+	var ids []string
+	if raw, set := doc["delete"]; set && json.Unmarshal(raw, &ids) != nil {
+		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "delete: a list of prompt ids")
+		return false
+	}
+	var clear bool
+	_ = json.Unmarshal(doc["clear"], &clear)
+	if clear {
+		path, list := "/api/queue", isolation.QueueIDs
+		if kind == routePostHistory {
+			path, list = "/api/history", isolation.HistoryIDs
+		}
+		current, err := s.upstreamJSON(r.Context(), path, rq.comfyUser)
+		if err == nil {
+			var all []string
+			if all, err = list(current); err == nil {
+				ids = append(ids, all...)
+			}
+		}
+		if err != nil {
+			writeError(w, r, http.StatusBadGateway, "UPSTREAM_UNAVAILABLE", "Could not read the list to clear your entries from ComfyUI.")
+			return false
+		}
+	}
+	owners, err := s.prompts.owners(r.Context(), ids)
+	if err != nil {
+		dbUnavailable(w, r)
+		return false
+	}
+	own := []string{}
+	for _, id := range ids {
+		if owners[id] == rq.id.user.ID {
+			own = append(own, id)
+		}
+	}
+	delete(doc, "clear")
+	doc["delete"], _ = json.Marshal(own)
+	setJSONBody(r, doc)
+	return true
+}
+
+// ownInterrupt lets a user stop their own running prompt only. ComfyUI interrupts a named
+// prompt only while it is the one running, so naming it leaves no window in which another's
+// prompt could be stopped instead.
+func (s *Server) ownInterrupt(w http.ResponseWriter, r *http.Request, rq *request) bool {
+	_, doc, ok := readJSONObject(w, r, 1<<20)
+	if !ok {
+		return false
+	}
+	var id string
+	_ = json.Unmarshal(doc["prompt_id"], &id)
+	if id == "" {
+		current, err := s.upstreamJSON(r.Context(), "/api/queue", rq.comfyUser)
+		if err != nil {
+			writeError(w, r, http.StatusBadGateway, "UPSTREAM_UNAVAILABLE", "Could not read what ComfyUI is running.")
+			return false
+		}
+		var q struct {
+			Running []json.RawMessage `json:"queue_running"`
+		}
+		if json.Unmarshal(current, &q) == nil && len(q.Running) > 0 {
+			running, _ := isolation.QueueIDs([]byte(`{"queue_running":[` + string(q.Running[0]) + `]}`))
+			if len(running) == 1 {
+				id = running[0]
+			}
+		}
+		if id == "" {
+			writeJSON(w, http.StatusOK, map[string]any{}) // nothing runs: nothing to stop
+			return false
+		}
+	}
+	owners, err := s.prompts.owners(r.Context(), []string{id})
+	if err != nil {
+		dbUnavailable(w, r)
+		return false
+	}
+	if owners[id] != rq.id.user.ID {
+		writeError(w, r, http.StatusForbidden, "NOT_YOUR_PROMPT", "The running prompt is another user's: only they or an admin can stop it.")
+		return false
+	}
+	doc["prompt_id"], _ = json.Marshal(id)
+	setJSONBody(r, doc)
+	return true
+}
+
+// errFilter fails a filtered answer closed: nothing of it reaches the client.
+var errFilter = errors.New("filtering the ComfyUI answer failed")
+
+// filterAnswer is the proxy's ModifyResponse: a queue, history or job answer keeps only the
+// caller's prompts.
+func (s *Server) filterAnswer(resp *http.Response) error {
+	rq, ok := resp.Request.Context().Value(ctxKey{}).(*request)
+	if !ok || rq.filter == routeOther || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFilteredBody+1))
+	resp.Body.Close()
+	if err != nil || len(body) > maxFilteredBody {
+		return fmt.Errorf("%w: reading it: %v", errFilter, err)
+	}
+	var ids []string
+	filter := isolation.FilterHistory
+	switch rq.filter {
+	case routeGetQueue:
+		ids, err = isolation.QueueIDs(body)
+		filter = isolation.FilterQueue
+	case routeGetHistory:
+		ids, err = isolation.HistoryIDs(body)
+	case routeGetJobs:
+		ids, err = isolation.JobsIDs(body)
+		filter = isolation.FilterJobs
+	case routeGetJob:
+		var j struct {
+			ID string `json:"id"`
+		}
+		err = json.Unmarshal(body, &j)
+		ids = []string{j.ID}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", errFilter, err)
+	}
+	owners, err := s.prompts.owners(resp.Request.Context(), ids)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errFilter, err)
+	}
+	keep := func(id string) bool { return id != "" && owners[id] == rq.id.user.ID }
+	var out []byte
+	if rq.filter == routeGetJob {
+		out = body
+		if !keep(ids[0]) {
+			resp.StatusCode, resp.Status = http.StatusNotFound, "404 Not Found"
+			out = []byte(`{"error": "Job not found"}`)
+		}
+	} else if out, err = filter(body, keep); err != nil {
+		return fmt.Errorf("%w: %v", errFilter, err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	resp.Header.Del("Content-Encoding")
+	return nil
+}
+
+// upstreamJSON GETs a ComfyUI route as comfyUser (for a clear or an interrupt).
+func (s *Server) upstreamJSON(ctx context.Context, path, comfyUser string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(s.upstream.String(), "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Comfy-User", comfyUser)
+	res, err := s.comfyUsers.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", path, res.Status)
+	}
+	return io.ReadAll(io.LimitReader(res.Body, maxFilteredBody))
+}
+
+// readJSONObject reads a JSON object body (an empty body is an empty object); ok is false when
+// it answered 400 or 413.
+func readJSONObject(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, map[string]json.RawMessage, bool) {
+	body, err := readBody(r, limit)
+	if err != nil {
+		writeError(w, r, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", "The request body is too large.")
+		return nil, nil, false
+	}
+	doc := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(body)) > 0 && (json.Unmarshal(body, &doc) != nil || doc == nil) {
+		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "The body must be a JSON object.")
+		return nil, nil, false
+	}
+	return body, doc, true
+}
+
+// setJSONBody replaces the request body with doc.
+func setJSONBody(r *http.Request, doc map[string]json.RawMessage) {
+	b, _ := json.Marshal(doc)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	r.Header.Set("Content-Type", "application/json")
+}
