@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -321,6 +322,38 @@ func (s *Server) filterAnswer(resp *http.Response) error {
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	resp.Header.Del("Content-Encoding")
 	return nil
+}
+
+// prunePrompts forgets the owners of prompts ComfyUI no longer holds (deleted from its history,
+// or lost at its restart), older than an hour so that a prompt just queued on another replica is
+// never caught between its record and ComfyUI's queue. Nothing is pruned unless both lists were
+// read: a prompt whose owner is forgotten is hidden from everyone but admins.
+func (s *Server) prunePrompts(ctx context.Context) {
+	keep := map[string]bool{}
+	for _, l := range []struct {
+		path string
+		ids  func([]byte) ([]string, error)
+	}{{"/api/queue", isolation.QueueIDs}, {"/api/history", isolation.HistoryIDs}} {
+		body, err := s.upstreamJSON(ctx, l.path, "")
+		if err == nil {
+			var ids []string
+			if ids, err = l.ids(body); err == nil {
+				for _, id := range ids {
+					keep[id] = true
+				}
+			}
+		}
+		if err != nil {
+			s.log.Debug("not pruning prompt owners: ComfyUI's list could not be read", "path", l.path, "error", err)
+			return
+		}
+	}
+	n, err := s.db.PrunePrompts(ctx, s.now().Add(-time.Hour), keep)
+	if err != nil {
+		s.log.Warn("pruning prompt owners failed", "error", err)
+	} else if n > 0 {
+		s.log.Info("forgot the owners of prompts ComfyUI no longer holds", "prompts", n)
+	}
 }
 
 // upstreamJSON GETs a ComfyUI route as comfyUser (for a clear or an interrupt).

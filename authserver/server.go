@@ -159,6 +159,8 @@ func (s *Server) Background(ctx context.Context) {
 	go s.cache.run(ctx, s.refresh, 10*time.Second)
 	tick := time.NewTicker(s.refresh)
 	defer tick.Stop()
+	prune := time.NewTicker(10 * time.Minute)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -166,6 +168,8 @@ func (s *Server) Background(ctx context.Context) {
 		case <-tick.C:
 			// Sessions expire and idle out without any write: check sockets on a timer too.
 			s.sweepSockets()
+		case <-prune.C:
+			s.prunePrompts(ctx)
 		}
 	}
 }

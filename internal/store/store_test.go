@@ -715,3 +715,43 @@ func TestConnectionErrorsNeverShowThePassword(t *testing.T) {
 		})
 	}
 }
+
+// A prompt id is owned by whoever claims it first, on any backend; owners are read in batches
+// and forgotten once ComfyUI no longer holds the prompt.
+func TestPromptOwners(t *testing.T) {
+	testenv.ForEachBackend(t, func(t *testing.T, s *store.Store) {
+		t0 := time.Now().UTC()
+		if err := s.ClaimPrompt(ctx, "p-1", "user-a", t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ClaimPrompt(ctx, "p-1", "user-a", t0); err != nil {
+			t.Fatalf("claiming one's own prompt again: %v", err)
+		}
+		if err := s.ClaimPrompt(ctx, "p-1", "user-b", t0); !errors.Is(err, store.ErrPromptTaken) {
+			t.Fatalf("claiming another's prompt: %v", err)
+		}
+		ids := []string{"p-1"}
+		for i := range 1200 { // more than one batch of the IN list
+			id := fmt.Sprintf("bulk-%d", i)
+			ids = append(ids, id)
+			if i%2 == 0 {
+				if err := s.ClaimPrompt(ctx, id, "user-b", t0.Add(time.Duration(i)*time.Millisecond)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		owners, err := s.PromptOwners(ctx, ids)
+		if err != nil || len(owners) != 601 || owners["p-1"] != "user-a" || owners["bulk-2"] != "user-b" || owners["bulk-3"] != "" {
+			t.Fatalf("%d owners, p-1 %q, bulk-2 %q, bulk-3 %q, %v", len(owners), owners["p-1"], owners["bulk-2"], owners["bulk-3"], err)
+		}
+		// Pruning keeps what ComfyUI still holds and what is younger than the cutoff.
+		n, err := s.PrunePrompts(ctx, t0.Add(500*time.Millisecond), map[string]bool{"bulk-0": true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners, _ = s.PromptOwners(ctx, ids)
+		if n != 250 || owners["bulk-0"] == "" || owners["p-1"] != "" || owners["bulk-498"] != "" || owners["bulk-500"] == "" {
+			t.Fatalf("pruned %d; left bulk-0 %q, p-1 %q, bulk-498 %q, bulk-500 %q", n, owners["bulk-0"], owners["p-1"], owners["bulk-498"], owners["bulk-500"])
+		}
+	})
+}
