@@ -77,12 +77,20 @@ func (a *attempt) finish(ctx context.Context, success bool, now time.Time) {
 	if !a.counted {
 		return
 	}
+	ctx = context.WithoutCancel(ctx) // a client that hangs up does not cancel its ban
 	if success {
 		_ = a.s.db.ResetFailures(ctx, store.ScopeIP, a.ip.String())
 		return
 	}
 	if limit := a.s.cfg.BlacklistAfterAttempts; limit > 0 && a.n >= limit {
 		a.s.ban(ctx, a.ip, a.device, now, a.n)
+	}
+}
+
+// uncount takes this attempt back out of the address's count.
+func (a *attempt) uncount(ctx context.Context) {
+	if a.counted {
+		_ = a.s.db.ForgetAttempt(context.WithoutCancel(ctx), store.ScopeIP, a.ip.String())
 	}
 }
 
@@ -158,7 +166,13 @@ func (s *Server) confirmPassword(r *http.Request, u store.User, pw string) (ok b
 		return false, ref, err
 	}
 	res := s.checkPassword(u, pw, start)
-	att.finish(ctx, res.OK, now)
+	if res.OK {
+		// Confirming one's own password forgets only this attempt: a signed-in account must not
+		// be a way to wipe the address's failures (only a completed login does that).
+		att.uncount(ctx)
+	} else {
+		att.finish(ctx, false, now)
+	}
 	return res.OK, nil, nil
 }
 

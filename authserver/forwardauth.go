@@ -24,7 +24,7 @@ const authzPrefix = "/mss-login/authz"
 func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	rq := reqInfo(r)
 	peer := ipaccess.PeerAddr(r.RemoteAddr)
-	method, target, host, ok := originalRequest(r)
+	method, target, host, ok := originalRequest(r, rq.route)
 	if !ok || !s.resolver.Trusts(peer) {
 		writeJSON(w, http.StatusForbidden, map[string]any{"error": "forward-auth needs a trusted gateway and the original request",
 			"code": "FORWARD_AUTH_UNTRUSTED"})
@@ -40,6 +40,11 @@ func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "malformed request path", "code": "BAD_PATH"})
 		return
 	}
+	d := s.policy.Decide(method, p)
+	if d.Gateway {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "the original request cannot be forward auth itself", "code": "BAD_PATH"})
+		return
+	}
 	now := s.now()
 	// The gateway passes the original request's headers: its credential is the one this
 	// request carried, else (a WebSocket client) the token in the original URL's query.
@@ -47,15 +52,17 @@ func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	hasID, viaCookie := rq.id != nil, rq.viaCookie
 	if hasID {
 		id = *rq.id
-	} else {
+	} else if rq.token == "" { // like the proxy: a credential that did not authenticate is not replaced
 		token, _ := credential(nil, nil, u.Query())
 		id, hasID = s.authenticate(r.Context(), token, now)
 		viaCookie = false
 	}
-	upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	// Gateways drop Upgrade as a hop-by-hop header; the handshake's own headers stay.
+	upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || r.Header.Get("Sec-Websocket-Key") != "" ||
+		r.Header.Get("Sec-Fetch-Mode") == "websocket"
 	// The body is not passed (proxy_pass_request_body off): a rule that depends on it is
 	// decided as if the body wrote every setting (settingsBody nil).
-	v := s.decide(check{ip: rq.ip, device: rq.device, method: method, decision: s.policy.Decide(method, p), id: id, hasID: hasID,
+	v := s.decide(check{ip: rq.ip, device: rq.device, method: method, decision: d, id: id, hasID: hasID,
 		viaCookie: viaCookie, upgrade: upgrade, now: now,
 		sameOrigin: (safeMethod(method) && !upgrade) || sameOriginHost(r.Header, host, s.hostBase())})
 	switch {
@@ -82,24 +89,25 @@ func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 
 // originalRequest reads the gateway's description of the request being authorised: its method,
 // request URI and host (for the origin check).
-func originalRequest(r *http.Request) (method, target, host string, ok bool) {
-	path := r.URL.Path
+// The mode is the route that matched, never a suffix of the path (an ext-authz path may end in
+// "/auth-request").
+func originalRequest(r *http.Request, route string) (method, target, host string, ok bool) {
 	host = r.Host
-	switch {
-	case strings.HasSuffix(path, "/auth-request"):
+	switch route {
+	case authzPrefix + "/auth-request":
 		method = r.Header.Get("X-Original-Method")
 		if u, err := url.Parse(r.Header.Get("X-Original-URL")); err == nil && u.Path != "" {
 			target = u.RequestURI()
 			host = cmp.Or(u.Host, host)
 		}
-	case strings.HasSuffix(path, "/forward-auth"):
+	case authzPrefix + "/forward-auth":
 		method, target = r.Header.Get("X-Forwarded-Method"), r.Header.Get("X-Forwarded-Uri")
 		host = cmp.Or(r.Header.Get("X-Forwarded-Host"), host)
-	case strings.HasPrefix(path, authzPrefix+"/ext-authz/") || path == authzPrefix+"/ext-authz":
-		method = r.Method
-		target = strings.TrimPrefix(r.URL.RequestURI(), authzPrefix+"/ext-authz")
-		if target == "" || target[0] != '/' {
-			target = "/" + target
+	case authzPrefix + "/ext-authz/":
+		// What follows the three segments of the prefix, however they were spelled.
+		method, target = r.Method, "/"
+		if parts := strings.SplitN(r.URL.RequestURI(), "/", 5); len(parts) == 5 {
+			target += parts[4]
 		}
 	}
 	if method == "" {

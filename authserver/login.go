@@ -140,6 +140,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	u, _ := s.userByName(ctx, username)
 	res := s.checkPassword(u, pw, start)
 	if !res.OK || u.Disabled {
+		if res.OK {
+			s.timing.pad(start) // a disabled account with its right password answers as late as a wrong one
+		}
 		att.finish(ctx, false, now)
 		s.countUserFailure(ctx, username, now)
 		s.metrics.auth.WithLabelValues("login_failure").Inc()
@@ -148,7 +151,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "Invalid credentials")
 		return
 	}
-	att.finish(ctx, true, now)
+	step := s.mfaStep(u, s.cache.get().roles[u.Role])
+	if step == "" {
+		att.finish(ctx, true, now)
+	} else {
+		// A second factor is still to come: the right password takes back only its own
+		// attempt. Resetting here would let a known password wipe the count that limits
+		// guessing the codes; the right code resets it.
+		att.uncount(ctx)
+	}
 	if res.Rehash {
 		if h, err := password.Hash(pw); err == nil {
 			if err := s.db.SetPasswordHash(ctx, u.ID, h); err != nil {
@@ -156,7 +167,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if step := s.mfaStep(u, s.cache.get().roles[u.Role]); step != "" {
+	if step != "" {
 		s.respondMFA(w, r, u, step, next, isJSON)
 		return
 	}

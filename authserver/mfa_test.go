@@ -81,6 +81,24 @@ func TestMFA(t *testing.T) {
 				t.Fatalf("a used backup code worked again: %d", r.code)
 			}
 
+			// The right password does not reset the count that limits guessing codes: password,
+			// wrong code, again and again, from one address, reaches the cooldown.
+			guesser := from("192.0.2.61")
+			refused := false
+			for i := 0; i < 6 && !refused; i++ {
+				r := e.do("POST", "/login", map[string]string{"username": "owner", "password": ownerPassword}, guesser)
+				ch, _ := r.body["mfa_temp_token"].(string)
+				if r.code == 403 {
+					refused = true
+					break
+				}
+				r = e.do("POST", "/mss-login/api/mfa/verify", map[string]string{"mfa_temp_token": ch, "code": "000000"}, guesser)
+				refused = r.code == 403
+			}
+			if !refused {
+				t.Fatal("six wrong codes, each after the right password, and no cooldown")
+			}
+
 			// Recovery: only from recovery_mode_hosts, decided on the trusted client address.
 			if r := e.do("POST", "/api/mss-login/recovery/reset-mfa", nil, from("192.0.2.9")); r.code != 403 {
 				t.Fatalf("recovery from another host: %d %s", r.code, r.raw)

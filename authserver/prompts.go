@@ -397,4 +397,5 @@ func setJSONBody(r *http.Request, doc map[string]json.RawMessage) {
 	r.ContentLength = int64(len(b))
 	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	r.Header.Set("Content-Type", "application/json")
+	r.Header.Del("Content-Encoding")
 }

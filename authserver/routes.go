@@ -95,6 +95,10 @@ func (s *Server) serveLocal(w http.ResponseWriter, r *http.Request, d policy.Dec
 		for i, name := range d.Names {
 			r.SetPathValue(name, d.Vars[i])
 		}
+		reqInfo(r).route = s.routes[d.Route].path
+		if r.Method == http.MethodHead {
+			r.Method = http.MethodGet // the GET handler, which must not take HEAD for a state change (net/http drops the body)
+		}
 		s.routes[d.Route].handler(w, r)
 	case d.WrongMethod:
 		writeError(w, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Method not allowed.")

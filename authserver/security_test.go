@@ -382,3 +382,89 @@ func TestSmallerHoles(t *testing.T) {
 		t.Errorf("an oversized settings body: %d", r.code)
 	}
 }
+
+// Findings of a review of the change, each tried as the reviewer did.
+func TestReviewFindings(t *testing.T) {
+	db := testenv.Open(t, store.SQLite)
+	e := start(t, db, nil)
+	owner := e.bootstrap()
+	e.do("POST", "/mss-login/api/users", map[string]string{"username": "gil", "password": "Gil-pass-1!", "role": "guest"}, bearer(owner))
+	gil := e.login("gil", "Gil-pass-1!", "192.0.2.250")
+
+	// Forward auth's mode is the route that matched, not a suffix of the path.
+	for _, hdr := range [][]string{
+		{"X-Original-Method: GET", "X-Original-URL: https://x/login"},
+		{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /login"},
+	} {
+		r := e.do("POST", "/mss-login/authz/ext-authz/api/userdata/workflows%2Fauth-request", nil, hdr...)
+		if r.code != 401 {
+			t.Errorf("ext-authz path ending like another mode %v: %d %s", hdr, r.code, r.raw)
+		}
+	}
+	if r := e.do("GET", "/MSS-LOGIN/AUTHZ/EXT-AUTHZ/mss-login/authz/ext-authz/x", nil); r.code != 400 {
+		t.Errorf("forward auth asked about itself: %d %s", r.code, r.raw)
+	}
+
+	// HEAD /logout is the GET confirmation page: the session survives.
+	if r := e.do("HEAD", "/logout", nil, bearer(gil)); r.code != 200 {
+		t.Fatalf("HEAD /logout: %d", r.code)
+	}
+	if r := e.do("GET", "/api/system_stats", nil, bearer(gil)); r.code != 200 {
+		t.Fatalf("HEAD /logout revoked the session: %d", r.code)
+	}
+
+	// A body in another charset is not read the way ComfyUI reads it: refused.
+	for _, ct := range []string{"application/json; charset=utf-7", "application/json; charset=unicode_escape"} {
+		req, _ := http.NewRequest("POST", e.url+"/api/settings",
+			strings.NewReader(`{"a+ACI-:1,+ACI-Comfy.Extension.Disabled+ACI-:[],+ACI-b":2}`))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Authorization", "Bearer "+gil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 403 {
+			t.Errorf("settings body in %s: %d", ct, res.StatusCode)
+		}
+	}
+	if r := e.do("POST", "/api/userdata/comfy.settings.json", map[string]any{"Comfy.Extension.Disabled": []string{}}, bearer(gil)); r.code != 403 {
+		t.Errorf("the settings file written directly: %d", r.code)
+	}
+	// The auth server's namespace under a prefix never reaches ComfyUI.
+	n := e.stub.Count()
+	for _, p := range []string{"/api/login", "/v1/mss-login/api/me", "/api/register"} {
+		e.do("GET", p, nil, bearer(gil))
+	}
+	if e.stub.Count() != n {
+		t.Error("a path of the auth server's namespace under a prefix was forwarded")
+	}
+
+	// A confirmed own password takes back only its own attempt, not the address's failures.
+	const ip = "192.0.2.251"
+	for range 2 {
+		e.do("POST", "/login", map[string]string{"username": "owner", "password": "wrong-1!"}, from(ip))
+	}
+	e.do("POST", "/mss-login/api/password", map[string]string{"current_password": "Gil-pass-1!", "new_password": "x"}, bearer(gil), from(ip))
+	if n, _ := db.Failures(context.Background(), store.ScopeIP, ip, time.Now(), time.Hour); n != 2 {
+		t.Errorf("%d failures after a confirmed password, want the 2 before it", n)
+	}
+
+	// Once the site's address is known, a Host header naming another site is not this origin.
+	if err := db.SetSetting(context.Background(), "host_base_url", "https://comfy.example"); err != nil {
+		t.Fatal(err)
+	}
+	rebound := startWith(t, db, nil, authserver.Options{})
+	req, _ := http.NewRequest("POST", rebound.url+"/login", strings.NewReader(`{"username":"owner","password":"x"}`))
+	req.Host = "rebind.evil.example"
+	req.Header.Set("Origin", "http://rebind.evil.example")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 403 {
+		t.Errorf("a rebound Host passed the origin check: %d", res.StatusCode)
+	}
+}

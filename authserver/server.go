@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -201,6 +202,7 @@ type request struct {
 	device    string
 	comfyUser string     // the comfy-user header sent upstream (ComfyUI's --multi-user id)
 	filter    comfyRoute // an answer filtered to the caller's prompts (routeOther: none)
+	route     string     // the path of the auth server's own route that matched
 	// The request's credentials as authentication read them; what goes upstream is rebuilt
 	// from these parsed forms, never patched on the raw header or query string.
 	cookies    []*http.Cookie // from every Cookie line
@@ -282,7 +284,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := check{ip: rq.ip, device: rq.device, method: r.Method, decision: d, viaCookie: rq.viaCookie, upgrade: upgrade, now: now}
 	c.id, c.hasID = s.authenticate(r.Context(), rq.token, now)
 	c.sameOrigin = (safeMethod(r.Method) && !upgrade) || sameOrigin(r, s.hostBase())
-	if d.SettingsBody {
+	if d.SettingsBody && c.hasID && plainJSON(r.Header) {
+		// Read as ComfyUI will read it: a body in another charset or content encoding is not
+		// read, and so decided as if it wrote every setting.
 		if c.settingsBody, err = readBody(r, maxSettingsBody); err != nil {
 			class = "rejected"
 			writeError(rec, r, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", "The settings body is too large.")
@@ -315,6 +319,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.forward(rec, r, rq)
+}
+
+// plainJSON: a body Go's and aiohttp's JSON readers see alike — UTF-8 (the default), not
+// compressed. aiohttp decodes the charset the client names (utf-7 and unicode_escape too) and
+// undoes Content-Encoding.
+func plainJSON(h http.Header) bool {
+	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return false
+	}
+	_, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if h.Get("Content-Type") == "" {
+		return true
+	}
+	cs := strings.ToLower(params["charset"])
+	return err == nil && (cs == "" || cs == "utf-8" || cs == "utf8")
 }
 
 // maxSettingsBody bounds the body of ComfyUI's bulk settings write, which is read before it is
@@ -380,13 +399,13 @@ func sameOriginHost(h http.Header, host, base string) bool {
 	if err != nil {
 		return false
 	}
-	if strings.EqualFold(u.Host, host) {
-		return true
+	if base != "" {
+		// Once the site's address is known, only it is this site: a Host header is the
+		// client's to choose (DNS rebinding points another name at this server).
+		b, err := url.Parse(base)
+		return err == nil && strings.EqualFold(b.Host, u.Host)
 	}
-	if b, err := url.Parse(base); err == nil && base != "" && strings.EqualFold(b.Host, u.Host) {
-		return true
-	}
-	return false
+	return strings.EqualFold(u.Host, host)
 }
 
 func deviceID(h http.Header, cookies []*http.Cookie) string {

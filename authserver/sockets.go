@@ -25,7 +25,11 @@ type socket struct {
 // check is the decision input of the upgrade, at now: a socket is re-decided exactly as the
 // upgrade that opened it (it passed the origin check then).
 func (s *socket) check(now time.Time) check {
-	return check{ip: s.ip, device: s.device, method: s.method, id: *s.id, hasID: true, upgrade: true, sameOrigin: true, now: now}
+	c := check{ip: s.ip, device: s.device, method: s.method, upgrade: true, sameOrigin: true, now: now}
+	if s.id != nil {
+		c.id, c.hasID = *s.id, true
+	}
+	return c
 }
 
 func (s *socket) close() { s.once.Do(func() { s.conn.Close() }) }

@@ -154,8 +154,15 @@ const mfaCodeNeeded = "MFA code required: repeat the request with code (or backu
 // enrolled, a code). It returns nil and a message on failure; every failure is a counted attempt.
 func (s *Server) tokenCaller(r *http.Request, f map[string]string) (*identity, string) {
 	const invalid = "Invalid credentials"
+	if f["password"] == "" {
+		return nil, invalid // before any lookup: nothing to tell apart by its time
+	}
+	start := time.Now()
 	u, _ := s.userByName(r.Context(), f["username"])
 	ok, ref, err := s.confirmPassword(r, u, f["password"])
+	if ok && u.Disabled {
+		s.timing.pad(start) // as late as a wrong password
+	}
 	switch {
 	case err != nil:
 		return nil, "The users database is not reachable."

@@ -74,7 +74,9 @@ type Decision struct {
 // and /api/mss-login/…) is never forwarded: a path there that no route serves still needs a
 // logged-in user, then gets 404.
 func (pol *Policy) Decide(method string, p Path) Decision {
-	if !inLocalNamespace(p.Match) {
+	// Under a stripped prefix too (/api/login, /v1/mss-login/…): such a path is never forwarded,
+	// so it cannot reach an MSS-Login extension still installed in ComfyUI.
+	if r, _ := Route(p.Match); !inLocalNamespace(p.Match) && !inLocalNamespace(r) {
 		return Decision{Rule: decideComfy(method, p), Route: -1}
 	}
 	d := Decision{Rule: UserRule, Route: -1}

@@ -162,6 +162,9 @@ func decideComfy(method string, p Path) Rule {
 		return Rule{Access: Permission, Permission: roles.CanAccessAPI, Code: ruleAPI.Code, Message: ruleAPI.Message, SettingsBody: true}
 	case strings.HasPrefix(r, "/settings/"):
 		return settingRule(strings.TrimPrefix(r, "/settings/"), write)
+	case hasPrefix(r, "/userdata") && write && touchesSettingsFile(r):
+		// comfy.settings.json holds every setting, the extension ones included.
+		return ruleExtension
 	case hasPrefix(r, "/userdata") && write && touchesWorkflows(r):
 		return ruleWorkflow
 	case r == "/users" && write:
@@ -204,11 +207,22 @@ func SettingsRule(body []byte) Rule {
 }
 
 // touchesWorkflows reports whether a /userdata path names something under workflows/, in any
-// segment (a move's destination included).
+// segment (a move's destination included), or a name some file system may read as another
+// (a trailing dot or space, "~", ":"): those are decided as workflows too (fail closed).
 func touchesWorkflows(r string) bool {
 	rest := strings.TrimPrefix(r, "/userdata")
 	for _, s := range strings.Split(rest, "/") {
-		if s == "workflows" {
+		if s == "workflows" || strings.ContainsAny(s, "~:") || strings.HasSuffix(s, ".") || strings.HasSuffix(s, " ") {
+			return true
+		}
+	}
+	return false
+}
+
+// touchesSettingsFile reports whether a /userdata path names the user's comfy.settings.json.
+func touchesSettingsFile(r string) bool {
+	for _, s := range strings.Split(strings.TrimPrefix(r, "/userdata"), "/") {
+		if strings.TrimRight(s, ". ") == "comfy.settings.json" {
 			return true
 		}
 	}

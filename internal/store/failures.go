@@ -110,6 +110,14 @@ func (s *Store) RecordFailure(ctx context.Context, scope, subject string, at tim
 	return n, s.wrap("record failure", err)
 }
 
+// ForgetAttempt takes one attempt back out of the count of (scope, subject) (an admitted attempt
+// that succeeded, where success must not forget the others).
+func (s *Store) ForgetAttempt(ctx context.Context, scope, subject string) error {
+	_, err := s.exec(ctx, s.db, `UPDATE login_failures SET failures = failures - 1 WHERE scope = ? AND subject = ? AND failures > 0`,
+		scope, truncate(subject, 191))
+	return s.wrap("forget attempt", err)
+}
+
 // Failures returns the count for (scope, subject) within the window ending at t.
 func (s *Store) Failures(ctx context.Context, scope, subject string, at time.Time, window time.Duration) (int, error) {
 	n, _, err := s.FailureState(ctx, scope, subject, at, window)
