@@ -77,7 +77,7 @@ func TestDecideTable(t *testing.T) {
 		{"POST", "/api/userdata/comfy.settings.json", Permission, roles.CanManageExtensions}, // every setting, the extension ones too
 		{"POST", "/api/userdata/x.json/move/comfy.settings.json.", Permission, roles.CanManageExtensions},
 		{"POST", "/api/userdata/workflows.%2Fa.json", Permission, roles.CanModifyWorkflows},
-		{"GET", "/api/login", Authenticated, ""}, // the auth server's namespace under a prefix: never forwarded
+		{"GET", "/api/login", Authenticated, ""},                // the auth server's namespace under a prefix: never forwarded
 		{"GET", "/object_info", Permission, roles.CanAccessAPI}, // the original left bare routes open
 		{"GET", "/history", Permission, roles.CanAccessAPI},
 		{"GET", "/view", Permission, roles.CanAccessAPI},
