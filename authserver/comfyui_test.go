@@ -226,3 +226,109 @@ func TestIsolationRealComfyUI(t *testing.T) {
 		})
 	}
 }
+
+// ComfyUI sends a prompt's progress and results to the socket whose clientId the prompt names
+// and trusts the id a browser picks: through the proxy a user's ids carry that user's prefix,
+// so taking another's id (or leaving it out) reaches no one else's socket. GET /users names
+// the caller only and POST /users is for nobody.
+func TestSocketsAndUsersRealComfyUI(t *testing.T) {
+	comfy := testenv.Require(t, testenv.ComfyUIURL)
+	for _, isolated := range []bool{true, false} {
+		t.Run(fmt.Sprintf("isolation-%t", isolated), func(t *testing.T) {
+			db := testenv.Open(t, store.SQLite)
+			e := startWith(t, db, func(c *config.Config) { c.UpstreamURL = comfy }, authserver.Options{DisableIsolation: !isolated})
+			owner := e.bootstrap()
+			suffix := fmt.Sprint(time.Now().UnixNano() % 1e9)
+			tok := map[string]string{}
+			for _, n := range []string{"cam", "dee"} {
+				e.do("POST", "/mss-login/api/users", map[string]string{"username": n + suffix, "password": "Ws-pass-1!", "role": "user"}, bearer(owner))
+				tok[n] = e.login(n+suffix, "Ws-pass-1!", "192.0.2.242")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			// listen opens a socket and collects what it receives.
+			listen := func(who, clientID string) (sid string, msgs <-chan string) {
+				c, _, err := websocket.Dial(ctx, strings.Replace(e.url, "http", "ws", 1)+"/ws?clientId="+clientID+"&token="+tok[who], nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.CloseNow() })
+				_, first, err := c.Read(ctx)
+				var st struct {
+					Data struct{ SID string } `json:"data"`
+				}
+				if err != nil || json.Unmarshal(first, &st) != nil {
+					t.Fatalf("%s's first message: %s %v", who, first, err)
+				}
+				ch := make(chan string, 1000)
+				go func() {
+					for {
+						_, m, err := c.Read(ctx)
+						if err != nil {
+							close(ch)
+							return
+						}
+						ch <- string(m)
+					}
+				}()
+				return st.Data.SID, ch
+			}
+			// dee is connected under an id first; cam then connects with the same id (ComfyUI gives
+			// an id to the socket that connected last).
+			deeSID, deeMsgs := listen("dee", "shared-tab")
+			_, camMsgs := listen("cam", "shared-tab")
+			run := func(body map[string]any) string {
+				body["prompt"] = map[string]any{
+					"1": map[string]any{"class_type": "EmptyImage", "inputs": map[string]any{"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+					"2": map[string]any{"class_type": "SaveImage", "inputs": map[string]any{"images": []any{"1", 0}, "filename_prefix": "ws"}},
+				}
+				r := e.do("POST", "/api/prompt", body, bearer(tok["dee"]))
+				if r.code != 200 {
+					t.Fatalf("dee queues: %d %s", r.code, r.raw)
+				}
+				return r.body["prompt_id"].(string)
+			}
+			heard := func(ch <-chan string, id string, wait time.Duration) bool {
+				deadline := time.After(wait)
+				for {
+					select {
+					case m, ok := <-ch:
+						if !ok {
+							return false
+						}
+						if strings.Contains(m, id) && strings.Contains(m, "execution_success") {
+							return true
+						}
+					case <-deadline:
+						return false
+					}
+				}
+			}
+			p1 := run(map[string]any{"client_id": "shared-tab"})
+			if !isolated {
+				// Without isolation the same look sees the takeover: cam hears dee's prompt.
+				if !heard(camMsgs, p1, 20*time.Second) {
+					t.Fatal("with isolation off cam's socket did not take over dee's id: the checks below prove nothing")
+				}
+				return
+			}
+			if !heard(deeMsgs, p1, 20*time.Second) {
+				t.Fatal("dee's socket did not hear her prompt run")
+			}
+			p2 := run(map[string]any{}) // no client id: ComfyUI would tell whichever socket it finds, or all
+			if heard(camMsgs, p1, time.Second) || heard(camMsgs, p2, 3*time.Second) {
+				t.Fatal("cam's socket heard dee's prompt")
+			}
+			if !strings.HasPrefix(deeSID, "mssl") {
+				t.Errorf("dee's socket id %q carries no user prefix", deeSID)
+			}
+			if r := e.do("GET", "/api/users", nil, bearer(tok["cam"])); r.code != 200 || strings.Contains(r.raw, "dee"+suffix) ||
+				!strings.Contains(r.raw, "cam"+suffix) {
+				t.Errorf("GET /api/users as cam: %d %s", r.code, r.raw)
+			}
+			if r := e.do("POST", "/api/users", map[string]string{"username": "x"}, bearer(owner)); r.code != 403 {
+				t.Errorf("POST /api/users: %d", r.code)
+			}
+		})
+	}
+}

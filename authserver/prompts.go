@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,9 @@ const (
 	routeGetJobs
 	routeGetJob
 	routeInterrupt
+	routeWS
+	routeGetUsers
+	routePostUsers
 )
 
 // classify names the isolated route of a request (any /api or version prefix stripped).
@@ -63,6 +67,12 @@ func classify(method string, p policy.Path) comfyRoute {
 		return routeGetJob
 	case r == "/interrupt" && post:
 		return routeInterrupt
+	case r == "/ws" && get:
+		return routeWS
+	case r == "/users" && get:
+		return routeGetUsers
+	case r == "/users" && post:
+		return routePostUsers
 	}
 	return routeOther
 }
@@ -127,8 +137,24 @@ func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bo
 		return true
 	}
 	kind := classify(r.Method, rq.path)
-	if kind == routePostPrompt {
-		return s.ownPrompt(w, r, rq) // admins' prompts are owned too
+	switch kind { // for everyone, admins included
+	case routePostPrompt:
+		return s.ownPrompt(w, r, rq)
+	case routeWS:
+		q := make(url.Values, len(rq.query)+1)
+		for k, v := range rq.query {
+			q[k] = v
+		}
+		q.Set("clientId", isolation.ClientID(rq.id.user.ID, q.Get("clientId"), uuid.NewString()))
+		rq.query, rq.queryDirty = q, true
+		return true
+	case routePostUsers:
+		writeError(w, r, http.StatusForbidden, "USERS_MANAGED", "Accounts come from mss-login: ask an admin, or see the account page.")
+		return false
+	case routeGetUsers:
+		rq.filter = kind // ComfyUI's multi-user list names the caller only
+		r.Header.Del("Accept-Encoding")
+		return true
 	}
 	if kind == routeOther || seesAll(rq.id) {
 		return true
@@ -159,6 +185,11 @@ func (s *Server) ownPrompt(w http.ResponseWriter, r *http.Request, rq *request) 
 	if id == "" {
 		id = uuid.NewString()
 	}
+	// ComfyUI sends the prompt's progress, previews and results to the socket of this client id
+	// (to every socket when there is none): always one of the caller's.
+	var client string
+	_ = json.Unmarshal(doc["client_id"], &client)
+	doc["client_id"], _ = json.Marshal(isolation.ClientID(rq.id.user.ID, client, uuid.NewString()))
 	switch err := s.db.ClaimPrompt(r.Context(), id, rq.id.user.ID, s.now()); {
 	case errors.Is(err, store.ErrPromptTaken):
 		writeError(w, r, http.StatusConflict, "PROMPT_ID_TAKEN", "prompt_id: in use by another user's prompt")
@@ -281,6 +312,14 @@ func (s *Server) filterAnswer(resp *http.Response) error {
 	if err != nil || len(body) > maxFilteredBody {
 		return fmt.Errorf("%w: reading it: %v", errFilter, err)
 	}
+	if rq.filter == routeGetUsers {
+		out, err := isolation.FilterUsers(body, func(id string) bool { return id == rq.comfyUser })
+		if err != nil {
+			return fmt.Errorf("%w: %v", errFilter, err)
+		}
+		setBody(resp, out)
+		return nil
+	}
 	var ids []string
 	filter := isolation.FilterHistory
 	switch rq.filter {
@@ -317,11 +356,16 @@ func (s *Server) filterAnswer(resp *http.Response) error {
 	} else if out, err = filter(body, keep); err != nil {
 		return fmt.Errorf("%w: %v", errFilter, err)
 	}
+	setBody(resp, out)
+	return nil
+}
+
+// setBody replaces an answer's body.
+func setBody(resp *http.Response, out []byte) {
 	resp.Body = io.NopCloser(bytes.NewReader(out))
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	resp.Header.Del("Content-Encoding")
-	return nil
 }
 
 // prunePrompts forgets the owners of prompts ComfyUI no longer holds (deleted from its history,

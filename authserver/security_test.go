@@ -114,8 +114,8 @@ func TestCredentialsNeverReachUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaks("/ws")
-	if q := e.stub.Last().Query; q != "clientId=7" {
-		t.Errorf("/ws query upstream %q", q)
+	if q := e.stub.Last().Query; !strings.HasPrefix(q, "clientId=mssl") || !strings.HasSuffix(q, "-7") {
+		t.Errorf("/ws query upstream %q, want only the client id (with the user's prefix)", q)
 	}
 }
 

@@ -66,7 +66,10 @@ stop() {
 		[[ -f $state/s3.dir ]] && rm -rf "$(cat "$state/s3.dir")" "$state/s3.dir"
 	fi
 	if [[ -f $state/comfyui.pid ]]; then
-		kill "$(cat "$state/comfyui.pid")" 2>/dev/null || true
+		local p
+		p=$(cat "$state/comfyui.pid")
+		kill "$p" 2>/dev/null || true
+		for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		rm -f "$state/comfyui.pid"
 		[[ -f $state/comfyui.dir ]] && rm -rf "$(cat "$state/comfyui.dir")" "$state/comfyui.dir"
 	fi
@@ -133,10 +136,11 @@ start_comfyui() {
 	mkdir -p "$d/custom_nodes" "$d/models" "$d/input" "$d/output" "$d/user"
 	port=$(free_port)
 	# Its models, input, output and user folders under a throwaway base directory.
-	(cd "$c/ComfyUI" && PYTHONPATH="$c/py-stubs" nohup /usr/bin/python3 main.py --cpu --listen 127.0.0.1 --port "$port" \
-		--multi-user --front-end-root "$c/dist" --disable-auto-launch --base-directory "$d" \
-		>"$state/comfyui.log" 2>&1 & echo $! >"$state/comfyui.pid")
-	pid=$(cat "$state/comfyui.pid")
+	# exec: the background job is ComfyUI itself, so that stop's kill reaches it.
+	(cd "$c/ComfyUI" && PYTHONPATH="$c/py-stubs" exec /usr/bin/python3 main.py --cpu --listen 127.0.0.1 --port "$port" \
+		--multi-user --front-end-root "$c/dist" --disable-auto-launch --base-directory "$d") >"$state/comfyui.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$state/comfyui.pid"
 	local ready=
 	for _ in $(seq 1 1200); do
 		if ! kill -0 "$pid" 2>/dev/null; then

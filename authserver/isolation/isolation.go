@@ -5,9 +5,12 @@ package isolation
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 )
 
 // errShape: the answer is not shaped as this ComfyUI route answers.
@@ -178,4 +181,66 @@ func eachMember(body []byte, f func(key string, v json.RawMessage)) error {
 		return errShape // something after the object
 	}
 	return nil
+}
+
+// FilterUsers keeps the users of a GET /users answer ({"storage": …, "users": {id: name}})
+// whose id keep accepts.
+func FilterUsers(body []byte, keep func(id string) bool) ([]byte, error) {
+	var out bytes.Buffer
+	out.WriteByte('{')
+	n := 0
+	var bad error
+	err := eachMember(body, func(key string, v json.RawMessage) {
+		if n > 0 {
+			out.WriteByte(',')
+		}
+		n++
+		k, _ := json.Marshal(key)
+		out.Write(k)
+		out.WriteByte(':')
+		if key != "users" {
+			out.Write(v)
+			return
+		}
+		users, err := FilterHistory(v, keep) // the same shape: an object keyed by id
+		if err != nil {
+			bad = err
+			users = []byte("{}")
+		}
+		out.Write(users)
+	})
+	out.WriteByte('}')
+	if err == nil {
+		err = bad
+	}
+	return out.Bytes(), err
+}
+
+// ClientIDPrefix is the part of every ComfyUI client id that names its user: ComfyUI sends a
+// prompt's progress, previews and results to the socket whose clientId the prompt names, and
+// trusts whatever id a browser picks. The proxy puts the caller's prefix on every id it
+// forwards, so no user's id can equal another's.
+func ClientIDPrefix(userID string) string {
+	h := sha256.Sum256([]byte("mss-login-client-id\x00" + userID))
+	return "mssl" + hex.EncodeToString(h[:8]) + "-"
+}
+
+// ClientID is the id forwarded for the one a user's client gave: kept when it already carries
+// the user's prefix (ComfyUI sent it back), prefixed otherwise, a new one when there is none.
+func ClientID(userID, given, fresh string) string {
+	p := ClientIDPrefix(userID)
+	switch {
+	case strings.HasPrefix(given, p):
+		return truncate(given, 128)
+	case given == "":
+		return p + fresh
+	}
+	return truncate(p+given, 128)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

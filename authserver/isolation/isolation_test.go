@@ -68,3 +68,38 @@ func FuzzFilterHistory(f *testing.F) {
 		}
 	})
 }
+
+func TestClientID(t *testing.T) {
+	a, b := ClientIDPrefix("user-a"), ClientIDPrefix("user-b")
+	if a == b || !strings.HasPrefix(a, "mssl") {
+		t.Fatalf("prefixes %q %q", a, b)
+	}
+	cases := []struct{ user, given, want string }{
+		{"user-a", "", a + "fresh"},
+		{"user-a", "tab-1", a + "tab-1"},
+		{"user-a", a + "tab-1", a + "tab-1"},     // sent back by ComfyUI: kept
+		{"user-a", b + "tab-1", a + b + "tab-1"}, // another's: never theirs
+		{"user-a", strings.Repeat("x", 300), (a + strings.Repeat("x", 300))[:128]},
+	}
+	for _, c := range cases {
+		if got := ClientID(c.user, c.given, "fresh"); got != c.want {
+			t.Errorf("ClientID(%q, %q) = %q, want %q", c.user, c.given, got, c.want)
+		}
+		if got := ClientID(c.user, c.given, "fresh"); !strings.HasPrefix(got, ClientIDPrefix(c.user)) {
+			t.Errorf("%q lacks its user's prefix", got)
+		}
+	}
+}
+
+func FuzzClientID(f *testing.F) {
+	f.Add("user-a", "user-b", "tab")
+	f.Fuzz(func(t *testing.T, u1, u2, given string) {
+		if u1 == u2 {
+			return
+		}
+		// Whatever the second user sends, their id is never one the first user's prefix starts.
+		if got := ClientID(u2, given, "x"); strings.HasPrefix(got, ClientIDPrefix(u1)) && ClientIDPrefix(u1) != ClientIDPrefix(u2) {
+			t.Fatalf("%q's id %q carries %q's prefix", u2, got, u1)
+		}
+	})
+}
