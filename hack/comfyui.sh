@@ -33,16 +33,26 @@ if ! /usr/bin/python3 -c 'import torch, torchvision, torchaudio, aiohttp, yaml, 
 	apt-get install -y -qq --no-install-recommends "${py_packages[@]}" >&2
 fi
 
-dist=${MSS_COMFYUI_DIST:-$root/../shared/comfyui}
+dist=${MSS_COMFYUI_DIST:-}
+if [[ -z $dist ]]; then
+	# The workplace's copy: next to the checkout, one level up (a clone inside a work folder),
+	# or where this workplace keeps it.
+	for d in "$root/../shared/comfyui" "$root/../../shared/comfyui" /work/shared/comfyui; do
+		if [[ -f $d/ComfyUI-v0.8.0-${commit:0:8}.tar.gz ]]; then
+			dist=$d
+			break
+		fi
+	done
+fi
 tmp=$(mktemp -d "$root/bin/comfyui.XXXXXX" 2>/dev/null || { mkdir -p "$root/bin"; mktemp -d "$root/bin/comfyui.XXXXXX"; })
 trap 'rm -rf "$tmp"' EXIT
-if [[ -f $dist/ComfyUI-v0.8.0-${commit:0:8}.tar.gz ]]; then
+if [[ -n $dist && -f $dist/ComfyUI-v0.8.0-${commit:0:8}.tar.gz ]]; then
 	echo "unpacking ComfyUI and its frontend from $dist" >&2
 	tar -xzf "$dist/ComfyUI-v0.8.0-${commit:0:8}.tar.gz" -C "$tmp"
 	tar -xzf "$dist/comfyui-frontend-$frontend-dist.tar.gz" -C "$tmp"
 	cp -r "$dist/py-stubs-v0.8" "$tmp/py-stubs"
 else
-	echo "fetching ComfyUI $commit and frontend $frontend (no $dist)" >&2
+	echo "fetching ComfyUI $commit and frontend $frontend (no local copy of the tarballs)" >&2
 	git -C "$tmp" init -q ComfyUI
 	git -C "$tmp/ComfyUI" fetch -q --depth 1 https://github.com/comfyanonymous/ComfyUI "$commit"
 	git -C "$tmp/ComfyUI" checkout -q FETCH_HEAD
