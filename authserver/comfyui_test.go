@@ -171,6 +171,35 @@ func TestIsolationRealComfyUI(t *testing.T) {
 				h := history(a, owner)
 				return h[annP] != nil && h[benP] != nil
 			})
+			// Outputs: written under the user's folder, served to the user (and admins) only.
+			var entry struct {
+				Outputs map[string]struct {
+					Images []struct{ Filename, Subfolder, Type string }
+				}
+			}
+			_ = json.Unmarshal(history(a, owner)[annP], &entry)
+			if imgs := entry.Outputs["2"].Images; len(imgs) != 1 || imgs[0].Subfolder != "ann"+suffix {
+				t.Fatalf("ann's output: %+v, want it in her folder", entry.Outputs)
+			} else {
+				view := "/api/view?" + url.Values{"filename": {imgs[0].Filename}, "subfolder": {imgs[0].Subfolder}, "type": {"output"}}.Encode()
+				for who, want := range map[string]int{"ann": 200, "ben": 403} {
+					if r := b.do("GET", view, nil, bearer(token[who])); r.code != want {
+						t.Errorf("%s views ann's output: %d, want %d", who, r.code, want)
+					}
+				}
+				if r := a.do("GET", view, nil, bearer(owner)); r.code != 200 {
+					t.Errorf("the admin views ann's output: %d", r.code)
+				}
+				off := startWith(t, db, up, authserver.Options{DisableIsolation: true})
+				if r := off.do("GET", view, nil, bearer(token["ben"])); r.code != 200 {
+					t.Errorf("with isolation off ben does not get ann's output (%d): the check above proves nothing", r.code)
+				}
+			}
+			if r := a.do("POST", "/api/prompt", map[string]any{"prompt": map[string]any{
+				"2": map[string]any{"class_type": "SaveImage", "inputs": map[string]any{"images": []any{"1", 0}, "filename_prefix": "../ben" + suffix + "/x"}},
+			}}, bearer(token["ann"])); r.code != 400 {
+				t.Errorf("a filename_prefix out of her folder: %d %s", r.code, r.raw)
+			}
 			if h := history(b, token["ann"]); h[annP] == nil || h[benP] != nil {
 				t.Errorf("ann's history on replica b: has hers %t, has ben's %t", h[annP] != nil, h[benP] != nil)
 			}

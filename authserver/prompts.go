@@ -44,6 +44,7 @@ const (
 	routeWS
 	routeGetUsers
 	routePostUsers
+	routeView
 )
 
 // classify names the isolated route of a request (any /api or version prefix stripped).
@@ -73,6 +74,8 @@ func classify(method string, p policy.Path) comfyRoute {
 		return routeGetUsers
 	case r == "/users" && post:
 		return routePostUsers
+	case r == "/view" && get:
+		return routeView
 	}
 	return routeOther
 }
@@ -160,6 +163,12 @@ func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bo
 		return true
 	}
 	switch kind {
+	case routeView:
+		if !isolation.ViewAllowed(isolation.UserFolder(rq.id.user.Username, rq.id.user.ID), rq.query) {
+			writeError(w, r, http.StatusForbidden, "FILE_NOT_YOURS", "That output is another user's.")
+			return false
+		}
+		return true
 	case routePostQueue, routePostHistory:
 		return s.ownDeletes(w, r, rq, kind)
 	case routeInterrupt:
@@ -190,6 +199,14 @@ func (s *Server) ownPrompt(w http.ResponseWriter, r *http.Request, rq *request) 
 	var client string
 	_ = json.Unmarshal(doc["client_id"], &client)
 	doc["client_id"], _ = json.Marshal(isolation.ClientID(rq.id.user.ID, client, uuid.NewString()))
+	if graph, ok := doc["prompt"]; ok {
+		owned, err := ownOutputs(graph, isolation.UserFolder(rq.id.user.Username, rq.id.user.ID))
+		if err != nil {
+			writeError(w, r, http.StatusBadRequest, "BAD_PROMPT", err.Error())
+			return false
+		}
+		doc["prompt"] = owned
+	}
 	switch err := s.db.ClaimPrompt(r.Context(), id, rq.id.user.ID, s.now()); {
 	case errors.Is(err, store.ErrPromptTaken):
 		writeError(w, r, http.StatusConflict, "PROMPT_ID_TAKEN", "prompt_id: in use by another user's prompt")
@@ -203,6 +220,43 @@ func (s *Server) ownPrompt(w http.ResponseWriter, r *http.Request, rq *request) 
 	doc["prompt_id"], _ = json.Marshal(id)
 	setJSONBody(r, doc)
 	return true
+}
+
+// ownOutputs puts every saving node's filename_prefix (a string input of that name) under the
+// user's folder of ComfyUI's output directory.
+func ownOutputs(graph json.RawMessage, folder string) (json.RawMessage, error) {
+	var nodes map[string]map[string]json.RawMessage
+	if json.Unmarshal(graph, &nodes) != nil {
+		return graph, nil // not a graph: ComfyUI refuses it
+	}
+	changed := false
+	for id, node := range nodes {
+		var inputs map[string]json.RawMessage
+		if json.Unmarshal(node["inputs"], &inputs) != nil {
+			continue
+		}
+		raw, set := inputs["filename_prefix"]
+		if !set {
+			continue
+		}
+		var prefix string
+		if json.Unmarshal(raw, &prefix) != nil {
+			// A link to another node's output is not known until it runs: refused, or it could
+			// name another user's folder.
+			return nil, fmt.Errorf("node %s: filename_prefix: a text value, not a link", id)
+		}
+		owned, err := isolation.OwnPrefix(folder, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", id, err)
+		}
+		inputs["filename_prefix"], _ = json.Marshal(owned)
+		node["inputs"], _ = json.Marshal(inputs)
+		changed = true
+	}
+	if !changed {
+		return graph, nil
+	}
+	return json.Marshal(nodes)
 }
 
 // ownDeletes limits POST /queue and POST /history to the caller's prompts: "delete" keeps the

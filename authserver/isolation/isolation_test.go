@@ -1,6 +1,7 @@
 package isolation
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -102,4 +103,46 @@ func FuzzClientID(f *testing.F) {
 			t.Fatalf("%q's id %q carries %q's prefix", u2, got, u1)
 		}
 	})
+}
+
+func TestFiles(t *testing.T) {
+	if f := UserFolder("ann_1", "id"); f != "ann_1" {
+		t.Fatal(f)
+	}
+	if f := UserFolder("a/../b", "id"); !strings.HasPrefix(f, "user-") {
+		t.Fatal(f)
+	}
+	for in, want := range map[string]string{"": "ann/ComfyUI", "shot": "ann/shot", "sub/shot": "ann/sub/shot", "ann/shot": "ann/shot",
+		"ann": "ann", "annie/shot": "ann/annie/shot", "bob/shot": "ann/bob/shot"} {
+		if got, err := OwnPrefix("ann", in); err != nil || got != want {
+			t.Errorf("OwnPrefix(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"../bob/x", "a/../../x", "/abs", "c:x", `a\..\b`, "x\x00"} {
+		if got, err := OwnPrefix("ann", bad); err == nil {
+			t.Errorf("OwnPrefix(%q) = %q accepted", bad, got)
+		}
+	}
+	view := func(q string) bool {
+		v, _ := url.ParseQuery(q)
+		return ViewAllowed("ann", v)
+	}
+	for q, want := range map[string]bool{
+		"filename=a.png&subfolder=ann&type=output":               true,
+		"filename=a.png&subfolder=ann/sub":                       true,
+		"filename=a.png&subfolder=bob&type=output":               false,
+		"filename=a.png&type=output":                             false, // the output root is nobody's
+		"filename=a.png&subfolder=ann/../bob":                    false,
+		"filename=a.png&subfolder=./bob":                         false,
+		"filename=a.png&subfolder=ann%5C..%5Cbob":                false,
+		"filename=a.png%20%5Boutput%5D&type=input&subfolder=bob": false, // the annotation wins, as in ComfyUI
+		"filename=a.png&subfolder=annie":                         false,
+		"filename=a.png&subfolder=ann&type=temp&type=output":     true,
+		"filename=a.png&type=output&type=temp&subfolder=bob":     false,
+		"filename=a.png&type=input":                              true, // inputs: not yet kept apart
+	} {
+		if got := view(q); got != want {
+			t.Errorf("ViewAllowed(%s) = %t, want %t", q, got, want)
+		}
+	}
 }
