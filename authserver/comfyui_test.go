@@ -1,9 +1,14 @@
 package authserver_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -199,6 +204,41 @@ func TestIsolationRealComfyUI(t *testing.T) {
 				"2": map[string]any{"class_type": "SaveImage", "inputs": map[string]any{"images": []any{"1", 0}, "filename_prefix": "../ben" + suffix + "/x"}},
 			}}, bearer(token["ann"])); r.code != 400 {
 				t.Errorf("a filename_prefix out of her folder: %d %s", r.code, r.raw)
+			}
+			// Uploads: into the user's input folder, served to the user only.
+			upload := func(who, filename string) resp {
+				var buf bytes.Buffer
+				mw := multipart.NewWriter(&buf)
+				fw, _ := mw.CreateFormFile("image", filename)
+				img := image.NewRGBA(image.Rect(0, 0, 4, 4))
+				_ = png.Encode(fw, img)
+				_ = mw.WriteField("type", "input")
+				mw.Close()
+				req, _ := http.NewRequest("POST", a.url+"/api/upload/image", &buf)
+				req.Header.Set("Content-Type", mw.FormDataContentType())
+				req.Header.Set("Authorization", "Bearer "+token[who])
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				raw, _ := io.ReadAll(res.Body)
+				out := resp{code: res.StatusCode, raw: string(raw)}
+				_ = json.Unmarshal(raw, &out.body)
+				return out
+			}
+			up1 := upload("ann", "iso-"+suffix+".png")
+			if up1.code != 200 || up1.body["subfolder"] != "ann"+suffix {
+				t.Fatalf("ann's upload: %d %s", up1.code, up1.raw)
+			}
+			inView := "/api/view?" + url.Values{"filename": {up1.body["name"].(string)}, "subfolder": {"ann" + suffix}, "type": {"input"}}.Encode()
+			for who, want := range map[string]int{"ann": 200, "ben": 403} {
+				if r := a.do("GET", inView, nil, bearer(token[who])); r.code != want {
+					t.Errorf("%s views ann's upload: %d, want %d", who, r.code, want)
+				}
+			}
+			if r := upload("ann", "../ben"+suffix+"/x.png"); r.code != 400 {
+				t.Errorf("an upload named into ben's folder: %d %s", r.code, r.raw)
 			}
 			if h := history(b, token["ann"]); h[annP] == nil || h[benP] != nil {
 				t.Errorf("ann's history on replica b: has hers %t, has ben's %t", h[annP] != nil, h[benP] != nil)

@@ -222,7 +222,7 @@ func TestEndToEnd(t *testing.T) {
 				{"GET", "/%6danager/x", 403, "MANAGER_DENIED"},
 				{"GET", "/mss-login/api/users", 403, "ADMIN_REQUIRED"},
 				{"POST", "/users", 403, "ADMIN_REQUIRED"},
-				{"POST", "/upload/image", 200, ""},
+				{"POST", "/upload/image", 400, "BAD_UPLOAD"}, // allowed, and not a multipart body
 				{"GET", "/object_info", 200, ""},
 			}
 			for _, c := range cases {

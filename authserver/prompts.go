@@ -45,6 +45,7 @@ const (
 	routeGetUsers
 	routePostUsers
 	routeView
+	routeUpload
 )
 
 // classify names the isolated route of a request (any /api or version prefix stripped).
@@ -76,6 +77,8 @@ func classify(method string, p policy.Path) comfyRoute {
 		return routePostUsers
 	case r == "/view" && get:
 		return routeView
+	case (r == "/upload/image" || r == "/upload/mask") && post:
+		return routeUpload
 	}
 	return routeOther
 }
@@ -154,6 +157,8 @@ func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bo
 	case routePostUsers:
 		writeError(w, r, http.StatusForbidden, "USERS_MANAGED", "Accounts come from mss-login: ask an admin, or see the account page.")
 		return false
+	case routeUpload:
+		return s.ownUpload(w, r, rq)
 	case routeGetUsers:
 		rq.filter = kind // ComfyUI's multi-user list names the caller only
 		r.Header.Del("Accept-Encoding")
@@ -219,6 +224,29 @@ func (s *Server) ownPrompt(w http.ResponseWriter, r *http.Request, rq *request) 
 	s.prompts.remember(id, rq.id.user.ID)
 	doc["prompt_id"], _ = json.Marshal(id)
 	setJSONBody(r, doc)
+	return true
+}
+
+// maxUpload bounds an image or mask upload, read whole before it is rewritten.
+const maxUpload = 64 << 20
+
+// ownUpload puts an upload in the user's folder (isolation.OwnUpload).
+func (s *Server) ownUpload(w http.ResponseWriter, r *http.Request, rq *request) bool {
+	body, err := readBody(r, maxUpload)
+	if err != nil {
+		writeError(w, r, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", "Uploads are limited to 64 MiB.")
+		return false
+	}
+	out, ct, err := isolation.OwnUpload(body, r.Header.Get("Content-Type"), isolation.UserFolder(rq.id.user.Username, rq.id.user.ID))
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "BAD_UPLOAD", err.Error())
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(out))
+	r.ContentLength = int64(len(out))
+	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	r.Header.Set("Content-Type", ct)
+	r.Header.Del("Content-Encoding")
 	return true
 }
 

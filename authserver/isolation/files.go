@@ -1,9 +1,16 @@
 package isolation
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/textproto"
 	"net/url"
 	"path"
 	"regexp"
@@ -45,9 +52,9 @@ func OwnPrefix(folder, prefix string) (string, error) {
 	return folder + "/" + prefix, nil
 }
 
-// ViewAllowed reports whether a GET /view query names a file the user may see. An output is
-// the user's when it is under the user's folder (ComfyUI serves subfolder + the file name's
-// last element). Inputs and temporary previews are not yet kept apart (docs/authserver.md).
+// ViewAllowed reports whether a GET /view query names a file the user may see. An output or
+// an input is the user's when it is under the user's folder (ComfyUI serves subfolder + the
+// file name's last element). Temporary previews are not yet kept apart (docs/authserver.md).
 func ViewAllowed(folder string, q url.Values) bool {
 	typ := "output"
 	if t := q["type"]; len(t) > 0 {
@@ -59,7 +66,7 @@ func ViewAllowed(folder string, q url.Values) bool {
 			typ = a
 		}
 	}
-	if typ != "output" {
+	if typ != "output" && typ != "input" {
 		return true
 	}
 	sub := q.Get("subfolder")
@@ -69,4 +76,112 @@ func ViewAllowed(folder string, q url.Values) bool {
 	clean := strings.TrimPrefix(path.Clean("/"+sub), "/")
 	first, _, _ := strings.Cut(clean, "/")
 	return first == folder
+}
+
+// ErrUpload: an upload that could read or write outside the user's folder, or that is not
+// read alike by Go and by ComfyUI (aiohttp).
+var ErrUpload = errors.New("upload refused")
+
+// OwnUpload rewrites a multipart upload (ComfyUI's POST /upload/image and /upload/mask) for a
+// user: every "subfolder" under the user's folder (one is added when there is none), file names
+// without a path, every mask's "original_ref" under the user's folder. The parts are written
+// anew from what Go parsed (names and file names in one canonical form), so ComfyUI reads the
+// fields this function decided on. It returns the new body and its Content-Type.
+func OwnUpload(body []byte, contentType, folder string) ([]byte, string, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return nil, "", fmt.Errorf("%w: not multipart/form-data", ErrUpload)
+	}
+	rd := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	var out bytes.Buffer
+	wr := multipart.NewWriter(&out)
+	sawSubfolder := false
+	for {
+		part, err := rd.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: %v", ErrUpload, err)
+		}
+		disp, dp, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+		if err != nil || disp != "form-data" || dp["name"] == "" || len(part.Header.Values("Content-Disposition")) != 1 {
+			return nil, "", fmt.Errorf("%w: a part without one plain form-data name", ErrUpload)
+		}
+		for k := range dp {
+			if k != "name" && k != "filename" {
+				return nil, "", fmt.Errorf("%w: part parameter %q", ErrUpload, k)
+			}
+		}
+		name, filename := dp["name"], dp["filename"]
+		value, err := io.ReadAll(part)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: %v", ErrUpload, err)
+		}
+		switch name {
+		case "subfolder":
+			sub, err := ownSubfolder(folder, string(value))
+			if err != nil {
+				return nil, "", err
+			}
+			value, sawSubfolder = []byte(sub), true
+		case "original_ref":
+			var ref struct{ Filename, Subfolder, Type string }
+			if json.Unmarshal(value, &ref) != nil || !ViewAllowed(folder, url.Values{"filename": {ref.Filename},
+				"subfolder": {ref.Subfolder}, "type": {cmpOr(ref.Type, "output")}}) || cmpOr(ref.Type, "output") == "temp" {
+				return nil, "", fmt.Errorf("%w: original_ref names another user's image", ErrUpload)
+			}
+		}
+		h := textproto.MIMEHeader{}
+		if _, isFile := dp["filename"]; isFile {
+			if filename == "" || strings.ContainsAny(filename, "/\\\x00") || filename == "." || filename == ".." {
+				return nil, "", fmt.Errorf("%w: a file name with a path", ErrUpload)
+			}
+			h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": name, "filename": filename}))
+			if ct := part.Header.Get("Content-Type"); ct != "" {
+				if _, _, err := mime.ParseMediaType(ct); err == nil {
+					h.Set("Content-Type", ct)
+				}
+			}
+		} else {
+			h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": name}))
+		}
+		pw, _ := wr.CreatePart(h)
+		_, _ = pw.Write(value)
+	}
+	if !sawSubfolder {
+		pw, _ := wr.CreateFormField("subfolder")
+		_, _ = pw.Write([]byte(folder))
+	}
+	if err := wr.Close(); err != nil {
+		return nil, "", err
+	}
+	return out.Bytes(), wr.FormDataContentType(), nil
+}
+
+// ownSubfolder puts an upload's subfolder under the user's folder.
+func ownSubfolder(folder, sub string) (string, error) {
+	if strings.HasPrefix(sub, "/") || strings.ContainsAny(sub, "\\:\x00") {
+		return "", fmt.Errorf("%w: subfolder: a relative path", ErrUpload)
+	}
+	for _, seg := range strings.Split(sub, "/") {
+		if seg == ".." {
+			return "", fmt.Errorf("%w: subfolder: no \"..\"", ErrUpload)
+		}
+	}
+	sub = strings.Trim(sub, "/")
+	if sub == "" || sub == folder || strings.HasPrefix(sub, folder+"/") {
+		if sub == "" {
+			return folder, nil
+		}
+		return sub, nil
+	}
+	return folder + "/" + sub, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

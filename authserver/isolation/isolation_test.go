@@ -1,6 +1,9 @@
 package isolation
 
 import (
+	"bytes"
+	"mime"
+	"mime/multipart"
 	"net/url"
 	"strings"
 	"testing"
@@ -139,10 +142,90 @@ func TestFiles(t *testing.T) {
 		"filename=a.png&subfolder=annie":                         false,
 		"filename=a.png&subfolder=ann&type=temp&type=output":     true,
 		"filename=a.png&type=output&type=temp&subfolder=bob":     false,
-		"filename=a.png&type=input":                              true, // inputs: not yet kept apart
+		"filename=a.png&type=input":                              false, // the input root is nobody's
+		"filename=a.png&type=input&subfolder=ann":                true,
+		"filename=a.png&type=temp":                               true, // previews: not yet kept apart
 	} {
 		if got := view(q); got != want {
 			t.Errorf("ViewAllowed(%s) = %t, want %t", q, got, want)
 		}
+	}
+}
+
+func TestOwnUpload(t *testing.T) {
+	build := func(fields [][2]string, file string) ([]byte, string) {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		for _, f := range fields {
+			w.WriteField(f[0], f[1])
+		}
+		if file != "" {
+			fw, _ := w.CreateFormFile("image", file)
+			fw.Write([]byte("PNG"))
+		}
+		w.Close()
+		return b.Bytes(), w.FormDataContentType()
+	}
+	read := func(body []byte, ct string) map[string][]string {
+		_, p, _ := mime.ParseMediaType(ct)
+		form, err := multipart.NewReader(bytes.NewReader(body), p["boundary"]).ReadForm(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]string{}
+		for k, v := range form.Value {
+			out[k] = v
+		}
+		for k, v := range form.File {
+			out[k] = []string{v[0].Filename}
+		}
+		return out
+	}
+	cases := []struct {
+		fields [][2]string
+		file   string
+		sub    []string
+	}{
+		{nil, "a.png", []string{"ann"}},
+		{[][2]string{{"subfolder", "pets"}}, "a.png", []string{"ann/pets"}},
+		{[][2]string{{"subfolder", "ann/pets"}}, "a.png", []string{"ann/pets"}},
+		{[][2]string{{"subfolder", "bob"}, {"subfolder", "x"}}, "a.png", []string{"ann/bob", "ann/x"}},
+		{[][2]string{{"type", "input"}, {"original_ref", `{"filename":"m.png","subfolder":"ann","type":"input"}`}}, "a.png", []string{"ann"}},
+	}
+	for _, c := range cases {
+		body, ct := build(c.fields, c.file)
+		out, nct, err := OwnUpload(body, ct, "ann")
+		if err != nil {
+			t.Fatalf("%v: %v", c.fields, err)
+		}
+		got := read(out, nct)
+		if strings.Join(got["subfolder"], ",") != strings.Join(c.sub, ",") || got["image"][0] != c.file {
+			t.Errorf("%v: %v", c.fields, got)
+		}
+	}
+	for _, bad := range []struct {
+		fields [][2]string
+		file   string
+	}{
+		{[][2]string{{"subfolder", "../bob"}}, "a.png"},
+		{[][2]string{{"subfolder", "/abs"}}, "a.png"},
+		{nil, "../bob/a.png"},
+		{nil, `..\bob\a.png`},
+		{[][2]string{{"original_ref", `{"filename":"m.png","subfolder":"bob","type":"output"}`}}, "a.png"},
+		{[][2]string{{"original_ref", `{"filename":"m.png"}`}}, "a.png"},
+		{[][2]string{{"original_ref", `{"filename":"m.png","type":"temp"}`}}, "a.png"},
+	} {
+		body, ct := build(bad.fields, bad.file)
+		if _, _, err := OwnUpload(body, ct, "ann"); err == nil {
+			t.Errorf("%v %q accepted", bad.fields, bad.file)
+		}
+	}
+	// A part whose name Go and aiohttp could read differently is refused.
+	raw := "--b\r\nContent-Disposition: form-data; name=\"x\"; name*=utf-8''subfolder\r\n\r\n../bob\r\n--b--\r\n"
+	if _, _, err := OwnUpload([]byte(raw), "multipart/form-data; boundary=b", "ann"); err == nil {
+		t.Error("a part with name*= accepted")
+	}
+	if _, _, err := OwnUpload([]byte("x"), "application/json", "ann"); err == nil {
+		t.Error("not multipart accepted")
 	}
 }
