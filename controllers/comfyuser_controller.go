@@ -98,7 +98,7 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	u.Status.UserID = row.ID
 	if pw.RV != "" {
 		u.Status.PasswordSecretResourceVersion = pw.RV
-		if pw.Hash != "" || u.Status.PasswordChangedAt == nil {
+		if pw.Hash != "" || pw.Verified || u.Status.PasswordChangedAt == nil {
 			t := metav1.NewMicroTime(row.PasswordChangedAt)
 			u.Status.PasswordChangedAt = &t
 		}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -23,6 +25,7 @@ type passwordResult struct {
 	Hash     string // "" = leave the stored password alone
 	RV       string // Secret resourceVersion the hash came from
 	NewInput bool   // a Secret version not applied before
+	Verified bool   // the stored hash already holds the Secret's password: nothing written
 }
 
 // password reads the Secret only when its version differs from the one applied, or when the
@@ -74,6 +77,15 @@ func (s userSyncer) password(ctx context.Context, u *authv1alpha1.ComfyUser, row
 	}
 	if len(value) == 0 {
 		return passwordResult{Reason: "EmptyPassword", Message: fmt.Sprintf("%s key %q is empty%s", where, key, keep)}, nil
+	}
+	if row != nil && !password.IsHash(strings.TrimRight(string(value), "\r\n")) && row.PasswordHash != "" {
+		// The stored hash already holds this password (a reconcile that saw a stale status, or a
+		// re-hash by the auth server): nothing to write, and a fresh hash would only differ in
+		// its salt.
+		if res, _ := password.Verify(row.PasswordHash, string(value)); res.OK {
+			return passwordResult{OK: true, Reason: "Applied", Message: fmt.Sprintf("password from %s (version %s)", where, secret.ResourceVersion),
+				RV: secret.ResourceVersion, Verified: true, NewInput: secret.ResourceVersion != u.Status.PasswordSecretResourceVersion}, nil
+		}
 	}
 	hash, err := hashForSecretValue(value)
 	if err != nil {
