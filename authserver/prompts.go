@@ -406,8 +406,11 @@ func (s *Server) filterAnswer(resp *http.Response) error {
 	filter := isolation.FilterHistory
 	switch rq.filter {
 	case routeGetQueue:
-		ids, err = isolation.QueueIDs(body)
-		filter = isolation.FilterQueue
+		var q *isolation.Queue
+		if q, err = isolation.SplitQueue(body); err == nil {
+			ids = q.IDs()
+			filter = func(_ []byte, keep func(string) bool) ([]byte, error) { return q.Filter(keep), nil } // split once
+		}
 	case routeGetHistory:
 		ids, err = isolation.HistoryIDs(body)
 	case routeGetJobs:

@@ -47,35 +47,116 @@ func FilterHistory(body []byte, keep func(id string) bool) ([]byte, error) {
 }
 
 // queueItemID is the prompt id of a queue entry: [number, prompt_id, prompt, extra_data, outputs].
+// Only the first two elements are read: the prompt graph after them can be large.
 func queueItemID(item json.RawMessage) string {
-	var head []json.RawMessage
-	if json.Unmarshal(item, &head) != nil || len(head) < 2 {
+	dec := json.NewDecoder(bytes.NewReader(item))
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		return ""
+	}
+	var number json.RawMessage
+	if dec.Decode(&number) != nil {
 		return ""
 	}
 	var id string
-	_ = json.Unmarshal(head[1], &id)
+	if dec.Decode(&id) != nil {
+		return ""
+	}
 	return id
 }
 
-// QueueIDs lists the prompt ids of a GET /queue answer ({"queue_running": [...],
-// "queue_pending": [...]}).
-func QueueIDs(body []byte) ([]string, error) {
-	var ids []string
+// Queue is a GET /queue answer ({"queue_running": [...], "queue_pending": [...]}), split once
+// into its entries and their prompt ids.
+type Queue struct {
+	members []queueMember
+}
+
+type queueMember struct {
+	key   string
+	raw   json.RawMessage   // a member that is not a list of entries
+	items []json.RawMessage // the entries of queue_running / queue_pending
+	ids   []string
+}
+
+// SplitQueue reads a queue answer.
+func SplitQueue(body []byte) (*Queue, error) {
+	q := &Queue{}
+	var bad error
 	err := eachMember(body, func(key string, v json.RawMessage) {
-		var items []json.RawMessage
-		if json.Unmarshal(v, &items) == nil {
-			for _, it := range items {
-				ids = append(ids, queueItemID(it))
+		m := queueMember{key: key, raw: v}
+		if key == "queue_running" || key == "queue_pending" {
+			if err := json.Unmarshal(v, &m.items); err != nil {
+				bad = errShape
+			}
+			for _, it := range m.items {
+				m.ids = append(m.ids, queueItemID(it))
 			}
 		}
+		q.members = append(q.members, m)
 	})
-	return ids, err
+	if err == nil {
+		err = bad
+	}
+	return q, err
+}
+
+// IDs lists the prompt ids of the entries.
+func (q *Queue) IDs() []string {
+	var ids []string
+	for _, m := range q.members {
+		ids = append(ids, m.ids...)
+	}
+	return ids
+}
+
+// Filter writes the answer with the entries whose prompt id keep accepts.
+func (q *Queue) Filter(keep func(id string) bool) []byte {
+	var out bytes.Buffer
+	out.WriteByte('{')
+	for i, m := range q.members {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		k, _ := json.Marshal(m.key)
+		out.Write(k)
+		out.WriteByte(':')
+		if m.key != "queue_running" && m.key != "queue_pending" {
+			out.Write(m.raw)
+			continue
+		}
+		out.WriteByte('[')
+		n := 0
+		for j, it := range m.items {
+			if !keep(m.ids[j]) {
+				continue
+			}
+			if n > 0 {
+				out.WriteByte(',')
+			}
+			n++
+			out.Write(it)
+		}
+		out.WriteByte(']')
+	}
+	out.WriteByte('}')
+	return out.Bytes()
+}
+
+// QueueIDs lists the prompt ids of a GET /queue answer.
+func QueueIDs(body []byte) ([]string, error) {
+	q, err := SplitQueue(body)
+	if err != nil {
+		return nil, err
+	}
+	return q.IDs(), nil
 }
 
 // FilterQueue keeps the queue entries whose prompt id keep accepts; other members stay as they are.
 func FilterQueue(body []byte, keep func(id string) bool) ([]byte, error) {
-	return filterArrays(body, func(key string) bool { return key == "queue_running" || key == "queue_pending" },
-		func(item json.RawMessage) bool { return keep(queueItemID(item)) })
+	q, err := SplitQueue(body)
+	if err != nil {
+		return nil, err
+	}
+	return q.Filter(keep), nil
 }
 
 // jobID is the id of a job of GET /api/jobs: {"id": …}.
