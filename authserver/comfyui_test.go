@@ -11,6 +11,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -240,6 +242,21 @@ func TestIsolationRealComfyUI(t *testing.T) {
 			if r := upload("ann", "../ben"+suffix+"/x.png"); r.code != 400 {
 				t.Errorf("an upload named into ben's folder: %d %s", r.code, r.raw)
 			}
+			// LoadImage lists the input directory's files: not everyone's to a user.
+			root := "root-" + suffix + ".png"
+			if err := os.WriteFile(filepath.Join(testenv.Require(t, testenv.ComfyUIDir), "input", root), pngBytes(t), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for who, want := range map[string]bool{"ann": false, "owner": true} {
+				tok := owner
+				if who == "ann" {
+					tok = token["ann"]
+				}
+				r := a.do("GET", "/api/object_info/LoadImage", nil, bearer(tok))
+				if r.code != 200 || !strings.Contains(r.raw, "image_upload") || strings.Contains(r.raw, root) != want {
+					t.Errorf("%s's LoadImage options: %d, lists %s: %t, want %t (%.300s)", who, r.code, root, !want, want, r.raw)
+				}
+			}
 			if h := history(b, token["ann"]); h[annP] == nil || h[benP] != nil {
 				t.Errorf("ann's history on replica b: has hers %t, has ben's %t", h[annP] != nil, h[benP] != nil)
 			}
@@ -400,4 +417,12 @@ func TestSocketsAndUsersRealComfyUI(t *testing.T) {
 			}
 		})
 	}
+}
+
+func pngBytes(t *testing.T) []byte {
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewRGBA(image.Rect(0, 0, 2, 2))); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -46,6 +46,7 @@ const (
 	routePostUsers
 	routeView
 	routeUpload
+	routeObjectInfo
 )
 
 // classify names the isolated route of a request (any /api or version prefix stripped).
@@ -79,6 +80,8 @@ func classify(method string, p policy.Path) comfyRoute {
 		return routeView
 	case (r == "/upload/image" || r == "/upload/mask") && post:
 		return routeUpload
+	case (r == "/object_info" || strings.HasPrefix(r, "/object_info/")) && get:
+		return routeObjectInfo
 	}
 	return routeOther
 }
@@ -394,8 +397,14 @@ func (s *Server) filterAnswer(resp *http.Response) error {
 	if err != nil || len(body) > maxFilteredBody {
 		return fmt.Errorf("%w: reading it: %v", errFilter, err)
 	}
-	if rq.filter == routeGetUsers {
-		out, err := isolation.FilterUsers(body, func(id string) bool { return id == rq.comfyUser })
+	if rq.filter == routeGetUsers || rq.filter == routeObjectInfo {
+		var out []byte
+		if rq.filter == routeGetUsers {
+			out, err = isolation.FilterUsers(body, func(id string) bool { return id == rq.comfyUser })
+		} else {
+			// Loader nodes list the input directory's files: only the caller's.
+			out, err = isolation.FilterObjectInfo(body, isolation.InUserFolder(isolation.UserFolder(rq.id.user.Username, rq.id.user.ID)))
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %v", errFilter, err)
 		}

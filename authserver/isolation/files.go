@@ -185,3 +185,101 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+// FilterObjectInfo keeps, in a GET /object_info answer, only the file names keep accepts in the
+// options of every input that takes uploads (its config has an "image_upload", "audio_upload",
+// "video_upload", … flag): those options are the files of ComfyUI's input directory, everyone's.
+// Other nodes are copied as they are.
+func FilterObjectInfo(body []byte, keep func(name string) bool) ([]byte, error) {
+	var out bytes.Buffer
+	out.WriteByte('{')
+	n := 0
+	var bad error
+	err := eachMember(body, func(node string, v json.RawMessage) {
+		if n > 0 {
+			out.WriteByte(',')
+		}
+		n++
+		k, _ := json.Marshal(node)
+		out.Write(k)
+		out.WriteByte(':')
+		if !bytes.Contains(v, []byte("upload")) {
+			out.Write(v) // not a loader: most nodes, copied without decoding
+			return
+		}
+		filtered, err := filterUploadInputs(v, keep)
+		if err != nil {
+			bad = err
+			filtered = []byte("{}")
+		}
+		out.Write(filtered)
+	})
+	out.WriteByte('}')
+	if err == nil {
+		err = bad
+	}
+	return out.Bytes(), err
+}
+
+func filterUploadInputs(node json.RawMessage, keep func(string) bool) (json.RawMessage, error) {
+	var n map[string]json.RawMessage
+	if err := json.Unmarshal(node, &n); err != nil {
+		return nil, errShape
+	}
+	var input map[string]map[string]json.RawMessage // required / optional → name → spec
+	if json.Unmarshal(n["input"], &input) != nil {
+		return node, nil
+	}
+	changed := false
+	for _, group := range input {
+		for name, spec := range group {
+			var parts []json.RawMessage
+			if json.Unmarshal(spec, &parts) != nil || len(parts) < 2 {
+				continue
+			}
+			var cfg map[string]json.RawMessage
+			if json.Unmarshal(parts[1], &cfg) != nil || !takesUploads(cfg) {
+				continue
+			}
+			var files []string
+			if json.Unmarshal(parts[0], &files) == nil { // [[files…], {…}]
+				parts[0], _ = json.Marshal(keepNames(files, keep))
+			}
+			if json.Unmarshal(cfg["options"], &files) == nil { // ["COMBO", {"options": [files…]}]
+				cfg["options"], _ = json.Marshal(keepNames(files, keep))
+				parts[1], _ = json.Marshal(cfg)
+			}
+			group[name], _ = json.Marshal(parts)
+			changed = true
+		}
+	}
+	if !changed {
+		return node, nil
+	}
+	n["input"], _ = json.Marshal(input)
+	return json.Marshal(n)
+}
+
+func takesUploads(cfg map[string]json.RawMessage) bool {
+	for k, v := range cfg {
+		if strings.Contains(k, "upload") && string(v) != "false" && string(v) != "null" {
+			return true
+		}
+	}
+	return false
+}
+
+func keepNames(files []string, keep func(string) bool) []string {
+	out := []string{}
+	for _, f := range files {
+		if keep(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// InUserFolder reports whether a name from an input listing ("sub/x.png") is under folder.
+func InUserFolder(folder string) func(string) bool {
+	return func(name string) bool { return strings.HasPrefix(name, folder+"/") }
+}

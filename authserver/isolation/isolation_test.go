@@ -229,3 +229,28 @@ func TestOwnUpload(t *testing.T) {
 		t.Error("not multipart accepted")
 	}
 }
+
+func TestFilterObjectInfo(t *testing.T) {
+	in := `{"KSampler": {"input": {"required": {"seed": ["INT", {"default": 0}]}}, "name": "KSampler"},
+ "LoadImage": {"input": {"required": {"image": [["ann/a.png", "bob.png", "ann/b.png"], {"image_upload": true}]}}, "output": ["IMAGE"]},
+ "LoadAudio": {"input": {"required": {"audio": ["COMBO", {"options": ["bob.wav", "ann/x.wav"], "audio_upload": true}]}}},
+ "Uploadless": {"input": {"required": {"mode": [["upload", "other"], {}]}}}}`
+	out, err := FilterObjectInfo([]byte(in), InUserFolder("ann"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, gone := range []string{"bob.png", "bob.wav"} {
+		if strings.Contains(s, gone) {
+			t.Errorf("%s listed: %s", gone, s)
+		}
+	}
+	for _, kept := range []string{"ann/a.png", "ann/b.png", "ann/x.wav", `"seed": ["INT", {"default": 0}]`, `["upload", "other"]`} {
+		if !strings.Contains(s, kept) {
+			t.Errorf("%s missing: %s", kept, s)
+		}
+	}
+	if _, err := FilterObjectInfo([]byte(`{"LoadImage": "upload"}`), InUserFolder("ann")); err == nil {
+		t.Error("a node that is not an object passed")
+	}
+}
