@@ -5,10 +5,10 @@
 package comfystub
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -88,12 +88,19 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		_, _ = w.Write(s.Body)
 	case route == "/prompt" && r.Method == http.MethodPost:
-		_, _ = io.Copy(io.Discard, r.Body)
-		writeJSON(w, map[string]any{"prompt_id": "p-1", "number": 1, "node_errors": map[string]any{}})
+		// ComfyUI queues under the prompt_id the body gives, else a new one.
+		var body struct {
+			PromptID string `json:"prompt_id"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		writeJSON(w, map[string]any{"prompt_id": cmp.Or(body.PromptID, "p-1"), "number": 1, "node_errors": map[string]any{}})
 	case route == "/users":
 		s.serveUsers(w, r)
 	case s.MultiUser && (strings.HasPrefix(route, "/userdata") || strings.HasPrefix(route, "/settings")) && !s.knownUser(r.Header.Get("Comfy-User")):
-		http.Error(w, "Unknown user: "+r.Header.Get("Comfy-User"), http.StatusInternalServerError)
+		// As ComfyUI's --multi-user answers a comfy-user it does not know.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, "401: Unauthorized")
 	default:
 		writeJSON(w, map[string]any{"route": route, "method": r.Method, "comfy_user": r.Header.Get("Comfy-User")})
 	}
@@ -119,7 +126,12 @@ func (s *Stub) serveWS(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		return c.Write(wctx, websocket.MessageText, b)
 	}
-	if send(map[string]any{"type": "status", "data": map[string]any{"sid": r.Header.Get("Comfy-User"),
+	// ComfyUI's sid is the clientId the socket asked for, else a new one.
+	sid := r.URL.Query().Get("clientId")
+	if sid == "" {
+		sid = fmt.Sprintf("%032x", time.Now().UnixNano())
+	}
+	if send(map[string]any{"type": "status", "data": map[string]any{"sid": sid,
 		"status": map[string]any{"exec_info": map[string]any{"queue_remaining": 0}}}}) != nil {
 		return
 	}
@@ -196,8 +208,9 @@ func (s *Stub) serveUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, name := range s.users {
 		if name == body.Username {
+			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
-			writeJSON(w, map[string]any{"error": "Duplicate username."})
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": "Duplicate username."})
 			return
 		}
 	}
