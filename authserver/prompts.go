@@ -163,9 +163,11 @@ func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bo
 	case routeUpload:
 		return s.ownUpload(w, r, rq)
 	case routeGetUsers:
-		rq.filter = kind // ComfyUI's multi-user list names the caller only
-		r.Header.Del("Accept-Encoding")
-		return true
+		// ComfyUI's answer without --multi-user: the frontend then opens straight on the graph,
+		// with no account list and no "New user" (the proxy names the user to ComfyUI on every
+		// request). Nobody's name is given away.
+		writeJSON(w, http.StatusOK, map[string]any{"storage": "server", "migrated": true})
+		return false
 	}
 	if kind == routeOther || seesAll(rq.id) {
 		return true
@@ -397,14 +399,9 @@ func (s *Server) filterAnswer(resp *http.Response) error {
 	if err != nil || len(body) > maxFilteredBody {
 		return fmt.Errorf("%w: reading it: %v", errFilter, err)
 	}
-	if rq.filter == routeGetUsers || rq.filter == routeObjectInfo {
-		var out []byte
-		if rq.filter == routeGetUsers {
-			out, err = isolation.FilterUsers(body, func(id string) bool { return id == rq.comfyUser })
-		} else {
-			// Loader nodes list the input directory's files: only the caller's.
-			out, err = isolation.FilterObjectInfo(body, isolation.InUserFolder(isolation.UserFolder(rq.id.user.Username, rq.id.user.ID)))
-		}
+	if rq.filter == routeObjectInfo {
+		// Loader nodes list the input directory's files: only the caller's.
+		out, err := isolation.FilterObjectInfo(body, isolation.InUserFolder(isolation.UserFolder(rq.id.user.Username, rq.id.user.ID)))
 		if err != nil {
 			return fmt.Errorf("%w: %v", errFilter, err)
 		}

@@ -264,39 +264,6 @@ func eachMember(body []byte, f func(key string, v json.RawMessage)) error {
 	return nil
 }
 
-// FilterUsers keeps the users of a GET /users answer ({"storage": …, "users": {id: name}})
-// whose id keep accepts.
-func FilterUsers(body []byte, keep func(id string) bool) ([]byte, error) {
-	var out bytes.Buffer
-	out.WriteByte('{')
-	n := 0
-	var bad error
-	err := eachMember(body, func(key string, v json.RawMessage) {
-		if n > 0 {
-			out.WriteByte(',')
-		}
-		n++
-		k, _ := json.Marshal(key)
-		out.Write(k)
-		out.WriteByte(':')
-		if key != "users" {
-			out.Write(v)
-			return
-		}
-		users, err := FilterHistory(v, keep) // the same shape: an object keyed by id
-		if err != nil {
-			bad = err
-			users = []byte("{}")
-		}
-		out.Write(users)
-	})
-	out.WriteByte('}')
-	if err == nil {
-		err = bad
-	}
-	return out.Bytes(), err
-}
-
 // ClientIDPrefix is the part of every ComfyUI client id that names its user: ComfyUI sends a
 // prompt's progress, previews and results to the socket whose clientId the prompt names, and
 // trusts whatever id a browser picks. The proxy puts the caller's prefix on every id it
