@@ -16,7 +16,8 @@ import (
 )
 
 // A user signs in and the real ComfyUI frontend opens on the graph as that user: no screen to
-// pick an account from, no "New user" (accounts come from mss-login).
+// pick an account from, no "New user" (accounts come from mss-login); the auth server's
+// extension shows who is signed in and turns a refusal into a message in the UI.
 func TestBrowserRealComfyUI(t *testing.T) {
 	comfy := testenv.Require(t, testenv.ComfyUIURL)
 	ctx := browser(t)
@@ -39,7 +40,6 @@ func TestBrowserRealComfyUI(t *testing.T) {
 		if graph || strings.Contains(text, "New user") {
 			break
 		}
-		t.Logf("%s: %.100q graph %t", time.Now().Format("05.000"), text, graph)
 	}
 	shot, _ := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	dir := os.Getenv(testenv.Artifacts)
@@ -51,5 +51,30 @@ func TestBrowserRealComfyUI(t *testing.T) {
 	}
 	if !graph || strings.Contains(text, "New user") {
 		t.Fatalf("the UI did not open on the graph (graph %t); it shows: %.400s", graph, text)
+	}
+	// The auth server's extension: who is signed in, and a refusal shown to the person.
+	waitFor := func(what, js string) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+			if err == nil && v != "" {
+				return v
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20 s (%v)", what, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if who := waitFor("the signed-in badge", `document.querySelector("#mss-login-user .mss-login-name")?.textContent ?? ""`); who != name+" (user)" {
+		t.Errorf("the badge says %q", who)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.comfyAPI.api.api.fetchApi("/v2/manager/queue/status"), true)`)); err != nil {
+		t.Fatal(err)
+	}
+	msg := waitFor("the refusal in the UI", `[...document.querySelectorAll(".p-toast-message")].map(e => e.textContent).join(" ")`)
+	if !strings.Contains(msg, "Manager Denied") {
+		t.Errorf("the UI shows %q for a refused manager call", msg)
 	}
 }

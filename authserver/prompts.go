@@ -47,6 +47,7 @@ const (
 	routeView
 	routeUpload
 	routeObjectInfo
+	routeExtensions
 )
 
 // classify names the isolated route of a request (any /api or version prefix stripped).
@@ -82,6 +83,8 @@ func classify(method string, p policy.Path) comfyRoute {
 		return routeUpload
 	case (r == "/object_info" || strings.HasPrefix(r, "/object_info/")) && get:
 		return routeObjectInfo
+	case r == "/extensions" && get:
+		return routeExtensions
 	}
 	return routeOther
 }
@@ -162,6 +165,10 @@ func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bo
 		return false
 	case routeUpload:
 		return s.ownUpload(w, r, rq)
+	case routeExtensions:
+		rq.filter = kind // the auth server's own frontend extension is announced with ComfyUI's
+		r.Header.Del("Accept-Encoding")
+		return true
 	case routeGetUsers:
 		// ComfyUI's answer without --multi-user: the frontend then opens straight on the graph,
 		// with no account list and no "New user" (the proxy names the user to ComfyUI on every
@@ -231,6 +238,9 @@ func (s *Server) ownPrompt(w http.ResponseWriter, r *http.Request, rq *request) 
 	setJSONBody(r, doc)
 	return true
 }
+
+// frontendExtension is the auth server's extension of the ComfyUI frontend (web/static).
+const frontendExtension = "/mss-login/static/comfyui-extension.js"
 
 // maxUpload bounds an image or mask upload, read whole before it is rewritten.
 const maxUpload = 64 << 20
@@ -398,6 +408,15 @@ func (s *Server) filterAnswer(resp *http.Response) error {
 	resp.Body.Close()
 	if err != nil || len(body) > maxFilteredBody {
 		return fmt.Errorf("%w: reading it: %v", errFilter, err)
+	}
+	if rq.filter == routeExtensions {
+		var list []string
+		if err := json.Unmarshal(body, &list); err != nil {
+			return fmt.Errorf("%w: %v", errFilter, err)
+		}
+		out, _ := json.Marshal(append(list, frontendExtension))
+		setBody(resp, out)
+		return nil
 	}
 	if rq.filter == routeObjectInfo {
 		// Loader nodes list the input directory's files: only the caller's.
