@@ -65,68 +65,53 @@ func queueItemID(item json.RawMessage) string {
 }
 
 // Queue is a GET /queue answer ({"queue_running": [...], "queue_pending": [...]}), split once
-// into its entries and their prompt ids.
+// into its entries and their prompt ids. Other members, which ComfyUI does not send, are dropped.
 type Queue struct {
-	members []queueMember
+	lists [2]queueList
 }
 
-type queueMember struct {
+type queueList struct {
 	key   string
-	raw   json.RawMessage   // a member that is not a list of entries
-	items []json.RawMessage // the entries of queue_running / queue_pending
+	items []json.RawMessage
 	ids   []string
 }
 
-// SplitQueue reads a queue answer.
+// SplitQueue reads a queue answer: one pass of the JSON parser over the entries, then only the
+// first two elements of each.
 func SplitQueue(body []byte) (*Queue, error) {
-	q := &Queue{}
-	var bad error
-	err := eachMember(body, func(key string, v json.RawMessage) {
-		m := queueMember{key: key, raw: v}
-		if key == "queue_running" || key == "queue_pending" {
-			if err := json.Unmarshal(v, &m.items); err != nil {
-				bad = errShape
-			}
-			for _, it := range m.items {
-				m.ids = append(m.ids, queueItemID(it))
-			}
-		}
-		q.members = append(q.members, m)
-	})
-	if err == nil {
-		err = bad
+	var raw struct {
+		Running *[]json.RawMessage `json:"queue_running"`
+		Pending *[]json.RawMessage `json:"queue_pending"`
 	}
-	return q, err
+	if err := json.Unmarshal(body, &raw); err != nil || raw.Running == nil || raw.Pending == nil {
+		return nil, errShape
+	}
+	q := &Queue{lists: [2]queueList{{key: "queue_running", items: *raw.Running}, {key: "queue_pending", items: *raw.Pending}}}
+	for i := range q.lists {
+		for _, it := range q.lists[i].items {
+			q.lists[i].ids = append(q.lists[i].ids, queueItemID(it))
+		}
+	}
+	return q, nil
 }
 
 // IDs lists the prompt ids of the entries.
 func (q *Queue) IDs() []string {
-	var ids []string
-	for _, m := range q.members {
-		ids = append(ids, m.ids...)
-	}
-	return ids
+	return append(append([]string{}, q.lists[0].ids...), q.lists[1].ids...)
 }
 
 // Filter writes the answer with the entries whose prompt id keep accepts.
 func (q *Queue) Filter(keep func(id string) bool) []byte {
 	var out bytes.Buffer
 	out.WriteByte('{')
-	for i, m := range q.members {
+	for i, l := range q.lists {
 		if i > 0 {
 			out.WriteByte(',')
 		}
-		k, _ := json.Marshal(m.key)
-		out.Write(k)
-		out.WriteByte(':')
-		if m.key != "queue_running" && m.key != "queue_pending" {
-			out.Write(m.raw)
-			continue
-		}
-		out.WriteByte('[')
+		out.WriteString(`"` + l.key + `":[`)
 		n := 0
-		for j, it := range m.items {
-			if !keep(m.ids[j]) {
+		for j, it := range l.items {
+			if !keep(l.ids[j]) {
 				continue
 			}
 			if n > 0 {
