@@ -191,34 +191,12 @@ func cmpOr(a, b string) string {
 // "video_upload", … flag): those options are the files of ComfyUI's input directory, everyone's.
 // Other nodes are copied as they are.
 func FilterObjectInfo(body []byte, keep func(name string) bool) ([]byte, error) {
-	var out bytes.Buffer
-	out.WriteByte('{')
-	n := 0
-	var bad error
-	err := eachMember(body, func(node string, v json.RawMessage) {
-		if n > 0 {
-			out.WriteByte(',')
+	return rewriteObject(body, func(_ string, node json.RawMessage) (json.RawMessage, error) {
+		if !bytes.Contains(node, []byte("upload")) {
+			return node, nil // not a loader: most nodes, copied without decoding
 		}
-		n++
-		k, _ := json.Marshal(node)
-		out.Write(k)
-		out.WriteByte(':')
-		if !bytes.Contains(v, []byte("upload")) {
-			out.Write(v) // not a loader: most nodes, copied without decoding
-			return
-		}
-		filtered, err := filterUploadInputs(v, keep)
-		if err != nil {
-			bad = err
-			filtered = []byte("{}")
-		}
-		out.Write(filtered)
+		return filterUploadInputs(node, keep)
 	})
-	out.WriteByte('}')
-	if err == nil {
-		err = bad
-	}
-	return out.Bytes(), err
 }
 
 func filterUploadInputs(node json.RawMessage, keep func(string) bool) (json.RawMessage, error) {

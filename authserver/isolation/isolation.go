@@ -26,24 +26,12 @@ func HistoryIDs(body []byte) ([]string, error) {
 
 // FilterHistory keeps the members of a history answer whose prompt id keep accepts.
 func FilterHistory(body []byte, keep func(id string) bool) ([]byte, error) {
-	var out bytes.Buffer
-	out.WriteByte('{')
-	n := 0
-	err := eachMember(body, func(key string, v json.RawMessage) {
-		if !keep(key) {
-			return
+	return rewriteObject(body, func(id string, v json.RawMessage) (json.RawMessage, error) {
+		if keep(id) {
+			return v, nil
 		}
-		if n > 0 {
-			out.WriteByte(',')
-		}
-		n++
-		k, _ := json.Marshal(key)
-		out.Write(k)
-		out.WriteByte(':')
-		out.Write(v)
+		return nil, nil
 	})
-	out.WriteByte('}')
-	return out.Bytes(), err
 }
 
 // queueItemID is the prompt id of a queue entry: [number, prompt_id, prompt, extra_data, outputs].
@@ -108,19 +96,8 @@ func (q *Queue) Filter(keep func(id string) bool) []byte {
 		if i > 0 {
 			out.WriteByte(',')
 		}
-		out.WriteString(`"` + l.key + `":[`)
-		n := 0
-		for j, it := range l.items {
-			if !keep(l.ids[j]) {
-				continue
-			}
-			if n > 0 {
-				out.WriteByte(',')
-			}
-			n++
-			out.Write(it)
-		}
-		out.WriteByte(']')
+		out.WriteString(`"` + l.key + `":`)
+		out.Write(keptArray(l.items, func(j int) bool { return keep(l.ids[j]) }))
 	}
 	out.WriteByte('}')
 	return out.Bytes()
@@ -169,18 +146,33 @@ func JobsIDs(body []byte) ([]string, error) {
 
 // FilterJobs keeps the jobs whose id keep accepts (pagination is ComfyUI's, over everyone's).
 func FilterJobs(body []byte, keep func(id string) bool) ([]byte, error) {
-	return filterArrays(body, func(key string) bool { return key == "jobs" },
-		func(item json.RawMessage) bool { return keep(jobID(item)) })
+	return rewriteObject(body, func(key string, v json.RawMessage) (json.RawMessage, error) {
+		if key != "jobs" {
+			return v, nil
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(v, &items); err != nil {
+			return nil, errShape
+		}
+		return keptArray(items, func(i int) bool { return keep(jobID(items[i])) }), nil
+	})
 }
 
-// filterArrays rewrites the array members of an object that inArray names, keeping the items
-// keepItem accepts; every other member is copied as it is.
-func filterArrays(body []byte, inArray func(key string) bool, keepItem func(json.RawMessage) bool) ([]byte, error) {
+// rewriteObject writes the JSON object body anew, in its order, each member's value as f
+// returns it (nil drops the member); an error from f fails the whole.
+func rewriteObject(body []byte, f func(key string, v json.RawMessage) (json.RawMessage, error)) ([]byte, error) {
 	var out bytes.Buffer
 	out.WriteByte('{')
 	n := 0
 	var bad error
 	err := eachMember(body, func(key string, v json.RawMessage) {
+		nv, err := f(key, v)
+		if err != nil {
+			bad = err
+		}
+		if err != nil || nv == nil {
+			return
+		}
 		if n > 0 {
 			out.WriteByte(',')
 		}
@@ -188,35 +180,32 @@ func filterArrays(body []byte, inArray func(key string) bool, keepItem func(json
 		k, _ := json.Marshal(key)
 		out.Write(k)
 		out.WriteByte(':')
-		if !inArray(key) {
-			out.Write(v)
-			return
-		}
-		var items []json.RawMessage
-		if err := json.Unmarshal(v, &items); err != nil {
-			bad = errShape
-			out.WriteString("[]")
-			return
-		}
-		out.WriteByte('[')
-		m := 0
-		for _, it := range items {
-			if !keepItem(it) {
-				continue
-			}
-			if m > 0 {
-				out.WriteByte(',')
-			}
-			m++
-			out.Write(it)
-		}
-		out.WriteByte(']')
+		out.Write(nv)
 	})
 	out.WriteByte('}')
 	if err == nil {
 		err = bad
 	}
 	return out.Bytes(), err
+}
+
+// keptArray is the JSON array of the items whose index keep accepts.
+func keptArray(items []json.RawMessage, keep func(i int) bool) json.RawMessage {
+	var out bytes.Buffer
+	out.WriteByte('[')
+	n := 0
+	for i, it := range items {
+		if !keep(i) {
+			continue
+		}
+		if n > 0 {
+			out.WriteByte(',')
+		}
+		n++
+		out.Write(it)
+	}
+	out.WriteByte(']')
+	return out.Bytes()
 }
 
 // eachMember calls f with every member of the JSON object body, in order.

@@ -96,6 +96,10 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"prompt_id": cmp.Or(body.PromptID, "p-1"), "number": 1, "node_errors": map[string]any{}})
 	case route == "/users":
 		s.serveUsers(w, r)
+	case route == "/queue" && r.Method == http.MethodGet:
+		writeJSON(w, map[string]any{"queue_running": []any{}, "queue_pending": []any{}}) // nothing queued
+	case route == "/history" && r.Method == http.MethodGet:
+		writeJSON(w, map[string]any{})
 	case s.MultiUser && (strings.HasPrefix(route, "/userdata") || strings.HasPrefix(route, "/settings")) && !s.knownUser(r.Header.Get("Comfy-User")):
 		// As ComfyUI's --multi-user answers a comfy-user it does not know.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

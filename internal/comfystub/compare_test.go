@@ -77,6 +77,7 @@ func TestStubMatchesRealComfyUI(t *testing.T) {
 		{"duplicate user", "POST", "/api/users", `{"username": "` + name + `"}`, nil, true},
 		{"unknown user's settings", "GET", "/api/settings", "", []string{"Comfy-User: nobody-" + name}, true},
 		{"prompt under its id", "POST", "/api/prompt", graph, nil, false},
+		{"queue", "GET", "/api/queue", "", nil, false},
 	}
 	for _, c := range cases {
 		r, s := ask(real, c.method, c.path, c.body, c.hdr...), ask(stub.URL, c.method, c.path, c.body, c.hdr...)
