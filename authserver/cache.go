@@ -74,6 +74,8 @@ type cache struct {
 	// onChange is called after a reload of users, roles, rules or revocations (to re-check
 	// open WebSockets).
 	onChange func()
+	// onUsers is called after a reload of the users (their password hash kinds are measured).
+	onUsers func(map[string]store.User)
 }
 
 func newCache(ctx context.Context, db *store.Store, log *slog.Logger) (*cache, error) {
@@ -100,7 +102,7 @@ func (c *cache) refresh(ctx context.Context, force bool) error {
 	changed := func(topic string) bool { return force || v[topic] != c.versions[topic] }
 	old := c.get()
 	next := *old
-	reloaded := false
+	reloaded, usersReloaded := false, false
 	if changed(store.TopicUsers) {
 		users, err := c.db.Users(ctx)
 		if err != nil {
@@ -112,7 +114,7 @@ func (c *cache) refresh(ctx context.Context, force bool) error {
 			next.usersByID[u.ID] = u
 			next.usersByName[u.Username] = u
 		}
-		reloaded = true
+		reloaded, usersReloaded = true, true
 	}
 	if changed(store.TopicRoles) {
 		rs, err := c.db.Roles(ctx)
@@ -166,6 +168,9 @@ func (c *cache) refresh(ctx context.Context, force bool) error {
 	}
 	c.snap.Store(&next)
 	c.versions = v
+	if usersReloaded && !force && c.onUsers != nil {
+		c.onUsers(next.usersByID)
+	}
 	if reloaded && !force && c.onChange != nil {
 		c.onChange()
 	}

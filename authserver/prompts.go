@@ -48,6 +48,7 @@ const (
 	routeUpload
 	routeObjectInfo
 	routeExtensions
+	routeCancelJobs
 )
 
 // classify names the isolated route of a request (any /api or version prefix stripped).
@@ -85,6 +86,8 @@ func classify(method string, p policy.Path) comfyRoute {
 		return routeObjectInfo
 	case r == "/extensions" && get:
 		return routeExtensions
+	case post && (r == "/jobs/cancel" || strings.HasPrefix(r, "/jobs/") && strings.HasSuffix(r, "/cancel")):
+		return routeCancelJobs // newer ComfyUI: POST /api/jobs/{id}/cancel, /api/jobs/cancel {"job_ids"}
 	}
 	return routeOther
 }
@@ -190,6 +193,8 @@ func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bo
 		return s.ownDeletes(w, r, rq, kind)
 	case routeInterrupt:
 		return s.ownInterrupt(w, r, rq)
+	case routeCancelJobs:
+		return s.ownCancel(w, r, rq)
 	}
 	rq.filter = kind
 	r.Header.Del("Accept-Encoding") // the answer is read and rewritten
@@ -390,6 +395,49 @@ func (s *Server) ownInterrupt(w http.ResponseWriter, r *http.Request, rq *reques
 		return false
 	}
 	doc["prompt_id"], _ = json.Marshal(id)
+	setJSONBody(r, doc)
+	return true
+}
+
+// ownCancel lets a user cancel their own jobs only: one named in the path must be theirs (403
+// otherwise); a batch keeps the caller's ids.
+func (s *Server) ownCancel(w http.ResponseWriter, r *http.Request, rq *request) bool {
+	if route, _ := policy.Route(rq.path.Match); route != "/jobs/cancel" {
+		// The id as sent (Match is lower-cased): the segment before "/cancel".
+		segs := strings.Split(rq.path.Forward, "/")
+		id, _ := url.PathUnescape(segs[len(segs)-2])
+		owners, err := s.prompts.owners(r.Context(), []string{id})
+		if err != nil {
+			dbUnavailable(w, r)
+			return false
+		}
+		if owners[id] != rq.id.user.ID {
+			writeError(w, r, http.StatusForbidden, "NOT_YOUR_PROMPT", "That job is another user's: only they or an admin can cancel it.")
+			return false
+		}
+		return true
+	}
+	_, doc, ok := readJSONObject(w, r, 1<<20)
+	if !ok {
+		return false
+	}
+	var ids []string
+	if raw, set := doc["job_ids"]; set && json.Unmarshal(raw, &ids) != nil {
+		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "job_ids: a list of job ids")
+		return false
+	}
+	owners, err := s.prompts.owners(r.Context(), ids)
+	if err != nil {
+		dbUnavailable(w, r)
+		return false
+	}
+	own := []string{}
+	for _, id := range ids {
+		if owners[id] == rq.id.user.ID {
+			own = append(own, id)
+		}
+	}
+	doc["job_ids"], _ = json.Marshal(own)
 	setJSONBody(r, doc)
 	return true
 }

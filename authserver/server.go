@@ -120,9 +120,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.timing.learn(s.cache.get().usersByID, probe)
-	s.cache.onChange = func() {
-		s.sweepSockets()
-		go s.timing.learn(s.cache.get().usersByID) // a new hash kind (an imported bcrypt account)
+	s.cache.onChange = s.sweepSockets
+	s.cache.onUsers = func(users map[string]store.User) {
+		go s.timing.learn(users) // a new hash kind (an imported bcrypt account)
 	}
 	s.loadHostBase(ctx)
 	s.proxy = s.newProxy()
@@ -181,7 +181,7 @@ func (s *Server) Background(ctx context.Context) {
 func (s *Server) sweepSockets() {
 	now := s.now()
 	s.sockets.sweep(func(so *socket) bool {
-		if so.id.sess != nil && so.id.sess.idle(now, s.idleTimeout) {
+		if so.id != nil && so.id.sess != nil && so.id.sess.idle(now, s.idleTimeout) {
 			s.cache.refreshLastUsed(context.Background(), so.id.jti, so.id.sess)
 		}
 		c := so.check(now)
@@ -328,10 +328,10 @@ func plainJSON(h http.Header) bool {
 	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return false
 	}
-	_, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if h.Get("Content-Type") == "" {
 		return true
 	}
+	_, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	cs := strings.ToLower(params["charset"])
 	return err == nil && (cs == "" || cs == "utf-8" || cs == "utf8")
 }

@@ -5,10 +5,12 @@
 package comfystub
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ type Seen struct {
 	Authorization                string
 	Cookie                       string
 	Header                       http.Header
+	Body                         string // the first 64 KiB
 }
 
 // Stub is the fake ComfyUI.
@@ -60,6 +63,8 @@ func (s *Stub) Count() int {
 }
 
 func (s *Stub) record(r *http.Request) {
+	head, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(head), r.Body))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.count++
@@ -68,7 +73,7 @@ func (s *Stub) record(r *http.Request) {
 	}
 	s.seen = append(s.seen, Seen{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), Query: r.URL.RawQuery,
 		ComfyUser: r.Header.Get("Comfy-User"), Authorization: r.Header.Get("Authorization"), Cookie: r.Header.Get("Cookie"),
-		Header: r.Header.Clone()})
+		Header: r.Header.Clone(), Body: string(head)})
 }
 
 // ServeHTTP answers like ComfyUI's routes, the same bare and under /api/.
