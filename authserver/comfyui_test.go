@@ -160,9 +160,12 @@ func TestIsolationRealComfyUI(t *testing.T) {
 			}
 			queue := func(e *env, who string) string {
 				t.Helper()
+				// Another color per user: ComfyUI answers a node with the inputs of one it ran
+				// before from its cache, and a preview node's cached answer names the same file.
 				r := e.do("POST", "/api/prompt", map[string]any{"prompt": map[string]any{
-					"1": map[string]any{"class_type": "EmptyImage", "inputs": map[string]any{"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+					"1": map[string]any{"class_type": "EmptyImage", "inputs": map[string]any{"width": 8, "height": 8, "batch_size": 1, "color": len(who)*1000 + int(who[0])}},
 					"2": map[string]any{"class_type": "SaveImage", "inputs": map[string]any{"images": []any{"1", 0}, "filename_prefix": "iso"}},
+					"3": map[string]any{"class_type": "PreviewImage", "inputs": map[string]any{"images": []any{"1", 0}}},
 				}}, bearer(token[who]))
 				id, _ := r.body["prompt_id"].(string)
 				if r.code != 200 || id == "" {
@@ -206,6 +209,31 @@ func TestIsolationRealComfyUI(t *testing.T) {
 				off := startWith(t, db, up, authserver.Options{DisableIsolation: true})
 				if r := off.do("GET", view, nil, bearer(token["ben"])); r.code != 200 {
 					t.Errorf("with isolation off ben does not get ann's output (%d): the check above proves nothing", r.code)
+				}
+			}
+			// Previews: PreviewImage writes a random name to the temp directory; served to the
+			// user whose prompt made it (and admins) only, however the query spells it.
+			if imgs := entry.Outputs["3"].Images; len(imgs) != 1 || imgs[0].Type != "temp" {
+				t.Errorf("ann's preview: %+v", entry.Outputs)
+			} else {
+				for _, q := range []url.Values{
+					{"filename": {imgs[0].Filename}, "subfolder": {imgs[0].Subfolder}, "type": {"temp"}},
+					{"filename": {imgs[0].Filename + " [temp]"}},
+					{"filename": {imgs[0].Filename}, "subfolder": {"."}, "type": {"temp", "output"}},
+				} {
+					view := "/api/view?" + q.Encode()
+					for who, want := range map[string]int{"ann": 200, "ben": 403} {
+						if r := b.do("GET", view, nil, bearer(token[who])); r.code != want {
+							t.Errorf("%s views ann's preview (%s): %d, want %d", who, q.Encode(), r.code, want)
+						}
+					}
+					if r := a.do("GET", view, nil, bearer(owner)); r.code != 200 {
+						t.Errorf("the admin views ann's preview: %d", r.code)
+					}
+					off := startWith(t, db, up, authserver.Options{DisableIsolation: true})
+					if r := off.do("GET", view, nil, bearer(token["ben"])); r.code != 200 {
+						t.Errorf("with isolation off ben does not get ann's preview (%d): the check above proves nothing", r.code)
+					}
 				}
 			}
 			if r := a.do("POST", "/api/prompt", map[string]any{"prompt": map[string]any{

@@ -184,8 +184,19 @@ func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bo
 	}
 	switch kind {
 	case routeView:
-		if !isolation.ViewAllowed(isolation.UserFolder(rq.id.user.Username, rq.id.user.ID), rq.query) {
-			writeError(w, r, http.StatusForbidden, "FILE_NOT_YOURS", "That output is another user's.")
+		access, key := isolation.View(isolation.UserFolder(rq.id.user.Username, rq.id.user.ID), rq.query)
+		if access == isolation.Preview {
+			mine, err := s.previews.ownedBy(r.Context(), s, key, rq.id.user.ID)
+			if err != nil {
+				writeError(w, r, http.StatusBadGateway, "UPSTREAM_UNAVAILABLE", "Could not read whose preview that is.")
+				return false
+			}
+			if mine {
+				access = isolation.Yours
+			}
+		}
+		if access != isolation.Yours {
+			writeError(w, r, http.StatusForbidden, "FILE_NOT_YOURS", "That file is another user's.")
 			return false
 		}
 		return true
@@ -371,14 +382,8 @@ func (s *Server) ownInterrupt(w http.ResponseWriter, r *http.Request, rq *reques
 			writeError(w, r, http.StatusBadGateway, "UPSTREAM_UNAVAILABLE", "Could not read what ComfyUI is running.")
 			return false
 		}
-		var q struct {
-			Running []json.RawMessage `json:"queue_running"`
-		}
-		if json.Unmarshal(current, &q) == nil && len(q.Running) > 0 {
-			running, _ := isolation.QueueIDs([]byte(`{"queue_running":[` + string(q.Running[0]) + `]}`))
-			if len(running) == 1 {
-				id = running[0]
-			}
+		if q, err := isolation.SplitQueue(current); err == nil && len(q.Running()) > 0 {
+			id = q.Running()[0]
 		}
 		if id == "" {
 			writeJSON(w, http.StatusOK, map[string]any{}) // nothing runs: nothing to stop
@@ -440,6 +445,64 @@ func (s *Server) ownCancel(w http.ResponseWriter, r *http.Request, rq *request) 
 	doc["job_ids"], _ = json.Marshal(own)
 	setJSONBody(r, doc)
 	return true
+}
+
+// previews knows which prompt made each temporary preview and which prompt runs, from
+// ComfyUI's history and queue, read again when a preview is asked for that the last reading
+// did not name (at most every previewsRefresh) and at least every previewsMaxAge.
+type previews struct {
+	mu      sync.Mutex // one reading at a time; the others wait for it
+	at      time.Time
+	files   map[string][]string // preview key → prompt ids
+	running []string
+}
+
+const (
+	previewsRefresh = 250 * time.Millisecond
+	previewsMaxAge  = 5 * time.Second
+)
+
+// ownedBy reports whether the preview key is the user's: named in the outputs of one of their
+// prompts or, not yet in the history, made while one of their prompts runs. That last case is
+// the known limit (docs/authserver.md): while a user's prompt runs, a preview of another's that
+// they guessed the random name of would be served.
+func (p *previews) ownedBy(ctx context.Context, s *Server, key, user string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, named := p.files[key]
+	if age := time.Since(p.at); age > previewsMaxAge || !named && age > previewsRefresh {
+		history, err := s.upstreamJSON(ctx, "/api/history", "")
+		if err != nil {
+			return false, err
+		}
+		queue, err := s.upstreamJSON(ctx, "/api/queue", "")
+		if err != nil {
+			return false, err
+		}
+		files, err := isolation.TempFiles(history)
+		if err != nil {
+			return false, err
+		}
+		q, err := isolation.SplitQueue(queue)
+		if err != nil {
+			return false, err
+		}
+		p.files, p.running, p.at = files, q.Running(), time.Now()
+	}
+	ids := p.running
+	if made, ok := p.files[key]; ok {
+		ids = made
+	}
+	owners, err := s.prompts.owners(ctx, ids)
+	if err != nil {
+		return false, err
+	}
+	for _, id := range ids {
+		if owners[id] == user {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // errFilter fails a filtered answer closed: nothing of it reaches the client.

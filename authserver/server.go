@@ -65,6 +65,7 @@ type Server struct {
 	security    *securityFile
 	timing      *failureTiming
 	prompts     *promptOwners
+	previews    previews
 	noIsolation bool
 	routes      []route
 	policy      *policy.Policy

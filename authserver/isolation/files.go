@@ -52,10 +52,22 @@ func OwnPrefix(folder, prefix string) (string, error) {
 	return folder + "/" + prefix, nil
 }
 
-// ViewAllowed reports whether a GET /view query names a file the user may see. An output or
-// an input is the user's when it is under the user's folder (ComfyUI serves subfolder + the
-// file name's last element). Temporary previews are not yet kept apart (docs/authserver.md).
-func ViewAllowed(folder string, q url.Values) bool {
+// Access is what a GET /view query is to one user.
+type Access int
+
+const (
+	NotYours Access = iota
+	Yours
+	// Preview: a temporary preview, the user's when one of their prompts made it (TempFiles).
+	Preview
+)
+
+// View decides a GET /view query for a user. An output or an input is the user's when it is
+// under the user's folder (ComfyUI serves subfolder + the file name's last element; an
+// annotation such as "x.png [output]" decides the type, as in ComfyUI). A temporary preview
+// has no folder to be under (PreviewImage writes random names to the temp directory): View
+// returns Preview and its key, to be looked up among the previews of the user's prompts.
+func View(folder string, q url.Values) (Access, string) {
 	typ := "output"
 	if t := q["type"]; len(t) > 0 {
 		typ = t[0]
@@ -64,18 +76,60 @@ func ViewAllowed(folder string, q url.Values) bool {
 	for _, a := range []string{"output", "input", "temp"} {
 		if strings.HasSuffix(name, "["+a+"]") {
 			typ = a
+			name = strings.TrimSuffix(strings.TrimSuffix(name, "["+a+"]"), " ")
 		}
-	}
-	if typ != "output" && typ != "input" {
-		return true
 	}
 	sub := q.Get("subfolder")
 	if strings.ContainsAny(sub, "\\\x00") {
-		return false
+		return NotYours, ""
 	}
-	clean := strings.TrimPrefix(path.Clean("/"+sub), "/")
-	first, _, _ := strings.Cut(clean, "/")
-	return first == folder
+	switch typ {
+	case "temp":
+		return Preview, fileKey(sub, name)
+	case "output", "input":
+		clean := strings.TrimPrefix(path.Clean("/"+sub), "/")
+		if first, _, _ := strings.Cut(clean, "/"); first == folder {
+			return Yours, ""
+		}
+		return NotYours, ""
+	}
+	return Yours, "" // ComfyUI answers 400 to any other type
+}
+
+// fileKey names a file of one of ComfyUI's directories as ComfyUI finds it: the cleaned
+// subfolder and the last element of the file name.
+func fileKey(subfolder, filename string) string {
+	return strings.TrimPrefix(path.Clean("/"+subfolder+"/"+path.Base("/"+filename)), "/")
+}
+
+// TempFiles maps every temporary preview named in the outputs of a GET /history answer to the
+// prompts that name it: more than one when ComfyUI answered a later prompt's preview node from
+// its cache (same inputs), so that prompt shows the same file.
+func TempFiles(history []byte) (map[string][]string, error) {
+	files := map[string][]string{}
+	err := eachMember(history, func(id string, v json.RawMessage) {
+		var entry struct {
+			Outputs map[string]map[string]json.RawMessage `json:"outputs"`
+		}
+		if json.Unmarshal(v, &entry) != nil {
+			return
+		}
+		for _, node := range entry.Outputs {
+			for _, list := range node {
+				var items []struct{ Filename, Subfolder, Type string }
+				if json.Unmarshal(list, &items) != nil {
+					continue // not a list of files (text, numbers, …)
+				}
+				for _, it := range items {
+					if it.Type == "temp" && it.Filename != "" {
+						k := fileKey(it.Subfolder, it.Filename)
+						files[k] = append(files[k], id)
+					}
+				}
+			}
+		}
+	})
+	return files, err
 }
 
 // ErrUpload: an upload that could read or write outside the user's folder, or that is not
@@ -127,8 +181,11 @@ func OwnUpload(body []byte, contentType, folder string) ([]byte, string, error) 
 			value, sawSubfolder = []byte(sub), true
 		case "original_ref":
 			var ref struct{ Filename, Subfolder, Type string }
-			if json.Unmarshal(value, &ref) != nil || !ViewAllowed(folder, url.Values{"filename": {ref.Filename},
-				"subfolder": {ref.Subfolder}, "type": {cmpOr(ref.Type, "output")}}) || cmpOr(ref.Type, "output") == "temp" {
+			if json.Unmarshal(value, &ref) != nil {
+				return nil, "", fmt.Errorf("%w: original_ref is not a JSON object", ErrUpload)
+			}
+			if a, _ := View(folder, url.Values{"filename": {ref.Filename}, "subfolder": {ref.Subfolder},
+				"type": {cmpOr(ref.Type, "output")}}); a != Yours {
 				return nil, "", fmt.Errorf("%w: original_ref names another user's image", ErrUpload)
 			}
 		}

@@ -88,6 +88,9 @@ func (q *Queue) IDs() []string {
 	return append(append([]string{}, q.lists[0].ids...), q.lists[1].ids...)
 }
 
+// Running lists the prompt ids of the running entries.
+func (q *Queue) Running() []string { return q.lists[0].ids }
+
 // Filter writes the answer with the entries whose prompt id keep accepts.
 func (q *Queue) Filter(keep func(id string) bool) []byte {
 	var out bytes.Buffer

@@ -128,7 +128,8 @@ func TestFiles(t *testing.T) {
 	}
 	view := func(q string) bool {
 		v, _ := url.ParseQuery(q)
-		return ViewAllowed("ann", v)
+		a, _ := View("ann", v)
+		return a == Yours
 	}
 	for q, want := range map[string]bool{
 		"filename=a.png&subfolder=ann&type=output":               true,
@@ -140,15 +141,33 @@ func TestFiles(t *testing.T) {
 		"filename=a.png&subfolder=ann%5C..%5Cbob":                false,
 		"filename=a.png%20%5Boutput%5D&type=input&subfolder=bob": false, // the annotation wins, as in ComfyUI
 		"filename=a.png&subfolder=annie":                         false,
-		"filename=a.png&subfolder=ann&type=temp&type=output":     true,
+		"filename=a.png&subfolder=ann&type=temp&type=output":     false, // the first type counts: a preview
 		"filename=a.png&type=output&type=temp&subfolder=bob":     false,
 		"filename=a.png&type=input":                              false, // the input root is nobody's
 		"filename=a.png&type=input&subfolder=ann":                true,
-		"filename=a.png&type=temp":                               true, // previews: not yet kept apart
+		"filename=a.png&type=temp":                               false, // a preview: looked up
+		"filename=a.png%20%5Btemp%5D&subfolder=ann":              false,
 	} {
 		if got := view(q); got != want {
-			t.Errorf("ViewAllowed(%s) = %t, want %t", q, got, want)
+			t.Errorf("View(%s) = %t, want %t", q, got, want)
 		}
+	}
+	// A preview is named by the key its history entry gives it, however the query spells it.
+	history := []byte(`{"p1": {"outputs": {"9": {"images": [{"filename": "ComfyUI_temp_abcde_00001_.png", "subfolder": "", "type": "temp"},
+		{"filename": "out.png", "subfolder": "ann", "type": "output"}], "text": ["hello"]}}}, "p2": {"outputs": {}}, "p3": {"status": {}}}`)
+	files, err := TempFiles(history)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("TempFiles = %v, %v", files, err)
+	}
+	for _, q := range []string{"filename=ComfyUI_temp_abcde_00001_.png&type=temp", "filename=ComfyUI_temp_abcde_00001_.png%20%5Btemp%5D",
+		"filename=ComfyUI_temp_abcde_00001_.png&type=temp&subfolder=.", "filename=ComfyUI_temp_abcde_00001_.png&type=temp&subfolder=x/.."} {
+		v, _ := url.ParseQuery(q)
+		if a, key := View("ann", v); a != Preview || len(files[key]) != 1 || files[key][0] != "p1" {
+			t.Errorf("View(%s) = %v, %q: not the preview of p1", q, a, key)
+		}
+	}
+	if _, err := TempFiles([]byte(`[1]`)); err == nil {
+		t.Error("TempFiles of a list: no error")
 	}
 }
 
