@@ -30,6 +30,25 @@ function badge() {
   document.body.append(box);
 }
 
+// The role's ui_* flags: a flag set to false hides that part of the UI (it changes what is
+// shown, not what is allowed: the proxy decides that). ui_<name> hides the sidebar tab <name>
+// (ui_node_library → the node library, ui_model_library, ui_workflows, ui_templates,
+// ui_assets); ui_queue and ui_show_queue hide the queue and its history. Every flag that is
+// off is also listed in <html data-mss-login-ui-off="…">, for a studio's own stylesheet.
+const aliases = { queue: ["queue", "assets"], show_queue: ["queue", "assets"] };
+function applyUIFlags() {
+  const off = Object.entries(me?.ui ?? {})
+    .filter(([flag, on]) => flag.startsWith("ui_") && on === false)
+    .map(([flag]) => flag.slice(3));
+  if (!off.length || document.getElementById("mss-login-ui-flags")) return;
+  document.documentElement.dataset.mssLoginUiOff = off.map((f) => "ui_" + f).join(" ");
+  const tabs = off.flatMap((f) => aliases[f] ?? [f]).map((f) => f.replaceAll("_", "-"));
+  const style = document.createElement("style");
+  style.id = "mss-login-ui-flags";
+  style.textContent = tabs.map((t) => `.${CSS.escape(t + "-tab-button")}`).join(",") + "{display:none !important}";
+  document.head.append(style);
+}
+
 function show(message) {
   const toast = app.extensionManager?.toast;
   if (toast?.add) {
@@ -54,5 +73,12 @@ api.fetchApi = async (route, options) => {
   return res;
 };
 
-app.registerExtension({ name: "mss-login.session", setup: badge });
+app.registerExtension({
+  name: "mss-login.session",
+  setup() {
+    badge();
+    applyUIFlags();
+  },
+});
 badge();
+applyUIFlags();
