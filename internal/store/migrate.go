@@ -35,6 +35,7 @@ var migrations = []migration{
 	{version: 1, name: "schema", sql: mustSQL("0001_schema.sql")},
 	{version: 2, name: "builtin roles and change counters", apply: seedBuiltins},
 	{version: 3, name: "prompt owners", sql: mustSQL("0003_prompt_owners.sql")},
+	{version: 4, name: "model grants", sql: mustSQL("0004_model_grants.sql"), apply: seedCounters},
 }
 
 // LatestVersion is the schema version this binary writes.
@@ -174,17 +175,26 @@ const (
 	TopicDevices  = "devices"  // locked_devices
 	TopicSessions = "sessions" // session and token revocations
 	TopicSettings = "settings" // app_settings
+	TopicGrants   = "grants"   // model_grants, s3_models
 )
 
 // Topics lists every change-counter topic.
-var Topics = []string{TopicUsers, TopicRoles, TopicIPRules, TopicDevices, TopicSessions, TopicSettings}
+var Topics = []string{TopicUsers, TopicRoles, TopicIPRules, TopicDevices, TopicSessions, TopicSettings, TopicGrants}
 
 func seedBuiltins(ctx context.Context, s *Store, x execer) error {
+	if err := seedCounters(ctx, s, x); err != nil {
+		return err
+	}
+	return s.restoreBuiltinRoles(ctx, x, false)
+}
+
+// seedCounters adds the change counters that are missing (a topic added by a later version).
+func seedCounters(ctx context.Context, s *Store, x execer) error {
 	for _, t := range Topics {
 		if _, err := x.ExecContext(ctx, s.q(s.d.insertIgnore(
 			"INSERT INTO change_counters (topic, version) VALUES (?, 0)", "topic")), t); err != nil {
 			return err
 		}
 	}
-	return s.restoreBuiltinRoles(ctx, x, false)
+	return nil
 }

@@ -208,8 +208,10 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		return nil
-	}, TopicUsers, TopicSessions)
+		// The grants made to the user through the API go with them (a resource's, with it).
+		_, err = s.exec(ctx, tx, `DELETE FROM model_grants WHERE user_id = ? AND owner_ref = ''`, id)
+		return s.wrap("delete user's model grants", err)
+	}, TopicUsers, TopicSessions, TopicGrants)
 }
 
 // SetMFA stores the user's TOTP secret (encrypted with the field key) and whether MFA is

@@ -1,0 +1,24 @@
+-- Model grants: a role's members, or one user, may see and use the models of a folder that a
+-- pattern matches. Rows a Kubernetes resource owns carry its reference in owner_ref and are
+-- replaced together by the operator; rows made through the admin API have owner_ref ''.
+CREATE TABLE IF NOT EXISTS model_grants (
+  id {{autoid}},
+  role VARCHAR(64) NOT NULL DEFAULT '',
+  user_id VARCHAR(36) NOT NULL DEFAULT '',
+  folder VARCHAR(64) NOT NULL,
+  pattern VARCHAR(191) NOT NULL,
+  owner_ref VARCHAR(191) NOT NULL DEFAULT '',
+  created_by VARCHAR(128) NOT NULL DEFAULT '',
+  created_at BIGINT NOT NULL
+){{table}};
+CREATE INDEX model_grants_owner ON model_grants (owner_ref);
+
+-- The models an S3Mount holds, recorded by the manager: the auth server shows them only to
+-- users with can_access_s3_storage. source is the S3Mount ("S3Mount/<namespace>/<name>").
+CREATE TABLE IF NOT EXISTS s3_models (
+  folder VARCHAR(64) NOT NULL,
+  name VARCHAR(191) NOT NULL,
+  source VARCHAR(191) NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (source, folder, name)
+){{table}};
