@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mss-login/mss-login/authserver/ipaccess"
+	"github.com/mss-login/mss-login/internal/modelgrant"
 	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -25,6 +26,29 @@ type snapshot struct {
 	devices     map[string]time.Time
 	tokens      map[[sha256.Size]byte]*cachedToken // by SHA-256; revoked ones left out
 	tokenByID   map[string]*cachedToken            // the same tokens by id (open sockets are re-checked by id)
+	grants      []store.Grant
+	s3Models    map[s3Key]bool
+	grantSets   *sync.Map // user id → *modelgrant.Set, computed on first use from this snapshot
+}
+
+// s3Key names a model an S3Mount holds.
+type s3Key struct{ folder, name string }
+
+// grantSet is the models the user is granted: by their role and to them (from their resource
+// or through the admin API).
+func (sn *snapshot) grantSet(u store.User) *modelgrant.Set {
+	if v, ok := sn.grantSets.Load(u.ID); ok {
+		return v.(*modelgrant.Set)
+	}
+	var gs []modelgrant.Grant
+	for _, g := range sn.grants {
+		if g.UserID == u.ID || (g.Role != "" && g.Role == u.Role) {
+			gs = append(gs, g.Grant)
+		}
+	}
+	set := modelgrant.NewSet(gs)
+	sn.grantSets.Store(u.ID, set)
+	return set
 }
 
 // role returns the named role. An unknown role grants nothing (fail closed): a permission a
@@ -81,7 +105,7 @@ type cache struct {
 func newCache(ctx context.Context, db *store.Store, log *slog.Logger) (*cache, error) {
 	c := &cache{db: db, log: log, versions: map[string]int64{},
 		touchSessions: map[string]time.Time{}, touchTokens: map[string]time.Time{}, unsaved: map[string]bool{}}
-	c.snap.Store(&snapshot{})
+	c.snap.Store(&snapshot{grantSets: &sync.Map{}})
 	if err := c.refresh(ctx, true); err != nil {
 		return nil, err
 	}
@@ -166,6 +190,20 @@ func (c *cache) refresh(ctx context.Context, force bool) error {
 		}
 		reloaded = true
 	}
+	if changed(store.TopicGrants) {
+		if next.grants, err = c.db.Grants(ctx); err != nil {
+			return err
+		}
+		s3, err := c.db.S3Models(ctx)
+		if err != nil {
+			return err
+		}
+		next.s3Models = make(map[s3Key]bool, len(s3))
+		for _, m := range s3 {
+			next.s3Models[s3Key{modelgrant.Canonical(m.Folder), m.Name}] = true
+		}
+	}
+	next.grantSets = &sync.Map{} // users, roles or grants may have changed
 	c.snap.Store(&next)
 	c.versions = v
 	if usersReloaded && !force && c.onUsers != nil {

@@ -49,6 +49,11 @@ const (
 	routeObjectInfo
 	routeExtensions
 	routeCancelJobs
+	routeModelList    // GET /models/{folder}
+	routeModelItems   // GET /experiment/models/{folder}
+	routeEmbeddings   // GET /embeddings
+	routeViewMetadata // GET /view_metadata/{folder}?filename=
+	routeModelPreview // GET /experiment/models/preview/{folder}/{i}/{file}
 )
 
 // classify names the isolated route of a request (any /api or version prefix stripped).
@@ -86,6 +91,16 @@ func classify(method string, p policy.Path) comfyRoute {
 		return routeObjectInfo
 	case r == "/extensions" && get:
 		return routeExtensions
+	case get && strings.HasPrefix(r, "/models/") && strings.Count(r, "/") == 2:
+		return routeModelList
+	case get && strings.HasPrefix(r, "/experiment/models/preview/"):
+		return routeModelPreview
+	case get && strings.HasPrefix(r, "/experiment/models/") && strings.Count(r, "/") == 3:
+		return routeModelItems
+	case get && r == "/embeddings":
+		return routeEmbeddings
+	case get && strings.HasPrefix(r, "/view_metadata/"):
+		return routeViewMetadata
 	case post && (r == "/jobs/cancel" || strings.HasPrefix(r, "/jobs/") && strings.HasSuffix(r, "/cancel")):
 		return routeCancelJobs // newer ComfyUI: POST /api/jobs/{id}/cancel, /api/jobs/cancel {"job_ids"}
 	}
@@ -179,6 +194,22 @@ func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bo
 		writeJSON(w, http.StatusOK, map[string]any{"storage": "server", "migrated": true})
 		return false
 	}
+	switch kind { // model grants, for everyone who does not see every model
+	case routeModelList, routeModelItems, routeEmbeddings, routeViewMetadata, routeModelPreview, routeObjectInfo:
+		if rq.models = s.modelViewOf(rq.id); rq.models == nil {
+			break
+		}
+		if kind == routeViewMetadata || kind == routeModelPreview {
+			if folder, name := modelFile(kind, rq); !rq.models.visible(folder, name) {
+				writeError(w, r, http.StatusForbidden, "MODEL_NOT_ALLOWED", "That model is not granted to you.")
+				return false
+			}
+			return true
+		}
+		rq.filter = kind
+		r.Header.Del("Accept-Encoding") // the answer is read and rewritten
+		return true
+	}
 	if kind == routeOther || seesAll(rq.id) {
 		return true
 	}
@@ -233,6 +264,9 @@ func (s *Server) ownPrompt(w http.ResponseWriter, r *http.Request, rq *request) 
 	_ = json.Unmarshal(doc["client_id"], &client)
 	doc["client_id"], _ = json.Marshal(isolation.ClientID(rq.id.user.ID, client, uuid.NewString()))
 	if graph, ok := doc["prompt"]; ok {
+		if v := s.modelViewOf(rq.id); v != nil && !s.checkPromptModels(w, r, v, graph) {
+			return false
+		}
 		owned, err := ownOutputs(graph, isolation.UserFolder(rq.id.user.Username, rq.id.user.ID))
 		if err != nil {
 			writeError(w, r, http.StatusBadRequest, "BAD_PROMPT", err.Error())
@@ -529,9 +563,17 @@ func (s *Server) filterAnswer(resp *http.Response) error {
 		setBody(resp, out)
 		return nil
 	}
-	if rq.filter == routeObjectInfo {
-		// Loader nodes list the input directory's files: only the caller's.
-		out, err := isolation.FilterObjectInfo(body, isolation.InUserFolder(isolation.UserFolder(rq.id.user.Username, rq.id.user.ID)))
+	switch rq.filter {
+	case routeObjectInfo:
+		// Loader nodes list the input directory's files (only the caller's) and the models.
+		out, err := s.filterObjectInfo(resp.Request.Context(), rq, body)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errFilter, err)
+		}
+		setBody(resp, out)
+		return nil
+	case routeModelList, routeModelItems, routeEmbeddings:
+		out, err := s.filterModelList(rq, body)
 		if err != nil {
 			return fmt.Errorf("%w: %v", errFilter, err)
 		}

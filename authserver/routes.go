@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/mss-login/mss-login/authserver/policy"
+	"github.com/mss-login/mss-login/internal/roles"
 )
 
 // route is one of the auth server's own endpoints: what it needs and what serves it. This table
@@ -22,6 +23,8 @@ var (
 	user    = policy.UserRule // handlers check ownership and extra flags
 	admin   = policy.AdminRule
 	gateway = policy.Rule{Access: policy.Public, Gateway: true}
+	sharing = policy.Rule{Access: policy.Permission, Permission: roles.CanManageModelSharing,
+		Code: "MODEL_SHARING_DENIED", Message: "MSS-Login: Model Sharing Denied"}
 )
 
 func (s *Server) routeTable() []route {
@@ -67,6 +70,9 @@ func (s *Server) routeTable() []route {
 			route{"POST", p + "/api/users", admin, s.handleRegister},
 			route{"PUT", p + "/api/users/{username}", admin, s.handleUpdateUser},
 			route{"DELETE", p + "/api/users/{username}", admin, s.handleDeleteUser},
+			route{"GET", p + "/api/users/{username}/shared-items", sharing, s.handleListGrants},
+			route{"POST", p + "/api/users/{username}/shared-items", sharing, s.handleAddGrant},
+			route{"DELETE", p + "/api/users/{username}/shared-items", sharing, s.handleDeleteGrant},
 			route{"GET", p + "/api/ip-lists", admin, s.handleIPLists},
 			route{"GET", p + "/api/update-status", admin, s.handleUpdateStatus},
 			route{"POST", p + "/api/mfa/setup", public, s.mfaOnly(s.handleMFASetup)},

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"mime"
@@ -66,6 +67,7 @@ type Server struct {
 	timing      *failureTiming
 	prompts     *promptOwners
 	previews    previews
+	models      models
 	noIsolation bool
 	routes      []route
 	policy      *policy.Policy
@@ -112,6 +114,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.sockets = newSockets(s.metrics)
 	s.prompts, s.noIsolation = &promptOwners{db: o.Store}, o.DisableIsolation
+	s.models.seed, s.models.filtered = maphash.MakeSeed(), map[objectInfoKey][]byte{}
 	if s.cache, err = newCache(ctx, o.Store, log); err != nil {
 		return nil, err
 	}
@@ -203,6 +206,7 @@ type request struct {
 	device    string
 	comfyUser string     // the comfy-user header sent upstream (ComfyUI's --multi-user id)
 	filter    comfyRoute // an answer filtered to the caller's prompts (routeOther: none)
+	models    *modelView // the models the caller may see, on model routes (nil: all)
 	route     string     // the path of the auth server's own route that matched
 	// The request's credentials as authentication read them; what goes upstream is rebuilt
 	// from these parsed forms, never patched on the raw header or query string.

@@ -243,20 +243,31 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// FilterObjectInfo keeps, in a GET /object_info answer, only the file names keep accepts in the
-// options of every input that takes uploads (its config has an "image_upload", "audio_upload",
-// "video_upload", … flag): those options are the files of ComfyUI's input directory, everyone's.
-// Other nodes are copied as they are.
-func FilterObjectInfo(body []byte, keep func(name string) bool) ([]byte, error) {
+// Options decides the option lists of /object_info for one user. Inputs keeps the input
+// directory's files of an input that takes uploads (nil: all); Models tells, for a name that is
+// a model ComfyUI lists, whether the user may see it (known false: not a model).
+type Options struct {
+	Inputs func(name string) bool
+	Models func(name string) (known, visible bool)
+}
+
+// FilterObjectInfo rewrites the option lists of a GET /object_info (or /object_info/{node})
+// answer for one user. The options of an input that takes uploads (its config has an
+// "image_upload", "audio_upload", … flag) are the files of ComfyUI's input directory,
+// everyone's: only those Inputs keeps stay. An option list that names a model (whatever node
+// defines it, custom nodes included) keeps only the models the user may see, and none of the
+// names not known as models (a model just added, not yet in the listings the caller read). Nodes
+// that change nothing are copied as they are.
+func FilterObjectInfo(body []byte, o Options) ([]byte, error) {
 	return rewriteObject(body, func(_ string, node json.RawMessage) (json.RawMessage, error) {
-		if !bytes.Contains(node, []byte("upload")) {
+		if o.Models == nil && !bytes.Contains(node, []byte("upload")) {
 			return node, nil // not a loader: most nodes, copied without decoding
 		}
-		return filterUploadInputs(node, keep)
+		return filterOptions(node, o)
 	})
 }
 
-func filterUploadInputs(node json.RawMessage, keep func(string) bool) (json.RawMessage, error) {
+func filterOptions(node json.RawMessage, o Options) (json.RawMessage, error) {
 	var n map[string]json.RawMessage
 	if err := json.Unmarshal(node, &n); err != nil {
 		return nil, errShape
@@ -269,23 +280,41 @@ func filterUploadInputs(node json.RawMessage, keep func(string) bool) (json.RawM
 	for _, group := range input {
 		for name, spec := range group {
 			var parts []json.RawMessage
-			if json.Unmarshal(spec, &parts) != nil || len(parts) < 2 {
+			if json.Unmarshal(spec, &parts) != nil || len(parts) == 0 {
 				continue
 			}
 			var cfg map[string]json.RawMessage
-			if json.Unmarshal(parts[1], &cfg) != nil || !takesUploads(cfg) {
+			if len(parts) > 1 {
+				_ = json.Unmarshal(parts[1], &cfg)
+			}
+			var keep func([]string) ([]string, bool)
+			switch {
+			case takesUploads(cfg) && o.Inputs != nil:
+				keep = func(files []string) ([]string, bool) { return keepNames(files, o.Inputs), true }
+			case o.Models != nil:
+				keep = func(values []string) ([]string, bool) { return keepModels(values, o.Models) }
+			default:
 				continue
 			}
-			var files []string
-			if json.Unmarshal(parts[0], &files) == nil { // [[files…], {…}]
-				parts[0], _ = json.Marshal(keepNames(files, keep))
+			var values []string
+			edited := false
+			if json.Unmarshal(parts[0], &values) == nil { // [[values…], {…}]
+				if kept, ok := keep(values); ok {
+					parts[0], _ = json.Marshal(kept)
+					edited = true
+				}
 			}
-			if json.Unmarshal(cfg["options"], &files) == nil { // ["COMBO", {"options": [files…]}]
-				cfg["options"], _ = json.Marshal(keepNames(files, keep))
-				parts[1], _ = json.Marshal(cfg)
+			if json.Unmarshal(cfg["options"], &values) == nil { // ["COMBO", {"options": [values…]}]
+				if kept, ok := keep(values); ok {
+					cfg["options"], _ = json.Marshal(kept)
+					parts[1], _ = json.Marshal(cfg)
+					edited = true
+				}
 			}
-			group[name], _ = json.Marshal(parts)
-			changed = true
+			if edited {
+				group[name], _ = json.Marshal(parts)
+				changed = true
+			}
 		}
 	}
 	if !changed {
@@ -293,6 +322,23 @@ func filterUploadInputs(node json.RawMessage, keep func(string) bool) (json.RawM
 	}
 	n["input"], _ = json.Marshal(input)
 	return json.Marshal(n)
+}
+
+// keepModels keeps, of a list that names at least one model, the models the user may see;
+// ok is false for a list that names none (not a model list: kept as it is).
+func keepModels(values []string, models func(string) (bool, bool)) ([]string, bool) {
+	out, anyModel := []string{}, false
+	for _, v := range values {
+		known, visible := models(v)
+		anyModel = anyModel || known
+		if known && visible {
+			out = append(out, v)
+		}
+	}
+	if !anyModel || len(out) == len(values) {
+		return nil, false
+	}
+	return out, true
 }
 
 func takesUploads(cfg map[string]json.RawMessage) bool {

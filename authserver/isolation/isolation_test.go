@@ -254,7 +254,7 @@ func TestFilterObjectInfo(t *testing.T) {
  "LoadImage": {"input": {"required": {"image": [["ann/a.png", "bob.png", "ann/b.png"], {"image_upload": true}]}}, "output": ["IMAGE"]},
  "LoadAudio": {"input": {"required": {"audio": ["COMBO", {"options": ["bob.wav", "ann/x.wav"], "audio_upload": true}]}}},
  "Uploadless": {"input": {"required": {"mode": [["upload", "other"], {}]}}}}`
-	out, err := FilterObjectInfo([]byte(in), InUserFolder("ann"))
+	out, err := FilterObjectInfo([]byte(in), Options{Inputs: InUserFolder("ann")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,33 @@ func TestFilterObjectInfo(t *testing.T) {
 			t.Errorf("%s missing: %s", kept, s)
 		}
 	}
-	if _, err := FilterObjectInfo([]byte(`{"LoadImage": "upload"}`), InUserFolder("ann")); err == nil {
+	if _, err := FilterObjectInfo([]byte(`{"LoadImage": "upload"}`), Options{Inputs: InUserFolder("ann")}); err == nil {
 		t.Error("a node that is not an object passed")
+	}
+}
+
+func TestFilterObjectInfoModels(t *testing.T) {
+	in := `{"CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": [["a.safetensors", "b.safetensors", "new.safetensors"], {}]}}},
+ "LoraLoader": {"input": {"required": {"lora_name": ["COMBO", {"options": ["sdxl/l1.safetensors", "l2.safetensors"]}], "strength": ["FLOAT", {}]}}},
+ "CustomLoader": {"input": {"optional": {"model": [["b.safetensors"], {"tooltip": "any node naming a model"}]}}},
+ "Sampler": {"input": {"required": {"sampler": [["euler", "dpm"], {}]}}}}`
+	known := map[string]bool{"a.safetensors": true, "b.safetensors": false, "sdxl/l1.safetensors": true, "l2.safetensors": false}
+	out, err := FilterObjectInfo([]byte(in), Options{Models: func(name string) (bool, bool) {
+		visible, ok := known[name]
+		return ok, visible
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, gone := range []string{"b.safetensors", "l2.safetensors", "new.safetensors"} {
+		if strings.Contains(s, gone) {
+			t.Errorf("%s listed: %s", gone, s)
+		}
+	}
+	for _, kept := range []string{`"ckpt_name":[["a.safetensors"],{}]`, `sdxl/l1.safetensors`, `"model":[[],`, `"sampler": [["euler", "dpm"], {}]`} {
+		if !strings.Contains(s, kept) {
+			t.Errorf("%s missing: %s", kept, s)
+		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +41,9 @@ type Stub struct {
 	// MultiUser mimics --multi-user: /users lists and creates users ("<name>_<n>" ids), and
 	// /userdata and /settings answer 500 for a comfy-user id it does not know.
 	MultiUser bool
-	users     map[string]string // id → name
+	// Models lists the model files of each folder (GET /models/{folder}, /embeddings).
+	Models map[string][]string
+	users  map[string]string // id → name
 }
 
 // New returns a stub with a 1 KiB /view body.
@@ -101,6 +105,38 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"prompt_id": cmp.Or(body.PromptID, "p-1"), "number": 1, "node_errors": map[string]any{}})
 	case route == "/users":
 		s.serveUsers(w, r)
+	case route == "/models":
+		writeJSON(w, modelFolders)
+	case strings.HasPrefix(route, "/models/"):
+		names, ok := s.Models[strings.TrimPrefix(route, "/models/")]
+		if !ok && !slices.Contains(modelFolders, strings.TrimPrefix(route, "/models/")) {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.WriteHeader(http.StatusNotFound) // as ComfyUI answers a folder it does not have
+			return
+		}
+		if names == nil {
+			names = []string{}
+		}
+		writeJSON(w, names)
+	case route == "/object_info" || route == "/object_info/CheckpointLoaderSimple":
+		// One loader, its options the checkpoints (ComfyUI lists every node class).
+		names := s.Models["checkpoints"]
+		if names == nil {
+			names = []string{}
+		}
+		writeJSON(w, map[string]any{"CheckpointLoaderSimple": map[string]any{
+			"input":       map[string]any{"required": map[string]any{"ckpt_name": []any{names, map[string]any{"tooltip": "The name of the checkpoint (model) to load."}}}},
+			"input_order": map[string]any{"required": []string{"ckpt_name"}}, "output": []string{"MODEL", "CLIP", "VAE"},
+			"output_is_list": []bool{false, false, false}, "output_name": []string{"MODEL", "CLIP", "VAE"}, "name": "CheckpointLoaderSimple",
+			"display_name": "Load Checkpoint", "description": "Loads a diffusion model checkpoint.", "python_module": "nodes",
+			"category": "loaders", "output_node": false, "output_tooltips": []string{},
+		}})
+	case route == "/embeddings":
+		out := []string{}
+		for _, n := range s.Models["embeddings"] {
+			out = append(out, strings.TrimSuffix(n, path.Ext(n)))
+		}
+		writeJSON(w, out)
 	case route == "/queue" && r.Method == http.MethodGet:
 		writeJSON(w, map[string]any{"queue_running": []any{}, "queue_pending": []any{}}) // nothing queued
 	case route == "/history" && r.Method == http.MethodGet:
@@ -114,6 +150,11 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"route": route, "method": r.Method, "comfy_user": r.Header.Get("Comfy-User")})
 	}
 }
+
+// modelFolders are ComfyUI v0.8's model folders, as GET /models lists them.
+var modelFolders = []string{"checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision",
+	"style_models", "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models", "latent_upscale_models",
+	"custom_nodes", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders"}
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -78,6 +78,11 @@ func TestStubMatchesRealComfyUI(t *testing.T) {
 		{"unknown user's settings", "GET", "/api/settings", "", []string{"Comfy-User: nobody-" + name}, true},
 		{"prompt under its id", "POST", "/api/prompt", graph, nil, false},
 		{"queue", "GET", "/api/queue", "", nil, false},
+		{"model folders", "GET", "/api/models", "", nil, true},
+		{"a model folder", "GET", "/api/models/vae_approx", "", nil, false},
+		{"no such model folder", "GET", "/api/models/nope", "", nil, true},
+		{"embeddings", "GET", "/api/embeddings", "", nil, false},
+		{"a node's info", "GET", "/api/object_info/CheckpointLoaderSimple", "", nil, false},
 	}
 	for _, c := range cases {
 		r, s := ask(real, c.method, c.path, c.body, c.hdr...), ask(stub.URL, c.method, c.path, c.body, c.hdr...)

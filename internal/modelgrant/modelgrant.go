@@ -23,6 +23,17 @@ var Folders = []string{
 	"facerestore_models", "insightface", "instantid", "ipadapter", "sams", "ultralytics",
 }
 
+// legacy are ComfyUI's old folder names, listed under their new ones (folder_paths.map_legacy).
+var legacy = map[string]string{"clip": "text_encoders", "unet": "diffusion_models"}
+
+// Canonical is the folder ComfyUI lists folder's models under.
+func Canonical(folder string) string {
+	if f, ok := legacy[folder]; ok {
+		return f
+	}
+	return folder
+}
+
 // KnownFolder reports whether folder is one of Folders.
 func KnownFolder(folder string) bool { return slices.Contains(Folders, folder) }
 
@@ -111,6 +122,7 @@ func NewSet(grants []Grant) *Set {
 		if g.Validate() != nil {
 			continue
 		}
+		g.Folder = Canonical(g.Folder)
 		keys = append(keys, g.String())
 		if strings.ContainsAny(g.Pattern, "*?[") {
 			s.globs[g.Folder] = append(s.globs[g.Folder], g)
@@ -132,6 +144,7 @@ func (s *Set) Key() string { return s.key }
 
 // Allows reports whether the set grants the model name of folder.
 func (s *Set) Allows(folder, name string) bool {
+	folder = Canonical(folder)
 	if s.exact[folder][name] {
 		return true
 	}

@@ -50,7 +50,7 @@ func TestMatches(t *testing.T) {
 }
 
 func TestSet(t *testing.T) {
-	s := NewSet([]Grant{{"loras", "sdxl/*"}, {"checkpoints", "a.safetensors"}, {"loras", "../bad"}})
+	s := NewSet([]Grant{{"loras", "sdxl/*"}, {"checkpoints", "a.safetensors"}, {"loras", "../bad"}, {"clip", "t5.safetensors"}})
 	for _, c := range []struct {
 		folder, name string
 		want         bool
@@ -60,6 +60,8 @@ func TestSet(t *testing.T) {
 		{"checkpoints", "sdxl/x.safetensors", false}, // a grant is of its folder only
 		{"loras", "a.safetensors", false},
 		{"loras", "../bad", false},
+		{"text_encoders", "t5.safetensors", true}, // granted as "clip", ComfyUI's old name
+		{"clip", "t5.safetensors", true},
 	} {
 		if got := s.Allows(c.folder, c.name); got != c.want {
 			t.Errorf("Allows(%s, %s) = %t, want %t", c.folder, c.name, got, c.want)
