@@ -194,13 +194,15 @@ func (c *cache) refresh(ctx context.Context, force bool) error {
 		if next.grants, err = c.db.Grants(ctx); err != nil {
 			return err
 		}
-		s3, err := c.db.S3Models(ctx)
+		listed, err := c.db.ListedModels(ctx, "")
 		if err != nil {
 			return err
 		}
-		next.s3Models = make(map[s3Key]bool, len(s3))
-		for _, m := range s3 {
-			next.s3Models[s3Key{modelgrant.Canonical(m.Folder), m.Name}] = true
+		next.s3Models = map[s3Key]bool{}
+		for _, m := range listed {
+			if m.Source != store.SourceComfyUI {
+				next.s3Models[s3Key{modelgrant.Canonical(m.Folder), m.Name}] = true
+			}
 		}
 	}
 	next.grantSets = &sync.Map{} // users, roles or grants may have changed

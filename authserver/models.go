@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/mss-login/mss-login/authserver/policy"
 	"github.com/mss-login/mss-login/internal/modelgrant"
 	"github.com/mss-login/mss-login/internal/roles"
+	"github.com/mss-login/mss-login/internal/store"
 )
 
 // Model grants (docs/authserver.md, "Models"): a user sees and uses only the models granted to
@@ -113,6 +115,7 @@ const (
 	inventoryMaxAge  = 5 * time.Second
 	inventoryMinAge  = time.Second
 	maxFilteredInfos = 64
+	inventoryRecord  = 30 * time.Second
 )
 
 func (s *Server) inventory(ctx context.Context, fresh bool) (*inventory, error) {
@@ -182,8 +185,35 @@ func (s *Server) readInventory(ctx context.Context) (*inventory, error) {
 	if failed != nil {
 		return nil, failed
 	}
-	s.models.cur.Store(inv)
+	for _, fs := range inv.byName {
+		slices.Sort(fs) // the readings finish in any order
+	}
+	prev := s.models.cur.Swap(inv)
+	if prev == nil || !sameInventory(prev, inv) {
+		// For the operator, which counts what each grant matches (it cannot reach ComfyUI).
+		var listed []store.ListedModel
+		for n, folders := range inv.byName {
+			for _, f := range folders {
+				listed = append(listed, store.ListedModel{Folder: f, Name: n})
+			}
+		}
+		if err := s.db.SetListedModels(context.WithoutCancel(ctx), store.SourceComfyUI, listed); err != nil {
+			s.log.Warn("recording ComfyUI's model listings failed", "error", err)
+		}
+	}
 	return inv, nil
+}
+
+func sameInventory(a, b *inventory) bool {
+	if len(a.byName) != len(b.byName) {
+		return false
+	}
+	for n, fs := range a.byName {
+		if !slices.Equal(fs, b.byName[n]) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkPromptModels refuses (403 MODEL_NOT_ALLOWED, naming the node, the input and the model)

@@ -184,7 +184,7 @@ func TestModelGrantsRealComfyUI(t *testing.T) {
 	eventually(t, "ann's embedding", func() bool { return slices.Equal(mine(list(a, "ann", "/api/embeddings")), []string{g + "-emb"}) })
 
 	// S3 models: hidden without can_access_s3_storage, even when granted; the admin sees them.
-	if err := db.SetS3Models(ctx, "S3Mount/studio/bucket"+sfx, []store.S3Model{{Folder: "checkpoints", Name: ckA}}); err != nil {
+	if err := db.SetListedModels(ctx, "S3Mount/studio/bucket"+sfx, []store.ListedModel{{Folder: "checkpoints", Name: ckA}}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the S3 checkpoint hidden from ann", func() bool { return len(mine(list(b, "ann", "/api/models/checkpoints"))) == 0 })
@@ -193,7 +193,7 @@ func TestModelGrantsRealComfyUI(t *testing.T) {
 		t.Errorf("ann's prompt naming the S3 checkpoint: %d %s", r.code, r.raw)
 	}
 	want("the admin's checkpoints with a in S3", mine(list(a, "admin", "/api/models/checkpoints")), ckA, ckB)
-	if err := db.SetS3Models(ctx, "S3Mount/studio/bucket"+sfx, nil); err != nil {
+	if err := db.SetListedModels(ctx, "S3Mount/studio/bucket"+sfx, nil); err != nil {
 		t.Fatal(err)
 	}
 

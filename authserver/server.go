@@ -166,6 +166,13 @@ func (s *Server) Background(ctx context.Context) {
 	defer tick.Stop()
 	prune := time.NewTicker(10 * time.Minute)
 	defer prune.Stop()
+	// ComfyUI's model listings, read and recorded (for the operator's grant counts) now and then
+	// even while nobody asks for models.
+	listings := time.NewTicker(inventoryRecord)
+	defer listings.Stop()
+	if !s.noIsolation {
+		go func() { _, _ = s.inventory(ctx, true) }()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -175,6 +182,10 @@ func (s *Server) Background(ctx context.Context) {
 			s.sweepSockets()
 		case <-prune.C:
 			s.prunePrompts(ctx)
+		case <-listings.C:
+			if !s.noIsolation {
+				_, _ = s.inventory(ctx, true)
+			}
 		}
 	}
 }

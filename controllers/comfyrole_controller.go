@@ -45,22 +45,28 @@ func (s roleSyncer) Apply(ctx context.Context, obj *authv1alpha1.ComfyRole, ref 
 		return Outcome{Reason: dec.Reason, Message: dec.Message}, nil
 	}
 	want := desiredRole(name, obj.Spec)
-	if exists && row.OwnerRef == ref && sameRole(row.Role, want) {
-		return Outcome{Ready: true, Message: readyRoleMessage(name, obj.Status.Builtin)}, nil
+	out := Outcome{Ready: true, Message: readyRoleMessage(name, obj.Status.Builtin)}
+	if !exists || row.OwnerRef != ref || !sameRole(row.Role, want) {
+		if err := s.store.PutRole(ctx, want, ref); err != nil {
+			return Outcome{}, err
+		}
+		changed := "permissions"
+		switch {
+		case !exists:
+			changed = "created"
+		case row.OwnerRef != ref && row.Builtin:
+			changed = "overrode built-in role"
+		case dec.Adopting:
+			changed = "adopted"
+		}
+		out.Changed = []string{changed}
 	}
-	if err := s.store.PutRole(ctx, want, ref); err != nil {
+	grants, err := s.syncGrants(ctx, ref, name, "", obj.Spec.Models)
+	if err != nil {
 		return Outcome{}, err
 	}
-	changed := "permissions"
-	switch {
-	case !exists:
-		changed = "created"
-	case row.OwnerRef != ref && row.Builtin:
-		changed = "overrode built-in role"
-	case dec.Adopting:
-		changed = "adopted"
-	}
-	return Outcome{Ready: true, Message: readyRoleMessage(name, obj.Status.Builtin), Changed: []string{changed}}, nil
+	grants.apply(&out, &obj.Status.SyncStatus, &obj.Status.Models)
+	return out, nil
 }
 
 func readyRoleMessage(name string, builtin bool) string {
@@ -82,10 +88,10 @@ func (s roleSyncer) Release(ctx context.Context, obj *authv1alpha1.ComfyRole, re
 		return err
 	}
 	if row.OwnerRef != ref {
-		return nil
+		return s.store.ReplaceOwnedGrants(ctx, ref, name, "", nil)
 	}
 	if err := s.store.DeleteRole(ctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return nil
+	return s.store.ReplaceOwnedGrants(ctx, ref, name, "", nil)
 }

@@ -104,6 +104,11 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 		}
 	}
 	out := Outcome{Ready: pw.OK, Conditions: []metav1.Condition{pwCond}, Changed: changed, NewInput: pw.NewInput}
+	grants, err := s.syncGrants(ctx, ref, "", row.ID, u.Spec.Models)
+	if err != nil {
+		return Outcome{}, err
+	}
+	grants.apply(&out, &u.Status.SyncStatus, &u.Status.Models)
 	if dec.Adopting {
 		out.Events = append(out.Events, Event{Type: "Normal", Reason: "Adopted", Note: "user " + name + " existed unmanaged and is now owned by this resource"})
 	}
@@ -136,16 +141,23 @@ func (s userSyncer) Release(ctx context.Context, u *authv1alpha1.ComfyUser, ref 
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
+	// The grants this resource made go with it; an orphaned user keeps them as their own.
+	grants := func() error { return s.store.ReplaceOwnedGrants(ctx, ref, "", "", nil) }
 	switch decideUserRelease(u.Spec.DeletionPolicy, row, ref) {
 	case releaseDelete:
 		err = s.store.DeleteUser(ctx, row.ID)
 	case releaseOrphan:
 		row.OwnerRef = ""
-		err = s.store.UpdateUser(ctx, *row)
+		if err = s.store.UpdateUser(ctx, *row); err == nil {
+			grants = func() error { return s.store.DisownGrants(ctx, ref) }
+		}
 	case releaseDisable:
 		// UpdateUser revokes the user's sessions and API tokens in the same transaction.
 		row.Disabled = true
 		err = s.store.UpdateUser(ctx, *row)
+	}
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		err = grants()
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil

@@ -71,6 +71,18 @@ func TestAPIServer(t *testing.T) {
 			{"not an address", rule(func(s *authv1alpha1.IPRuleSpec) { s.CIDRs = []string{"example.com"} }), []string{"spec.cidrs", "IP address or a CIDR"}},
 			{"bad action", rule(func(s *authv1alpha1.IPRuleSpec) { s.Action = "Block" }), []string{"spec.action", "Allow"}},
 			{"no CIDRs", rule(func(s *authv1alpha1.IPRuleSpec) { s.CIDRs = nil }), []string{"spec.cidrs"}},
+			{"unknown model folder", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Models = grant("lorass", "x") }), []string{"spec.models[0].folder", "checkpoints"}},
+			{"model pattern with ..", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Models = grant("loras", "ok.safetensors", "sdxl/../x") }),
+				[]string{"spec.models[0].patterns", "sdxl/../x has a . or .. segment"}},
+			{"absolute model pattern", user("u6", func(s *authv1alpha1.ComfyUserSpec) { s.Models = grant("vae", "/etc/x") }),
+				[]string{"spec.models[0].patterns", "/etc/x is not a relative path"}},
+			{"model pattern with a backslash", user("u7", func(s *authv1alpha1.ComfyUserSpec) { s.Models = grant("vae", `a\b`) }),
+				[]string{"spec.models[0].patterns", "is not a relative path"}},
+			{"model pattern with a bad **", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Models = grant("loras", "sdxl**") }),
+				[]string{"spec.models[0].patterns", "sdxl**: ** must be a whole segment"}},
+			{"model pattern with an open [", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Models = grant("loras", "a[bc") }),
+				[]string{"spec.models[0].patterns", "a[bc has an unclosed or empty [ ]"}},
+			{"model grant without patterns", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Models = grant("loras") }), []string{"spec.models[0].patterns"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				err := c.Create(ctx, tc.obj)
@@ -86,6 +98,14 @@ func TestAPIServer(t *testing.T) {
 			})
 		}
 
+		// Valid model grants pass.
+		okRole := role(func(s *authv1alpha1.ComfyRoleSpec) {
+			s.Models = append(grant("loras", "sdxl/*", "sdxl/**", "**/*.safetensors", "neg-[a-c]?.pt", "[^x]y"), grant("clip", "t5.safetensors")...)
+		})
+		okRole.Name = "models-ok"
+		if err := c.Create(ctx, okRole); err != nil {
+			t.Fatalf("valid model grants refused: %v", err)
+		}
 		// Valid v4 and v6 entries pass; username and roleName cannot change.
 		ok := rule(func(s *authv1alpha1.IPRuleSpec) { s.CIDRs = []string{"192.0.2.1", "2001:db8::/32", "::1"} })
 		ok.Name = "ok"
@@ -129,6 +149,10 @@ func TestAPIServer(t *testing.T) {
 			t.Fatalf("applied %d objects, %d ComfyUsers: %v", n, len(users.Items), err)
 		}
 	})
+}
+
+func grant(folder string, patterns ...string) []authv1alpha1.ModelGrant {
+	return []authv1alpha1.ModelGrant{{Folder: folder, Patterns: patterns}}
 }
 
 func decodeAll(t *testing.T, path string) []*unstructured.Unstructured {

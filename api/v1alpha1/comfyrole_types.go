@@ -36,6 +36,14 @@ type ComfyRoleSpec struct {
 	// a resource. Built-in roles need no adoption.
 	// +optional
 	Adopt bool `json:"adopt,omitempty"`
+
+	// Models granted to every member of the role: per model folder, exact names or glob
+	// patterns over the path inside the folder. Members see and use only the models they are
+	// granted (by their role, their ComfyUser, or through the admin API), unless the role has
+	// can_view_all_comfyui_items; S3 models need can_access_s3_storage as well.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Models []ModelGrant `json:"models,omitempty"`
 }
 
 // ComfyRoleStatus is what the operator last applied.
@@ -49,6 +57,10 @@ type ComfyRoleStatus struct {
 	// Builtin is true when this resource overrides a built-in role.
 	// +optional
 	Builtin bool `json:"builtin,omitempty"`
+
+	// Models: how many models each pattern of spec.models matches now.
+	// +optional
+	Models []ModelGrantStatus `json:"models,omitempty"`
 }
 
 // ComfyRole is a role of the users database, owned by this resource.

@@ -64,6 +64,12 @@ type ComfyUserSpec struct {
 	// Without it such a user is left alone and the conflict is reported.
 	// +optional
 	Adopt bool `json:"adopt,omitempty"`
+
+	// Models granted to this user in addition to their role's (see ComfyRole spec.models).
+	// Grants made through the admin API are kept apart and left alone.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Models []ModelGrant `json:"models,omitempty"`
 }
 
 // ComfyUserStatus is what the operator last applied.
@@ -84,6 +90,10 @@ type ComfyUserStatus struct {
 	// changed behind the operator's back, and the Secret's is put back.
 	// +optional
 	PasswordChangedAt *metav1.MicroTime `json:"passwordChangedAt,omitempty"`
+
+	// Models: how many models each pattern of spec.models matches now.
+	// +optional
+	Models []ModelGrantStatus `json:"models,omitempty"`
 }
 
 // ComfyUser is an account of the users database, owned by this resource.

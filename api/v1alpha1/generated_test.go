@@ -5,12 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/mss-login/mss-login/internal/modelgrant"
 	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/testenv"
 )
@@ -98,5 +100,29 @@ func TestPermissionRuleMatchesRoles(t *testing.T) {
 	}
 	if msg := perms.XValidations[0].Message; !strings.Contains(msg, strings.Join(roles.Permissions, ", ")) {
 		t.Fatalf("the rule's message does not list the known permissions: %s", msg)
+	}
+}
+
+// The folders a ModelGrant may name are internal/modelgrant's, so that the API server and the
+// auth server cannot disagree.
+func TestModelFoldersMatch(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "crd", "bases", "auth.mss-login.dev_comfyroles.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(raw, &crd); err != nil {
+		t.Fatal(err)
+	}
+	folder := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["models"].Items.Schema.Properties["folder"]
+	var got []string
+	for _, e := range folder.Enum {
+		got = append(got, strings.Trim(string(e.Raw), `"`))
+	}
+	want := append([]string{}, modelgrant.Folders...)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("the folder enum in api/v1alpha1/common_types.go is out of date with internal/modelgrant:\n got  %v\n want %v", got, want)
 	}
 }

@@ -259,11 +259,18 @@ type Options struct {
 // names not known as models (a model just added, not yet in the listings the caller read). Nodes
 // that change nothing are copied as they are.
 func FilterObjectInfo(body []byte, o Options) ([]byte, error) {
+	if o.Models != nil {
+		o.Models = memo(o.Models)
+	}
 	return rewriteObject(body, func(_ string, node json.RawMessage) (json.RawMessage, error) {
-		if o.Models == nil && !bytes.Contains(node, []byte("upload")) {
-			return node, nil // not a loader: most nodes, copied without decoding
+		if bytes.Contains(node, []byte("upload")) {
+			return filterOptions(node, o) // a loader of input files, perhaps: decoded
 		}
-		return filterOptions(node, o)
+		if o.Models == nil {
+			return node, nil // most nodes, copied without decoding
+		}
+		// Every list of names that names a model, read from the bytes without decoding.
+		return filterStringArrays(node, o.Models), nil
 	})
 }
 

@@ -2,6 +2,7 @@ package isolation
 
 import (
 	"bytes"
+	"encoding/json"
 	"mime"
 	"mime/multipart"
 	"net/url"
@@ -293,9 +294,55 @@ func TestFilterObjectInfoModels(t *testing.T) {
 			t.Errorf("%s listed: %s", gone, s)
 		}
 	}
-	for _, kept := range []string{`"ckpt_name":[["a.safetensors"],{}]`, `sdxl/l1.safetensors`, `"model":[[],`, `"sampler": [["euler", "dpm"], {}]`} {
+	for _, kept := range []string{`"ckpt_name": [["a.safetensors"], {}]`, `sdxl/l1.safetensors`, `"model": [[], {"tooltip"`, `"sampler": [["euler", "dpm"], {}]`} {
 		if !strings.Contains(s, kept) {
 			t.Errorf("%s missing: %s", kept, s)
 		}
 	}
+}
+
+// The byte-level rewrite keeps JSON valid, changes nothing when every model is visible, and
+// never leaves a hidden model's name.
+func FuzzFilterStringArrays(f *testing.F) {
+	for _, s := range []string{`{"a": [["m1", "x"], {}]}`, `{"a": ["COMBO", {"options": ["m1", "m2\u0041"]}]}`, `["m1", "[\"m2\"]"]`, `[[], "m1"]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if !json.Valid([]byte(in)) {
+			return
+		}
+		models := func(v string) (bool, bool) { return strings.HasPrefix(v, "m"), v == "m1" }
+		out := filterStringArrays([]byte(in), models)
+		if !json.Valid(out) {
+			t.Fatalf("%s became invalid: %s", in, out)
+		}
+		if same := filterStringArrays([]byte(in), func(v string) (bool, bool) { return true, true }); string(same) != in {
+			t.Fatalf("nothing hidden, yet %s became %s", in, same)
+		}
+		var walk func(v any, inArray bool)
+		walk = func(v any, inArray bool) {
+			switch x := v.(type) {
+			case []any:
+				allStrings := true
+				for _, e := range x {
+					if _, ok := e.(string); !ok {
+						allStrings = false
+					}
+				}
+				for _, e := range x {
+					if s, ok := e.(string); ok && allStrings && strings.HasPrefix(s, "m") && s != "m1" {
+						t.Fatalf("%q still listed in %s (from %s)", s, out, in)
+					}
+					walk(e, true)
+				}
+			case map[string]any:
+				for _, e := range x {
+					walk(e, false)
+				}
+			}
+		}
+		var v any
+		_ = json.Unmarshal(out, &v)
+		walk(v, false)
+	})
 }

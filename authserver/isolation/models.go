@@ -34,6 +34,21 @@ func LooksLikeModel(v string) bool {
 // use it). It returns the first refusal, in node order, or nil, and whether some string looked
 // like a model file but was not known (the caller may read the listings again and re-check).
 func PromptModels(graph json.RawMessage, models func(string) (known, visible bool)) (*Refusal, bool, error) {
+	// Most prompts name only models their user may use: one pass over the strings tells, and
+	// only a prompt with a hit is decoded to name the node and the input.
+	models = memo(models)
+	hit := false
+	eachString(graph, func(v string) bool {
+		known, visible := models(v)
+		hit = known && !visible || !known && LooksLikeModel(v)
+		return hit
+	})
+	if !hit {
+		if !json.Valid(graph) {
+			return nil, false, errShape
+		}
+		return nil, false, nil
+	}
 	var nodes map[string]struct {
 		ClassType string                     `json:"class_type"`
 		Inputs    map[string]json.RawMessage `json:"inputs"`

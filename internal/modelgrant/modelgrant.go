@@ -110,13 +110,13 @@ func matchSegs(pat, name []string) bool {
 // Set is one user's grants, compiled for lookups.
 type Set struct {
 	exact map[string]map[string]bool // folder → exact names
-	globs map[string][]Grant
+	globs map[string][][]string      // folder → patterns, split into segments
 	key   string
 }
 
 // NewSet compiles grants (invalid ones are skipped: they were refused when made).
 func NewSet(grants []Grant) *Set {
-	s := &Set{exact: map[string]map[string]bool{}, globs: map[string][]Grant{}}
+	s := &Set{exact: map[string]map[string]bool{}, globs: map[string][][]string{}}
 	keys := make([]string, 0, len(grants))
 	for _, g := range grants {
 		if g.Validate() != nil {
@@ -125,7 +125,7 @@ func NewSet(grants []Grant) *Set {
 		g.Folder = Canonical(g.Folder)
 		keys = append(keys, g.String())
 		if strings.ContainsAny(g.Pattern, "*?[") {
-			s.globs[g.Folder] = append(s.globs[g.Folder], g)
+			s.globs[g.Folder] = append(s.globs[g.Folder], strings.Split(g.Pattern, "/"))
 			continue
 		}
 		if s.exact[g.Folder] == nil {
@@ -148,8 +148,13 @@ func (s *Set) Allows(folder, name string) bool {
 	if s.exact[folder][name] {
 		return true
 	}
-	for _, g := range s.globs[folder] {
-		if g.Matches(name) {
+	globs := s.globs[folder]
+	if len(globs) == 0 {
+		return false
+	}
+	segs := strings.Split(name, "/")
+	for _, p := range globs {
+		if matchSegs(p, segs) {
 			return true
 		}
 	}

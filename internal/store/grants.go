@@ -49,7 +49,7 @@ func (s *Store) Grants(ctx context.Context) ([]Grant, error) {
 // ReplaceOwnedGrants makes grants the only grants ownerRef owns, all to role (or to the user
 // userID): the operator's write of a resource's spec. An empty list removes them.
 func (s *Store) ReplaceOwnedGrants(ctx context.Context, ownerRef, role, userID string, grants []modelgrant.Grant) error {
-	if ownerRef == "" || (role == "") == (userID == "") {
+	if ownerRef == "" || len(grants) > 0 && (role == "") == (userID == "") {
 		return fmt.Errorf("replace model grants: one owner and one of role or user")
 	}
 	for i, g := range grants {
@@ -119,25 +119,26 @@ func (s *Store) DeleteGrant(ctx context.Context, userID, role string, g modelgra
 	}, TopicGrants)
 }
 
-// S3Model is a model file an S3Mount holds.
-type S3Model struct {
+// ListedModel is a model file that a source lists: ComfyUI (SourceComfyUI) or an S3Mount.
+type ListedModel struct {
 	Folder, Name, Source string
 }
 
-// SetS3Models makes models the list of what the S3Mount source holds (the manager's record,
-// read by the auth server for can_access_s3_storage). Unchanged lists write nothing.
-func (s *Store) SetS3Models(ctx context.Context, source string, models []S3Model) error {
-	current, err := s.S3Models(ctx)
+// SourceComfyUI is the source of the models ComfyUI lists, as the auth server last read them.
+const SourceComfyUI = "comfyui"
+
+// SetListedModels makes models the list of what source holds. Unchanged lists write nothing;
+// an S3Mount's list moves the grants' change counter (the auth servers hide S3 models by it).
+func (s *Store) SetListedModels(ctx context.Context, source string, models []ListedModel) error {
+	current, err := s.ListedModels(ctx, source)
 	if err != nil {
 		return err
 	}
-	have := map[S3Model]bool{}
+	have := map[ListedModel]bool{}
 	for _, m := range current {
-		if m.Source == source {
-			have[m] = true
-		}
+		have[m] = true
 	}
-	want := map[S3Model]bool{}
+	want := map[ListedModel]bool{}
 	for _, m := range models {
 		m.Source = source
 		want[m] = true
@@ -152,35 +153,52 @@ func (s *Store) SetS3Models(ctx context.Context, source string, models []S3Model
 	}() {
 		return nil
 	}
+	var topics []string
+	if source != SourceComfyUI {
+		topics = []string{TopicGrants}
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `DELETE FROM s3_models WHERE source = ?`, source); err != nil {
-			return s.wrap("record S3 models", err)
+		if _, err := s.exec(ctx, tx, `DELETE FROM model_listings WHERE source = ?`, source); err != nil {
+			return s.wrap("record listed models", err)
 		}
 		t := now().UnixMilli()
 		for m := range want {
-			if _, err := s.exec(ctx, tx, `INSERT INTO s3_models (folder, name, source, updated_at) VALUES (?, ?, ?, ?)`,
-				m.Folder, m.Name, source, t); err != nil {
-				return s.wrap("record S3 models", err)
+			if _, err := s.exec(ctx, tx, `INSERT INTO model_listings (source, folder, name, updated_at) VALUES (?, ?, ?, ?)`,
+				source, m.Folder, m.Name, t); err != nil {
+				return s.wrap("record listed models", err)
 			}
 		}
 		return nil
-	}, TopicGrants)
+	}, topics...)
 }
 
-// S3Models returns every recorded S3 model.
-func (s *Store) S3Models(ctx context.Context) ([]S3Model, error) {
-	rows, err := s.query(ctx, s.db, `SELECT folder, name, source FROM s3_models`)
+// ListedModels returns the models source lists ("" for every source).
+func (s *Store) ListedModels(ctx context.Context, source string) ([]ListedModel, error) {
+	q, args := `SELECT source, folder, name FROM model_listings`, []any{}
+	if source != "" {
+		q, args = q+` WHERE source = ?`, []any{source}
+	}
+	rows, err := s.query(ctx, s.db, q, args...)
 	if err != nil {
-		return nil, s.wrap("read S3 models", err)
+		return nil, s.wrap("read listed models", err)
 	}
 	defer rows.Close()
-	var out []S3Model
+	var out []ListedModel
 	for rows.Next() {
-		var m S3Model
-		if err := rows.Scan(&m.Folder, &m.Name, &m.Source); err != nil {
-			return nil, s.wrap("read S3 models", err)
+		var m ListedModel
+		if err := rows.Scan(&m.Source, &m.Folder, &m.Name); err != nil {
+			return nil, s.wrap("read listed models", err)
 		}
 		out = append(out, m)
 	}
-	return out, s.wrap("read S3 models", rows.Err())
+	return out, s.wrap("read listed models", rows.Err())
+}
+
+// DisownGrants makes the grants ownerRef owns rows no resource owns (a ComfyUser deleted with
+// deletionPolicy Orphan: its user keeps what it was granted).
+func (s *Store) DisownGrants(ctx context.Context, ownerRef string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `UPDATE model_grants SET owner_ref = '' WHERE owner_ref = ?`, ownerRef)
+		return s.wrap("disown model grants", err)
+	}, TopicGrants)
 }

@@ -62,34 +62,51 @@ func TestModelGrants(t *testing.T) {
 		if all, _ = s.Grants(ctx); len(all) != 2 {
 			t.Fatalf("after the resource's grants are gone: %+v", all)
 		}
-		// A deleted user's runtime grants go with them.
+		// A deleted user's grants go with them.
 		if err := s.DeleteUser(ctx, u.ID); err != nil {
 			t.Fatal(err)
 		}
 		if all, _ = s.Grants(ctx); len(all) != 1 || all[0].Role != "user" {
 			t.Fatalf("after the user is deleted: %+v", all)
 		}
-		// S3 models: one list per mount, replaced whole; an unchanged list writes nothing.
-		m := []store.S3Model{{Folder: "loras", Name: "s3/a.safetensors"}, {Folder: "vae", Name: "b.safetensors"}}
-		if err := s.SetS3Models(ctx, "S3Mount/studio/bucket", m); err != nil {
+		// Listed models: one list per source, replaced whole; an unchanged list writes nothing;
+		// ComfyUI's list does not move the grants' counter (no cache holds it).
+		m := []store.ListedModel{{Folder: "loras", Name: "s3/a.safetensors"}, {Folder: "vae", Name: "b.safetensors"}}
+		if err := s.SetListedModels(ctx, "S3Mount/studio/bucket", m); err != nil {
 			t.Fatal(err)
 		}
 		v1, _ := s.Versions(ctx)
-		if err := s.SetS3Models(ctx, "S3Mount/studio/bucket", m); err != nil {
+		if err := s.SetListedModels(ctx, "S3Mount/studio/bucket", m); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetListedModels(ctx, store.SourceComfyUI, m); err != nil {
 			t.Fatal(err)
 		}
 		if v2, _ := s.Versions(ctx); v2[store.TopicGrants] != v1[store.TopicGrants] {
-			t.Error("an unchanged S3 model list was written again")
+			t.Error("an unchanged S3 list or ComfyUI's list moved the grants' counter")
 		}
-		if err := s.SetS3Models(ctx, "S3Mount/studio/other", m[:1]); err != nil {
+		if err := s.SetListedModels(ctx, "S3Mount/studio/other", m[:1]); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetS3Models(ctx, "S3Mount/studio/bucket", m[1:]); err != nil {
+		if err := s.SetListedModels(ctx, "S3Mount/studio/bucket", m[1:]); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.S3Models(ctx)
-		if err != nil || len(got) != 2 {
-			t.Fatalf("S3Models = %+v, %v", got, err)
+		if got, err := s.ListedModels(ctx, ""); err != nil || len(got) != 4 {
+			t.Fatalf("ListedModels = %+v, %v", got, err)
+		}
+		if got, err := s.ListedModels(ctx, "S3Mount/studio/bucket"); err != nil || len(got) != 1 || got[0].Name != "b.safetensors" {
+			t.Fatalf("the bucket's models = %+v, %v", got, err)
+		}
+		// Orphaned: a resource's grants become the user's own.
+		v := mustUser(t, s, "orphan", false)
+		if err := s.ReplaceOwnedGrants(ctx, "ComfyUser/studio/orphan", "", v.ID, []modelgrant.Grant{flux}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DisownGrants(ctx, "ComfyUser/studio/orphan"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteGrant(ctx, v.ID, "user", flux); err != nil {
+			t.Errorf("an orphaned grant is not the user's own: %v", err)
 		}
 	})
 }

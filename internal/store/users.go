@@ -208,8 +208,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		// The grants made to the user through the API go with them (a resource's, with it).
-		_, err = s.exec(ctx, tx, `DELETE FROM model_grants WHERE user_id = ? AND owner_ref = ''`, id)
+		// The user's grants go with them.
+		_, err = s.exec(ctx, tx, `DELETE FROM model_grants WHERE user_id = ?`, id)
 		return s.wrap("delete user's model grants", err)
 	}, TopicUsers, TopicSessions, TopicGrants)
 }

@@ -67,49 +67,13 @@ func TestEndToEnd(t *testing.T) {
 			story(t, k.with(t), bin, up.URL, stub, b)
 		})
 	}
+	t.Run("model-grants", func(t *testing.T) { modelGrants(t, k.with(t), bin) })
 }
 
 // story is the end-to-end story on one database, in its own namespace.
 func story(t *testing.T, k *kube, bin, upstream string, stub *comfystub.Stub, backend store.Backend) {
 	ns := "e2e-" + string(backend)
-	k.must("create", "namespace", ns)
-	dir := t.TempDir()
-	listen, metrics, probes := freeAddr(t), freeAddr(t), freeAddr(t)
-	cfg := map[string]any{
-		"upstream_url":             upstream,
-		"listen_address":           listen,
-		"metrics_address":          metrics,
-		"trusted_proxies":          []string{"127.0.0.1/32", "::1/128"}, // the test varies X-Forwarded-For
-		"blacklist_after_attempts": 3,
-		"auto_update":              map[string]any{"enabled": false}, // no network here
-	}
-	procEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "MSS_LOGIN_DATA_DIR=" + dir, "SECRET_KEY=" + secretKey}
-	db := testenv.Database(t, backend)
-	switch backend {
-	case store.SQLite:
-		procEnv = append(procEnv, "USERS_DB_BACKEND=sqlite", "USERS_DB_SQLITE_PATH="+db.SQLitePath)
-	case store.PostgreSQL:
-		cfg["users_db"] = map[string]any{"postgres_sslmode": "disable"}
-		procEnv = append(procEnv, "USERS_DB_BACKEND=postgresql", "USERS_DB_POSTGRES_HOST="+db.Host,
-			"USERS_DB_POSTGRES_PORT="+strconv.Itoa(db.Port), "USERS_DB_POSTGRES_DATABASE="+db.Database,
-			"USERS_DB_POSTGRES_USER="+db.User, "USERS_DB_PASSWORD="+db.Password)
-	}
-	raw, _ := json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	// The auth server gets no kubeconfig at all: it holds no Kubernetes credentials.
-	mgr := start(t, "manager", append(procEnv, "KUBECONFIG="+k.kubeconfig()), bin, "manager",
-		"--namespace", ns, "--metrics-bind-address", "0", "--health-probe-bind-address", probes, "--resync-period", "1m")
-	as := start(t, "authserver", procEnv, bin, "authserver")
-	c := &client{t: t, base: "http://" + listen}
-	eventually(t, 60*time.Second, "auth server ready", func() string {
-		if as.exited() || mgr.exited() {
-			t.Fatal("a process exited at start")
-		}
-		return c.status("GET", "/readyz", "")
-	})
+	c := startPair(t, k, bin, upstream, backend, ns)
 
 	// Roles and a user with a password Secret, as they would sit in Git.
 	k.apply(manifests(ns, "viewer"))
@@ -205,6 +169,50 @@ func story(t *testing.T, k *kube, bin, upstream string, stub *comfystub.Stub, ba
 	// Remove the roles while this manager still runs their finalizers: the next backend's
 	// manager watches every namespace and would see two ComfyRoles named viewer.
 	k.must("-n", ns, "delete", "comfyroles", "--all", "--timeout=30s")
+}
+
+// startPair starts a manager for namespace ns (created here) and an auth server in front of
+// upstream, on a fresh database of backend, and waits until the auth server is ready.
+func startPair(t *testing.T, k *kube, bin, upstream string, backend store.Backend, ns string) *client {
+	k.must("create", "namespace", ns)
+	dir := t.TempDir()
+	listen, metrics, probes := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfg := map[string]any{
+		"upstream_url":             upstream,
+		"listen_address":           listen,
+		"metrics_address":          metrics,
+		"trusted_proxies":          []string{"127.0.0.1/32", "::1/128"}, // the test varies X-Forwarded-For
+		"blacklist_after_attempts": 3,
+		"auto_update":              map[string]any{"enabled": false}, // no network here
+	}
+	procEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "MSS_LOGIN_DATA_DIR=" + dir, "SECRET_KEY=" + secretKey}
+	db := testenv.Database(t, backend)
+	switch backend {
+	case store.SQLite:
+		procEnv = append(procEnv, "USERS_DB_BACKEND=sqlite", "USERS_DB_SQLITE_PATH="+db.SQLitePath)
+	case store.PostgreSQL:
+		cfg["users_db"] = map[string]any{"postgres_sslmode": "disable"}
+		procEnv = append(procEnv, "USERS_DB_BACKEND=postgresql", "USERS_DB_POSTGRES_HOST="+db.Host,
+			"USERS_DB_POSTGRES_PORT="+strconv.Itoa(db.Port), "USERS_DB_POSTGRES_DATABASE="+db.Database,
+			"USERS_DB_POSTGRES_USER="+db.User, "USERS_DB_PASSWORD="+db.Password)
+	}
+	raw, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The auth server gets no kubeconfig at all: it holds no Kubernetes credentials.
+	mgr := start(t, "manager", append(procEnv, "KUBECONFIG="+k.kubeconfig()), bin, "manager",
+		"--namespace", ns, "--metrics-bind-address", "0", "--health-probe-bind-address", probes, "--resync-period", "1m")
+	as := start(t, "authserver", procEnv, bin, "authserver")
+	c := &client{t: t, base: "http://" + listen}
+	eventually(t, 60*time.Second, "auth server ready", func() string {
+		if as.exited() || mgr.exited() {
+			t.Fatal("a process exited at start")
+		}
+		return c.status("GET", "/readyz", "")
+	})
+	return c
 }
 
 // manifests are alice, her password Secret and two roles; role is the one alice has.

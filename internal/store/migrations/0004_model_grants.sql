@@ -13,12 +13,14 @@ CREATE TABLE IF NOT EXISTS model_grants (
 ){{table}};
 CREATE INDEX model_grants_owner ON model_grants (owner_ref);
 
--- The models an S3Mount holds, recorded by the manager: the auth server shows them only to
--- users with can_access_s3_storage. source is the S3Mount ("S3Mount/<namespace>/<name>").
-CREATE TABLE IF NOT EXISTS s3_models (
+-- Which models exist: what ComfyUI lists (source 'comfyui', recorded by the auth server, read
+-- by the operator for the status of grants) and what each S3Mount holds (source
+-- 'S3Mount/<namespace>/<name>', recorded by the manager; the auth server shows those only to
+-- users with can_access_s3_storage).
+CREATE TABLE IF NOT EXISTS model_listings (
+  source VARCHAR(191) NOT NULL,
   folder VARCHAR(64) NOT NULL,
   name VARCHAR(191) NOT NULL,
-  source VARCHAR(191) NOT NULL,
   updated_at BIGINT NOT NULL,
   PRIMARY KEY (source, folder, name)
 ){{table}};
