@@ -23,6 +23,7 @@ import (
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/internal/s3sync"
+	"github.com/mss-login/mss-login/internal/store"
 )
 
 // +kubebuilder:rbac:groups=auth.mss-login.dev,resources=s3mounts,verbs=get;list;watch
@@ -38,6 +39,11 @@ type S3Options struct {
 	Webhook bool
 	// Check proves a bucket reachable (default s3sync.Check; tests may count calls).
 	Check func(context.Context, s3sync.Options) error
+	// Store, when set, receives the models each mount's bucket holds (at every check), so that
+	// the auth servers show them only to users with can_access_s3_storage.
+	Store *store.Store
+	// ListModels lists a bucket's models (default s3sync.ListModels).
+	ListModels func(context.Context, s3sync.Options) (map[string][]string, error)
 }
 
 // Conditions of an S3Mount.
@@ -55,6 +61,9 @@ func SetupS3Mounts(mgr ctrl.Manager, o S3Options) error {
 	}
 	if o.Check == nil {
 		o.Check = s3sync.Check
+	}
+	if o.ListModels == nil {
+		o.ListModels = s3sync.ListModels
 	}
 	if o.Webhook {
 		RegisterS3MountWebhook(mgr.GetWebhookServer(), mgr.GetClient(), mgr.GetScheme(), o.Inject)
@@ -155,6 +164,11 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err := r.client.Get(ctx, req.NamespacedName, m); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
+			if r.o.Store != nil { // its models are no longer the bucket's
+				if err := r.o.Store.SetListedModels(ctx, mountSource(req.NamespacedName), nil); err != nil {
+					return reconcile.Result{}, err
+				}
+			}
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
@@ -288,8 +302,33 @@ func (r *s3MountReconciler) check(ctx context.Context, m *authv1alpha1.S3Mount) 
 		// The message is s3sync's: operation, bucket, S3 error code — never a credential.
 		return "BucketUnreachable", err.Error(), new(false)
 	}
+	if r.o.Store != nil {
+		if err := r.recordModels(ctx, m, o); err != nil {
+			return "ModelsNotRecorded", fmt.Sprintf("bucket %q reachable, but its models could not be recorded for the auth servers: %v",
+				m.Spec.Bucket, err), new(true)
+		}
+	}
 	return "Reachable", "", new(true)
 }
+
+// recordModels writes the models the bucket holds to the users database.
+func (r *s3MountReconciler) recordModels(ctx context.Context, m *authv1alpha1.S3Mount, o s3sync.Options) error {
+	o.ModelFolders = m.Spec.ModelFolders
+	byFolder, err := r.o.ListModels(ctx, o)
+	if err != nil {
+		return err
+	}
+	var listed []store.ListedModel
+	for f, names := range byFolder {
+		for _, n := range names {
+			listed = append(listed, store.ListedModel{Folder: f, Name: n})
+		}
+	}
+	return r.o.Store.SetListedModels(ctx, mountSource(types.NamespacedName{Namespace: m.Namespace, Name: m.Name}), listed)
+}
+
+// mountSource names a mount's models in the users database.
+func mountSource(key types.NamespacedName) string { return "S3Mount/" + key.Namespace + "/" + key.Name }
 
 func setS3Condition(m *authv1alpha1.S3Mount, typ string, ok bool, reason, msg string) {
 	st := metav1.ConditionFalse

@@ -26,6 +26,7 @@ import (
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/controllers"
+	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
 	"github.com/mss-login/mss-login/internal/webhookcert"
 )
@@ -40,6 +41,7 @@ type s3World struct {
 	ns     string
 	bucket string
 	s3url  string
+	store  *store.Store // where the controller records each mount's models
 }
 
 func newS3World(t *testing.T) *s3World {
@@ -52,7 +54,7 @@ func newS3World(t *testing.T) *s3World {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &s3World{t: t, ctx: ctx, c: c, ns: newNamespace(t, ctx, c), bucket: b.Bucket, s3url: b.Endpoint}
+	w := &s3World{t: t, ctx: ctx, c: c, ns: newNamespace(t, ctx, c), bucket: b.Bucket, s3url: b.Endpoint, store: testenv.Open(t, store.SQLite)}
 
 	w.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-creds", Namespace: w.ns},
 		Data: map[string][]byte{"AWS_ACCESS_KEY_ID": []byte(access), "AWS_SECRET_ACCESS_KEY": []byte(secret)}})
@@ -105,7 +107,7 @@ func newS3World(t *testing.T) *s3World {
 	if err := mgr.Add(certs); err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.SetupS3Mounts(mgr, controllers.S3Options{Webhook: true, Recheck: time.Second,
+	if err := controllers.SetupS3Mounts(mgr, controllers.S3Options{Webhook: true, Recheck: time.Second, Store: w.store,
 		Inject: controllers.InjectConfig{SyncImage: "mss-login:test", FUSEImage: "rclone:test"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +196,38 @@ func TestS3MountConditions(t *testing.T) {
 		if ready != (name == "good") {
 			t.Errorf("%s: Ready = %v", name, ready)
 		}
+	}
+}
+
+// A reachable mount's models are recorded in the users database for the auth servers
+// (can_access_s3_storage), and forgotten when the mount is deleted.
+func TestS3MountRecordsModels(t *testing.T) {
+	w := newS3World(t)
+	m := w.mount("good", "", "s3-creds")
+	source := "S3Mount/" + w.ns + "/good"
+	listed := func() []store.ListedModel {
+		l, err := w.store.ListedModels(w.ctx, source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(listed()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if l := listed(); len(l) != 1 || l[0].Folder != "loras" || l[0].Name != "a.safetensors" {
+		t.Fatalf("recorded models: %+v", l)
+	}
+	if err := w.c.Delete(w.ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for len(listed()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if l := listed(); len(l) != 0 {
+		t.Fatalf("a deleted mount's models stay recorded: %+v", l)
 	}
 }
 

@@ -137,7 +137,7 @@ func runManager(ctx context.Context, cfg *config.Config, f managerFlags) error {
 	if err := releasecheck.Setup(mgr, st, cfg, f.namespace); err != nil {
 		return err
 	}
-	if err := setupS3(ctx, mgr, restCfg, f.s3, f.namespace); err != nil {
+	if err := setupS3(ctx, mgr, restCfg, f.s3, f.namespace, st); err != nil {
 		return err
 	}
 	ctrl.Log.Info("starting manager", "database", st.Where(), "lockoutNamespace", f.namespace, "leaderElect", f.leaderElect)

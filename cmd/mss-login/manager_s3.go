@@ -15,6 +15,7 @@ import (
 
 	"github.com/mss-login/mss-login/controllers"
 	"github.com/mss-login/mss-login/internal/version"
+	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/webhookcert"
 )
 
@@ -65,7 +66,7 @@ func (f *s3Flags) server() webhook.Server {
 // setupS3 adds the S3Mount controller, the pod webhook and, with --webhook-certs=self, the
 // certificate keeper. The certificate is made before the manager starts: the webhook server
 // needs its files when it starts.
-func setupS3(ctx context.Context, mgr ctrl.Manager, restCfg *rest.Config, f s3Flags, namespace string) error {
+func setupS3(ctx context.Context, mgr ctrl.Manager, restCfg *rest.Config, f s3Flags, namespace string, st *store.Store) error {
 	if f.webhook && f.certs == "self" {
 		c, err := client.New(restCfg, client.Options{Scheme: mgr.GetScheme()})
 		if err != nil {
@@ -92,7 +93,7 @@ func setupS3(ctx context.Context, mgr ctrl.Manager, restCfg *rest.Config, f s3Fl
 		return fmt.Errorf("--webhook-certs must be self or external, not %q", f.certs)
 	}
 	return controllers.SetupS3Mounts(mgr, controllers.S3Options{
-		Webhook: f.webhook, Recheck: f.recheck,
+		Webhook: f.webhook, Recheck: f.recheck, Store: st,
 		Inject: controllers.InjectConfig{SyncImage: f.syncImage, FUSEImage: f.fuseImage},
 	})
 }

@@ -61,3 +61,31 @@ func Check(ctx context.Context, o Options) error {
 	})
 	return wrap("ListObjectsV2", o.Bucket, err)
 }
+
+// ListModels lists the model files of the bucket: for each of the model folders, the paths
+// under <prefix>/models/<folder>/, as ComfyUI lists them once synced (directory markers left
+// out).
+func ListModels(ctx context.Context, o Options) (map[string][]string, error) {
+	o.defaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	c := newClient(&o)
+	out := map[string][]string{}
+	for _, f := range o.ModelFolders {
+		prefix := o.keyPrefix() + "models/" + f + "/"
+		p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(o.Bucket), Prefix: aws.String(prefix)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, wrap("ListObjectsV2", o.Bucket, err)
+			}
+			for _, obj := range page.Contents {
+				if name := strings.TrimPrefix(aws.ToString(obj.Key), prefix); name != "" && !strings.HasSuffix(name, "/") {
+					out[f] = append(out[f], name)
+				}
+			}
+		}
+	}
+	return out, nil
+}
