@@ -29,6 +29,8 @@ func BenchmarkIsolation(b *testing.B) {
 	mux.HandleFunc("/api/queue", func(w http.ResponseWriter, _ *http.Request) { w.Write(queue) })
 	mux.HandleFunc("/api/prompt", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"prompt_id":"x","number":1}`)) })
 	mux.HandleFunc("/api/users", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"storage":"server","users":{}}`)) })
+	mux.HandleFunc("/api/models", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`["checkpoints"]`)) })
+	mux.HandleFunc("/api/models/checkpoints", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`[]`)) })
 	up := httptest.NewServer(mux)
 	defer up.Close()
 	edit := func(c *config.Config) { c.UpstreamURL = up.URL }
