@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/controllers"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -224,4 +226,59 @@ func TestRestartIsIdempotent(t *testing.T) {
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Fatalf("a restart changed the database or the objects:\nbefore %+v\nafter  %+v", before, after)
 	}
+}
+
+// A resource that was Ready gets one Warning when it is refused for a new reason (the reason
+// of the condition before this check is compared, not the one just written over it): a
+// ComfyUser whose role goes missing, whose Secret is deleted, and every kind while the database
+// is down.
+func TestWarningsWhenReadyBreaks(t *testing.T) {
+	var proxy *tcpProxy
+	h := newHarness(t, store.PostgreSQL, withManagerDatabase(func(o store.Options) store.Options {
+		proxy = newTCPProxy(t, net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+		o.Host, o.Port = "127.0.0.1", proxy.port()
+		return o
+	}))
+	h.secret("fay-pw", map[string]string{"password": "fay-pw-1-long"})
+	h.create(user("fay", "fay"))
+	var u authv1alpha1.ComfyUser
+	h.ready("fay", &u)
+	h.create(&authv1alpha1.ComfyRole{ObjectMeta: metav1.ObjectMeta{Name: "painters"}, Spec: authv1alpha1.ComfyRoleSpec{Permissions: map[string]bool{"can_run": true}}})
+	var role authv1alpha1.ComfyRole
+	h.ready("painters", &role)
+	h.create(&authv1alpha1.IPRule{ObjectMeta: metav1.ObjectMeta{Name: "blk"}, Spec: authv1alpha1.IPRuleSpec{Action: authv1alpha1.ActionDeny, CIDRs: []string{"198.51.100.0/24"}}})
+	var rule authv1alpha1.IPRule
+	h.ready("blk", &rule)
+
+	h.update("fay", &u, func() { u.Spec.Role = "no-such-role" })
+	h.notReady("fay", &u, "RoleNotFound")
+	h.waitEvent("fay", "RoleNotFound")
+	h.update("fay", &u, func() { u.Spec.Role = "user" })
+	h.ready("fay", &u)
+
+	var sec corev1.Secret
+	if err := h.get("fay-pw", &sec); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.c.Delete(h.ctx, &sec); err != nil {
+		t.Fatal(err)
+	}
+	h.notReady("fay", &u, "SecretNotFound")
+	h.waitEvent("fay", "SecretNotFound")
+	h.secret("fay-pw", map[string]string{"password": "fay-pw-1-long"})
+	h.ready("fay", &u)
+
+	proxy.setDown(true)
+	h.update("fay", &u, func() { u.Spec.Disabled = true })
+	h.update("painters", &role, func() { role.Spec.Permissions["can_upload"] = true })
+	h.update("blk", &rule, func() { rule.Spec.CIDRs = append(rule.Spec.CIDRs, "203.0.113.0/24") })
+	for _, c := range []struct {
+		name string
+		obj  controllers.Object
+	}{{"fay", &u}, {"painters", &role}, {"blk", &rule}} {
+		h.notReady(c.name, c.obj, "DatabaseUnavailable")
+		h.waitEvent(c.name, "DatabaseUnavailable")
+	}
+	proxy.setDown(false)
+	h.ready("fay", &u)
 }

@@ -96,7 +96,12 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 
 	before := obj.DeepCopyObject().(T)
-	prev := meta.FindStatusCondition(obj.GetSyncStatus().Conditions, authv1alpha1.ConditionReady)
+	// A copy: the new condition is written over the list's entry in place, and record compares
+	// the reasons of the two.
+	var prev *metav1.Condition
+	if c := meta.FindStatusCondition(obj.GetSyncStatus().Conditions, authv1alpha1.ConditionReady); c != nil {
+		prev = c.DeepCopy()
+	}
 	// In sync before this run: Ready at this very generation. Writes needed now, without a
 	// new input, mean someone changed the rows behind the operator's back.
 	wasInSync := prev != nil && prev.Status == metav1.ConditionTrue && obj.GetSyncStatus().ObservedGeneration == obj.GetGeneration()
