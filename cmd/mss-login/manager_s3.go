@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/mss-login/mss-login/controllers"
-	"github.com/mss-login/mss-login/internal/version"
 	"github.com/mss-login/mss-login/internal/store"
+	"github.com/mss-login/mss-login/internal/version"
 	"github.com/mss-login/mss-login/internal/webhookcert"
 )
 
