@@ -67,6 +67,25 @@ func TestModelGrantsRealComfyUI(t *testing.T) {
 		tok[n] = a.login(n+sfx, "Model-pass-1!", "192.0.2.210")
 	}
 	tok["admin"] = owner
+	// Two more roles: one that sees every model (not S3 ones), one with S3 access and the
+	// same grant as the artists.
+	for _, r := range []roles.Role{
+		{Name: "seer" + sfx, Permissions: map[string]bool{roles.CanAccessAPI: true, roles.CanViewAllComfyUIItems: true}},
+		{Name: "s3" + sfx, Permissions: map[string]bool{roles.CanAccessAPI: true, roles.CanRun: true, roles.CanAccessS3Storage: true}},
+	} {
+		if err := db.PutRole(ctx, r, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.ReplaceOwnedGrants(ctx, "ComfyRole/studio/s3"+sfx, "s3"+sfx, "", []modelgrant.Grant{{Folder: "checkpoints", Pattern: g + "/a*"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"seer", "s3"} {
+		eventually(t, "a user of the new role created", func() bool {
+			return a.do("POST", "/mss-login/api/users", map[string]string{"username": n + sfx, "password": "Model-pass-1!", "role": n + sfx}, bearer(owner)).code == 201
+		})
+		tok[n] = a.login(n+sfx, "Model-pass-1!", "192.0.2.210")
+	}
 	list := func(e *env, who, path string) []string {
 		t.Helper()
 		r := e.do("GET", path, nil, bearer(tok[who]))
@@ -112,7 +131,10 @@ func TestModelGrantsRealComfyUI(t *testing.T) {
 	}
 	ckA, ckB, lora := g+"/a.safetensors", g+"/b.safetensors", g+"-l1.safetensors"
 
-	// The role's grant: one checkpoint of two, no LoRA; the admin sees all.
+	// The role's grant: one checkpoint of two, no LoRA; the admin and can_view_all_comfyui_items
+	// see all.
+	want("the seer's checkpoints", mine(list(a, "seer", "/api/models/checkpoints")), ckA, ckB)
+	want("the seer's loader options", options(b, "seer"), ckA, ckB)
 	want("ann's checkpoints", mine(list(a, "ann", "/api/models/checkpoints")), ckA)
 	want("ann's checkpoints on the other replica, /models without /api", mine(list(b, "ann", "/models/checkpoints")), ckA)
 	want("ann's LoRAs", mine(list(a, "ann", "/api/models/loras")))
@@ -193,6 +215,13 @@ func TestModelGrantsRealComfyUI(t *testing.T) {
 		t.Errorf("ann's prompt naming the S3 checkpoint: %d %s", r.code, r.raw)
 	}
 	want("the admin's checkpoints with a in S3", mine(list(a, "admin", "/api/models/checkpoints")), ckA, ckB)
+	eventually(t, "can_view_all_comfyui_items without S3 access, with a in S3, on the other replica", func() bool {
+		return slices.Equal(mine(list(a, "seer", "/api/models/checkpoints")), []string{ckB})
+	})
+	want("can_access_s3_storage and the grant, with a in S3", mine(list(b, "s3", "/api/models/checkpoints")), ckA)
+	if r := prompt(b, "s3", ckA); r.code == 403 {
+		t.Errorf("the S3 user's prompt naming the S3 checkpoint: %d %s", r.code, r.raw)
+	}
 	if err := db.SetListedModels(ctx, "S3Mount/studio/bucket"+sfx, nil); err != nil {
 		t.Fatal(err)
 	}
