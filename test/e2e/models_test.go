@@ -103,6 +103,15 @@ spec:
 	expect("the role's grant for bea too", "bea", "checkpoints", ckA)
 	expect("bea's own grant", "bea", "loras", lora)
 	expect("not cal's", "cal", "loras", "")
+	// The loader's options and a prompt, as ComfyUI's frontend sees them.
+	r := c.do("GET", "/api/object_info/CheckpointLoaderSimple", tok["cal"], "203.0.113.41", nil)
+	if r.code != 200 || !strings.Contains(r.raw, ckA) || strings.Contains(r.raw, ckB) {
+		t.Errorf("cal's loader options: %d, names a: %t, b: %t", r.code, strings.Contains(r.raw, ckA), strings.Contains(r.raw, ckB))
+	}
+	prompt := map[string]any{"prompt": map[string]any{"4": map[string]any{"class_type": "CheckpointLoaderSimple", "inputs": map[string]any{"ckpt_name": ckB}}}}
+	if r := c.do("POST", "/api/prompt", tok["cal"], "203.0.113.41", prompt); r.code != 403 || r.body["code"] != "MODEL_NOT_ALLOWED" || r.body["model"] != ckB {
+		t.Errorf("cal's prompt naming b: %d %s", r.code, r.raw)
+	}
 
 	// A pattern added in Git: the listings within seconds, the counts in status.
 	k.apply(manifest(g+"/a*", ckB, g+"/none*"))
@@ -113,6 +122,9 @@ spec:
 		return ""
 	})
 	t.Logf("a pattern added with kubectl apply reached the listings after %v", took)
+	if r := c.do("POST", "/api/prompt", tok["cal"], "203.0.113.41", prompt); r.code == 403 {
+		t.Errorf("cal's prompt naming b once granted: %d %s", r.code, r.raw)
+	}
 	eventually(t, 30*time.Second, "the role's status counts", func() string {
 		out := k.must("-n", ns, "get", "comfyrole", "painters", "-o",
 			`jsonpath={range .status.models[*]}{.pattern}={.matches} {end}|{.status.conditions[?(@.type=="ModelsMatched")].reason}|{.status.conditions[?(@.type=="ModelsMatched")].message}`)
@@ -124,7 +136,7 @@ spec:
 	})
 
 	// The role's grant is Git's: the admin API names the resource and removes nothing.
-	r := c.do("DELETE", "/mss-login/api/users/cal/shared-items", tok["bea"], "203.0.113.40", map[string]string{"folder": "checkpoints", "pattern": ckB})
+	r = c.do("DELETE", "/mss-login/api/users/cal/shared-items", tok["bea"], "203.0.113.40", map[string]string{"folder": "checkpoints", "pattern": ckB})
 	if r.code != 409 || !strings.Contains(r.raw, "ComfyRole "+ns+"/painters") {
 		t.Errorf("removing the role's grant through the API: %d %s", r.code, r.raw)
 	}
