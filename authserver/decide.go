@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -50,9 +51,9 @@ type verdict struct {
 // snapshot and security.json's state; each caller writes its own answer.
 func decide(snap *snapshot, sec ipaccess.Security, idle time.Duration, c check) verdict {
 	if v := ipaccess.Decide(ipaccess.Input{IP: c.ip, DeviceID: c.device, Now: c.now, Rules: snap.rules,
-		Devices: snap.devices, Security: sec}); v != ipaccess.Allowed {
+		Devices: snap.devices, Security: sec}); v != ipaccess.Allowed && !c.decision.Rule.Asset {
 		return verdict{status: http.StatusForbidden, code: "IP_DENIED", reason: "ip_" + strings.ReplaceAll(v.String(), " ", "_"),
-			message: "Access denied: IP is either not whitelisted or is blacklisted."}
+			message: "Access denied: IP is either not whitelisted or is blacklisted." + lockEnds(snap, v, c)}
 	}
 	rule := c.decision.Rule
 	if rule.SettingsBody {
@@ -128,4 +129,28 @@ func (id *identity) allowed(rule policy.Rule) bool {
 // decide runs the decision on the server's current snapshot and security.json.
 func (s *Server) decide(c check) verdict {
 	return decide(s.cache.get(), s.security.get(), s.idleTimeout, c)
+}
+
+// lockEnds tells a banned address or a locked device when it may try again.
+func lockEnds(snap *snapshot, v ipaccess.Verdict, c check) string {
+	var until time.Time
+	switch v {
+	case ipaccess.DeniedBanned:
+		snap.rules.Match(c.ip.Unmap(), c.now, func(r ipaccess.Rule) bool {
+			if r.Ban {
+				until = r.ExpiresAt
+				return false
+			}
+			return true
+		})
+	case ipaccess.DeniedDevice:
+		until = snap.devices[c.device]
+	default:
+		return ""
+	}
+	if until.IsZero() {
+		return " The lock has no end: an admin lifts it."
+	}
+	return fmt.Sprintf(" The lock ends at %s UTC (in %s).", until.UTC().Format("2006-01-02 15:04"),
+		until.Sub(c.now).Round(time.Minute).String())
 }

@@ -22,6 +22,15 @@ func staticHandler() http.Handler {
 	return http.StripPrefix("/mss-login/static/", http.FileServer(http.FS(sub)))
 }
 
+// serveFavicon answers /favicon.ico, which browsers ask for on every page (the login page's
+// included), with the auth server's icon.
+func serveFavicon(w http.ResponseWriter, _ *http.Request) {
+	icon, _ := webFS.ReadFile("web/static/favicon.svg")
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	_, _ = w.Write(icon)
+}
+
 func renderPage(w http.ResponseWriter, code int, name string, data map[string]any) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")

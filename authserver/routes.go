@@ -23,6 +23,7 @@ var (
 	user    = policy.UserRule // handlers check ownership and extra flags
 	admin   = policy.AdminRule
 	gateway = policy.Rule{Access: policy.Public, Gateway: true}
+	asset   = policy.Rule{Access: policy.Public, Asset: true}
 	sharing = policy.Rule{Access: policy.Permission, Permission: roles.CanManageModelSharing,
 		Code: "MODEL_SHARING_DENIED", Message: "MSS-Login: Model Sharing Denied"}
 )
@@ -37,7 +38,8 @@ func (s *Server) routeTable() []route {
 		{"POST", "/register", public, s.handleRegister},
 		{"GET", "/healthz", public, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }},
 		{"GET", "/readyz", public, s.handleReady},
-		{"GET", "/mss-login/static/", public, staticHandler().ServeHTTP},
+		{"GET", "/mss-login/static/", asset, staticHandler().ServeHTTP},
+		{"GET", "/favicon.ico", asset, serveFavicon},
 		{"GET", "/mss-login/api/is-https", public, func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 200, map[string]bool{"is_https": reqInfo(r).https})
 		}},

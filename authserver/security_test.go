@@ -493,3 +493,37 @@ func TestCancelOnlyOwnJobs(t *testing.T) {
 		t.Errorf("the admin cancels kim's job: %d", r.code)
 	}
 }
+
+// A banned address is told when the ban ends, on a page with its stylesheet and icon: the auth
+// server's own static files are served to every address, and nothing else is — not through a
+// path that only looks like theirs. Every page's /favicon.ico is answered, signed in or not.
+func TestBanPage(t *testing.T) {
+	db := testenv.Open(t, store.SQLite)
+	e := start(t, db, nil)
+	e.bootstrap()
+	const banned = "198.51.100.78"
+	if _, err := db.BanIP(context.Background(), netip.MustParseAddr(banned), time.Now(), time.Now().Add(90*time.Minute), "test"); err != nil {
+		t.Fatal(err)
+	}
+	html := "Accept: text/html"
+	eventually(t, "the ban known", func() bool { return e.do("GET", "/login", nil, from(banned), html).code == 403 })
+	if r := e.do("GET", "/login", nil, from(banned), html); !strings.Contains(r.raw, "The lock ends at") || !strings.Contains(r.raw, "(in 1h30m0s)") &&
+		!strings.Contains(r.raw, "(in 1h29m0s)") || !strings.Contains(r.raw, "/mss-login/static/style.css") {
+		t.Errorf("the ban page: %d %.600s", r.code, r.raw)
+	}
+	for path, want := range map[string]int{
+		"/mss-login/static/style.css":           200,
+		"/favicon.ico":                          200,
+		"/mss-login/static/../../api/queue":     403,
+		"/mss-login/static/%2e%2e/%2e%2e/login": 403,
+		"/api/queue":                            403,
+		"/mss-login/api/me":                     403,
+	} {
+		if r := e.do("GET", path, nil, from(banned)); r.code != want {
+			t.Errorf("banned GET %s: %d, want %d", path, r.code, want)
+		}
+	}
+	if r := e.do("GET", "/favicon.ico", nil, from("192.0.2.77")); r.code != 200 || !strings.Contains(r.raw, "<svg") {
+		t.Errorf("/favicon.ico signed out: %d %.80s", r.code, r.raw)
+	}
+}

@@ -479,7 +479,9 @@ func writeError(w http.ResponseWriter, r *http.Request, code int, errCode, msg s
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", pageCSP)
 		w.WriteHeader(code)
-		_ = pages.ExecuteTemplate(w, "error.html", map[string]any{"Code": code, "Message": msg})
+		rq, _ := r.Context().Value(ctxKey{}).(*request)
+		_ = pages.ExecuteTemplate(w, "error.html", map[string]any{"Code": code, "Message": msg,
+			"SignedIn": rq != nil && rq.id != nil}) // signed in: the account page and sign-out too
 		return
 	}
 	writeJSON(w, code, map[string]any{"error": msg, "code": errCode})

@@ -123,7 +123,7 @@ func (lp localPattern) match(segs []string) ([]string, bool) {
 // inLocalNamespace: the paths the auth server answers itself, in Match form.
 func inLocalNamespace(m string) bool {
 	switch m {
-	case "/login", "/logout", "/register", "/healthz", "/readyz", "/generate_token":
+	case "/login", "/logout", "/register", "/healthz", "/readyz", "/generate_token", "/favicon.ico":
 		return true
 	}
 	return hasPrefix(m, "/mss-login") || hasPrefix(m, "/api/mss-login")

@@ -40,6 +40,9 @@ type Rule struct {
 	// Gateway marks the forward-auth endpoints: the request is the gateway's, and the endpoint
 	// decides the original request it describes (cross-site checks included).
 	Gateway bool
+	// Asset marks the auth server's own static files (stylesheet, icon): served to every
+	// address, a refused one included, since they hold nothing and the refusal page needs them.
+	Asset bool
 }
 
 func need(flag, code, msg string) Rule {
