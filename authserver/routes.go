@@ -77,6 +77,7 @@ func (s *Server) routeTable() []route {
 			route{"DELETE", p + "/api/users/{username}/shared-items", sharing, s.handleDeleteGrant},
 			route{"GET", p + "/api/ip-lists", admin, s.handleIPLists},
 			route{"GET", p + "/api/update-status", admin, s.handleUpdateStatus},
+			route{"GET", p + "/api/audit", admin, s.handleAudit},
 			route{"POST", p + "/api/mfa/setup", public, s.mfaOnly(s.handleMFASetup)},
 			route{"POST", p + "/api/mfa/verify-setup", public, s.mfaOnly(s.handleMFAVerifySetup)},
 			route{"POST", p + "/api/mfa/verify", public, s.mfaOnly(s.handleMFAVerify)},

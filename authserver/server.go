@@ -182,6 +182,7 @@ func (s *Server) Background(ctx context.Context) {
 			s.sweepSockets()
 		case <-prune.C:
 			s.prunePrompts(ctx)
+			s.pruneAudit(ctx)
 		case <-listings.C:
 			if !s.noIsolation {
 				_, _ = s.inventory(ctx, true)

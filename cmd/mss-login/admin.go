@@ -52,7 +52,7 @@ func adminCmd(g *globals) *cobra.Command {
 		Use:   "admin",
 		Short: "Break-glass and maintenance on the configured users database",
 	}
-	cmd.AddCommand(migrateCmd(g), rekeyCmd(g), usersCmd(g), lockoutsCmd(g), resetMFACmd(g), importCmd(g))
+	cmd.AddCommand(migrateCmd(g), rekeyCmd(g), usersCmd(g), lockoutsCmd(g), resetMFACmd(g), importCmd(g), auditCmd(g))
 	return cmd
 }
 

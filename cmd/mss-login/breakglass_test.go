@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +99,32 @@ func TestBreakGlass(t *testing.T) {
 			}
 			if log, _ := s.AuditLog(ctx, 10); len(log) < 4 || log[0].Actor != "admin-cli" {
 				t.Fatalf("break-glass actions are not audited: %+v", log)
+			}
+			// The audit trail from the command line: what each action above wrote, as JSON lines
+			// and as a table, filtered, a page at a time.
+			out, errOut, err := run(t, "admin", "audit", "list", "--json", "--user", "admin-cli")
+			if err != nil {
+				t.Fatal(err, errOut)
+			}
+			var actions []string
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				var e store.AuditEvent
+				if err := json.Unmarshal([]byte(line), &e); err != nil {
+					t.Fatalf("not a JSON line: %q", line)
+				}
+				actions = append(actions, e.Action+" "+e.Target)
+			}
+			for _, want := range []string{"password.reset gail", "mfa.reset gail"} {
+				if !slices.Contains(actions, want) {
+					t.Errorf("audit list --json: %q lacks %q", actions, want)
+				}
+			}
+			out, _, err = run(t, "admin", "audit", "list", "--action", "password.*", "--limit", "1")
+			if err != nil || !strings.Contains(out, "password.reset") || strings.Contains(out, "mfa.reset") || !strings.Contains(out, "ACTION") {
+				t.Errorf("audit list --action password.*: %v\n%s", err, out)
+			}
+			if _, errOut, err := run(t, "admin", "audit", "list", "--since", "yesterday"); err == nil || !strings.Contains(err.Error()+errOut, "--since") {
+				t.Errorf("a bad --since: %v %s", err, errOut)
 			}
 		})
 	}

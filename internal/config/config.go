@@ -35,6 +35,7 @@ type Config struct {
 	BlacklistAfterAttempts        int             `json:"blacklist_after_attempts"`
 	BlacklistExpiryHours          int             `json:"blacklist_expiry_hours"`
 	FailureWindowMinutes          int             `json:"failure_window_minutes"`
+	AuditRetentionDays            int             `json:"audit_retention_days"`
 	ForceHTTPS                    bool            `json:"force_https"`
 	CloudflareProxy               bool            `json:"cloudflare_proxy"`
 	CloudflaredLocalBypass        bool            `json:"cloudflared_local_bypass"`

@@ -37,6 +37,11 @@ func (l *loader) validate(c *Config) {
 	}
 	l.duration("blacklist_expiry_hours", c.BlacklistExpiryHours, time.Hour)
 	l.duration("failure_window_minutes", c.FailureWindowMinutes, time.Minute)
+	if c.AuditRetentionDays < 0 {
+		l.failKey("audit_retention_days", "must be 0 (keep every event) or more, got %d", c.AuditRetentionDays)
+	} else if c.AuditRetentionDays > 0 {
+		l.duration("audit_retention_days", c.AuditRetentionDays, 24*time.Hour)
+	}
 
 	l.addressList("local_network_cidrs", c.LocalNetworkCIDRs)
 	l.addressList("trusted_proxies", c.TrustedProxies)

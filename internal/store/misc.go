@@ -227,50 +227,6 @@ func (s *Store) ReencryptFields(ctx context.Context, newSecret string) error {
 	return s.reencryptFields(ctx, s.opts.SecretKey, newSecret)
 }
 
-// AuditEvent is one line of the audit trail. Detail never holds a password, token or secret.
-type AuditEvent struct {
-	ID       int64
-	At       time.Time
-	Actor    string // username, "operator", "system", or "" for anonymous
-	Action   string // e.g. login.success, login.failure, ban.created, token.revoked
-	Target   string
-	ClientIP string
-	Detail   string
-}
-
-// Audit appends an event to the audit trail.
-func (s *Store) Audit(ctx context.Context, e AuditEvent) error {
-	if e.Action == "" {
-		return errors.New("audit: an action is required")
-	}
-	if e.At.IsZero() {
-		e.At = now()
-	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO audit_log (at, actor, action, target, client_ip, detail) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.At.UnixMilli(), truncate(e.Actor, 128), truncate(e.Action, 64), truncate(e.Target, 191), truncate(e.ClientIP, 45), e.Detail)
-	return s.wrap("audit", err)
-}
-
-// AuditLog returns the newest limit events, newest first.
-func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEvent, error) {
-	rows, err := s.query(ctx, s.db, `SELECT id, at, actor, action, target, client_ip, detail FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, s.wrap("read audit log", err)
-	}
-	defer rows.Close()
-	var out []AuditEvent
-	for rows.Next() {
-		var e AuditEvent
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.ClientIP, &e.Detail); err != nil {
-			return nil, s.wrap("read audit log", err)
-		}
-		e.At = time.UnixMilli(at).UTC()
-		out = append(out, e)
-	}
-	return out, s.wrap("read audit log", rows.Err())
-}
-
 // Versions returns every change counter: a process that caches a topic reloads it when its
 // counter moved. One indexed read of a handful of rows.
 func (s *Store) Versions(ctx context.Context) (map[string]int64, error) {

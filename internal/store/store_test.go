@@ -687,6 +687,58 @@ func TestAuditLog(t *testing.T) {
 		if err != nil || len(log) != 2 || log[0].Action != "token.created" || log[1].Action != "login.success" {
 			t.Fatalf("audit log: %+v, %v", log, err)
 		}
+		// Filters, a prefix whose "_" and "%" are not wildcards, and the cursor.
+		old := time.Now().Add(-100 * 24 * time.Hour)
+		for _, e := range []store.AuditEvent{{Actor: "jo", Action: "login_x.success", ClientIP: "192.0.2.2"},
+			{Actor: "jo", Action: "loginaxb", ClientIP: "192.0.2.2"}, {Actor: "jo", Action: "user.deleted", At: old}} {
+			if err := s.Audit(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		actions := func(q store.AuditQuery) ([]string, int64) {
+			t.Helper()
+			evs, next, err := s.QueryAudit(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, e := range evs {
+				out = append(out, e.Action)
+			}
+			return out, next
+		}
+		for _, c := range []struct {
+			q    store.AuditQuery
+			want string
+		}{
+			{store.AuditQuery{Actor: "ivy"}, "token.created login.success login.failure"},
+			{store.AuditQuery{Action: "login.*"}, "login.success login.failure"},
+			{store.AuditQuery{Action: "login_*"}, "login_x.success"},
+			{store.AuditQuery{Action: "login.success"}, "login.success"},
+			{store.AuditQuery{ClientIP: "192.0.2.2"}, "loginaxb login_x.success"},
+			{store.AuditQuery{Actor: "jo", Until: time.Now().Add(-time.Hour)}, "user.deleted"},
+			{store.AuditQuery{Actor: "jo", Since: time.Now().Add(-time.Hour)}, "loginaxb login_x.success"},
+		} {
+			if got, _ := actions(c.q); strings.Join(got, " ") != c.want {
+				t.Errorf("%+v: %v, want %s", c.q, got, c.want)
+			}
+		}
+		var pages []string
+		cursor := int64(0)
+		for range 10 {
+			got, next := actions(store.AuditQuery{Limit: 2, Before: cursor})
+			pages = append(pages, strings.Join(got, " "))
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+		if len(pages) != 3 || pages[2] != "login.success login.failure" {
+			t.Errorf("pages of two: %q", pages)
+		}
+		if n, err := s.PruneAudit(ctx, time.Now().Add(-90*24*time.Hour)); err != nil || n != 1 {
+			t.Errorf("pruned %d, %v; want the one event older than 90 days", n, err)
+		}
 	})
 }
 
