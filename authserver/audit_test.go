@@ -29,7 +29,7 @@ func TestAuditAPI(t *testing.T) {
 			}
 			type page struct {
 				Events []store.AuditEvent `json:"events"`
-				Next   string            `json:"next_cursor"`
+				Next   string             `json:"next_cursor"`
 			}
 			get := func(q string) page {
 				t.Helper()

@@ -87,8 +87,18 @@ func TestPermissionRuleMatchesRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	perms := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["permissions"]
-	if len(perms.XValidations) != 1 {
-		t.Fatalf("permissions has %d CEL rules, want 1", len(perms.XValidations))
+	if len(perms.XValidations) != 1+len(roles.Unsupported) {
+		t.Fatalf("permissions has %d CEL rules, want 1 + one per unsupported permission", len(perms.XValidations))
+	}
+	// Each unsupported permission has a rule refusing it, whose message starts with its name.
+	for flag := range roles.Unsupported {
+		found := false
+		for _, v := range perms.XValidations[1:] {
+			found = found || strings.Contains(v.Rule, "'"+flag+"'") && strings.HasPrefix(v.Message, flag+": not supported")
+		}
+		if !found {
+			t.Errorf("no CEL rule refuses the unsupported permission %s", flag)
+		}
 	}
 	quoted := make([]string, len(roles.Permissions))
 	for i, p := range roles.Permissions {

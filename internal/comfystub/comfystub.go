@@ -41,9 +41,8 @@ type Stub struct {
 	// MultiUser mimics --multi-user: /users lists and creates users ("<name>_<n>" ids), and
 	// /userdata and /settings answer 500 for a comfy-user id it does not know.
 	MultiUser bool
-	// Models lists the model files of each folder (GET /models/{folder}, /embeddings).
-	Models map[string][]string
-	users  map[string]string // id → name
+	models map[string][]string // the model files of each folder (SetModels)
+	users  map[string]string   // id → name
 }
 
 // New returns a stub with a 1 KiB /view body.
@@ -64,6 +63,21 @@ func (s *Stub) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.count
+}
+
+// SetModels sets the model files of each folder (GET /models/{folder}, /embeddings,
+// CheckpointLoaderSimple's options in /object_info).
+func (s *Stub) SetModels(m map[string][]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.models = m
+}
+
+func (s *Stub) modelsOf(folder string) ([]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names, ok := s.models[folder]
+	return names, ok
 }
 
 func (s *Stub) record(r *http.Request) {
@@ -108,7 +122,7 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case route == "/models":
 		writeJSON(w, modelFolders)
 	case strings.HasPrefix(route, "/models/"):
-		names, ok := s.Models[strings.TrimPrefix(route, "/models/")]
+		names, ok := s.modelsOf(strings.TrimPrefix(route, "/models/"))
 		if !ok && !slices.Contains(modelFolders, strings.TrimPrefix(route, "/models/")) {
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.WriteHeader(http.StatusNotFound) // as ComfyUI answers a folder it does not have
@@ -120,7 +134,7 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, names)
 	case route == "/object_info" || route == "/object_info/CheckpointLoaderSimple":
 		// One loader, its options the checkpoints (ComfyUI lists every node class).
-		names := s.Models["checkpoints"]
+		names, _ := s.modelsOf("checkpoints")
 		if names == nil {
 			names = []string{}
 		}
@@ -133,7 +147,8 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}})
 	case route == "/embeddings":
 		out := []string{}
-		for _, n := range s.Models["embeddings"] {
+		embeddings, _ := s.modelsOf("embeddings")
+		for _, n := range embeddings {
 			out = append(out, strings.TrimSuffix(n, path.Ext(n)))
 		}
 		writeJSON(w, out)

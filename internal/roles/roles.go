@@ -48,6 +48,14 @@ const (
 // Builtin lists the built-in roles in order of privilege.
 var Builtin = []string{Admin, Power, User, Guest}
 
+// Unsupported are the permissions mss-login does not implement, with the reason; a ComfyRole
+// that sets one to true is refused at kubectl apply (the rules in api/v1alpha1 name the same).
+var Unsupported = map[string]string{
+	CanLoginLocallyWithoutAuth: "by design: no login without a password for a network deemed local",
+	CanDownloadModels:          "not yet: mss-login has no model download API",
+	CanSeeRestrictedSettings:   "the original's own settings panel inside ComfyUI does not exist in mss-login",
+}
+
 // Role is a named permission set plus the UI flags (ui_*, cat_*, settings_*) passed to the browser.
 type Role struct {
 	Name        string
