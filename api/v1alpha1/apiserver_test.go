@@ -66,7 +66,9 @@ func TestAPIServer(t *testing.T) {
 			{"unknown deletion policy", user("u5", func(s *authv1alpha1.ComfyUserSpec) { s.DeletionPolicy = "Keep" }), []string{"spec.deletionPolicy", "Disable"}},
 			{"name too long", user(strings.Repeat("n", 64), func(*authv1alpha1.ComfyUserSpec) {}), []string{"metadata.name", "63"}},
 			{"unknown permission", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Permissions = map[string]bool{"can_fly": true} }), []string{"spec.permissions", "unknown permission"}},
-			{"unsupported permission", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Permissions = map[string]bool{"can_login_locally_without_auth": true} }),
+			{"unsupported permission", role(func(s *authv1alpha1.ComfyRoleSpec) {
+				s.Permissions = map[string]bool{"can_login_locally_without_auth": true}
+			}),
 				[]string{"spec.permissions", "can_login_locally_without_auth: not supported, by design"}},
 			{"not yet supported permission", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Permissions = map[string]bool{"can_download_models": true} }),
 				[]string{"spec.permissions", "can_download_models: not supported yet"}},

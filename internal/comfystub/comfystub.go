@@ -41,8 +41,8 @@ type Stub struct {
 	// MultiUser mimics --multi-user: /users lists and creates users ("<name>_<n>" ids), and
 	// /userdata and /settings answer 500 for a comfy-user id it does not know.
 	MultiUser bool
-	models map[string][]string // the model files of each folder (SetModels)
-	users  map[string]string   // id → name
+	models    map[string][]string // the model files of each folder (SetModels)
+	users     map[string]string   // id → name
 }
 
 // New returns a stub with a 1 KiB /view body.
