@@ -40,6 +40,10 @@ type Options struct {
 	Metrics *Metrics
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// DatabaseReady, when set, says whether the users database may be used yet (the manager
+	// started through an outage and has not migrated it): until then every resource is reported
+	// DatabaseUnavailable and retried with backoff.
+	DatabaseReady func() error
 }
 
 func (o *Options) defaults() {
@@ -102,7 +106,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, st *store.Store, o Options) er
 
 	roles := &Reconciler[*authv1alpha1.ComfyRole]{
 		Client: mgr.GetClient(), Kind: kindRole, New: func() *authv1alpha1.ComfyRole { return &authv1alpha1.ComfyRole{} },
-		Syncer: roleSyncer{d}, Recorder: mgr.GetEventRecorder("mss-login-comfyrole"), Resync: o.Resync, Metrics: o.Metrics,
+		Syncer: roleSyncer{d}, Ready: o.DatabaseReady, Recorder: mgr.GetEventRecorder("mss-login-comfyrole"), Resync: o.Resync, Metrics: o.Metrics,
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("comfyrole").
 		For(&authv1alpha1.ComfyRole{}, specChanged).
@@ -113,7 +117,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, st *store.Store, o Options) er
 
 	users := &Reconciler[*authv1alpha1.ComfyUser]{
 		Client: mgr.GetClient(), Kind: kindUser, New: func() *authv1alpha1.ComfyUser { return &authv1alpha1.ComfyUser{} },
-		Syncer: userSyncer{d}, Recorder: mgr.GetEventRecorder("mss-login-comfyuser"), Resync: o.Resync, Metrics: o.Metrics,
+		Syncer: userSyncer{d}, Ready: o.DatabaseReady, Recorder: mgr.GetEventRecorder("mss-login-comfyuser"), Resync: o.Resync, Metrics: o.Metrics,
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("comfyuser").
 		For(&authv1alpha1.ComfyUser{}, specChanged).
@@ -128,7 +132,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, st *store.Store, o Options) er
 
 	rules := &Reconciler[*authv1alpha1.IPRule]{
 		Client: mgr.GetClient(), Kind: kindIPRule, New: func() *authv1alpha1.IPRule { return &authv1alpha1.IPRule{} },
-		Syncer: ipRuleSyncer{d}, Recorder: mgr.GetEventRecorder("mss-login-iprule"), Resync: o.Resync, Metrics: o.Metrics,
+		Syncer: ipRuleSyncer{d}, Ready: o.DatabaseReady, Recorder: mgr.GetEventRecorder("mss-login-iprule"), Resync: o.Resync, Metrics: o.Metrics,
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("iprule").
 		For(&authv1alpha1.IPRule{}, specChanged).

@@ -75,6 +75,9 @@ type Reconciler[T Object] struct {
 	Recorder events.EventRecorder
 	Resync   time.Duration // drift check interval; jittered by up to +20 %
 	Metrics  *Metrics
+	// Ready, when set, is asked before every apply: an error is reported as the database
+	// being unavailable (the manager waits to migrate it).
+	Ready func() error
 }
 
 // Reconcile: finalize if deleting → ensure the finalizer → apply → patch status → requeue.
@@ -105,7 +108,14 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	// In sync before this run: Ready at this very generation. Writes needed now, without a
 	// new input, mean someone changed the rows behind the operator's back.
 	wasInSync := prev != nil && prev.Status == metav1.ConditionTrue && obj.GetSyncStatus().ObservedGeneration == obj.GetGeneration()
-	out, applyErr := r.Syncer.Apply(ctx, obj, ref)
+	var out Outcome
+	var applyErr error
+	if r.Ready != nil {
+		applyErr = r.Ready()
+	}
+	if applyErr == nil {
+		out, applyErr = r.Syncer.Apply(ctx, obj, ref)
+	}
 	if applyErr != nil {
 		r.Metrics.errors.WithLabelValues(r.Kind).Inc()
 		out = Outcome{Reason: "DatabaseUnavailable", Message: fmt.Sprintf("not applied, retrying: %v", applyErr)}

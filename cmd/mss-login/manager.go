@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -86,11 +88,17 @@ func runManager(ctx context.Context, cfg *config.Config, f managerFlags) error {
 	if err != nil {
 		return err
 	}
-	st, _, err := openStore(ctx, cfg)
+	// The database may be down at start (maintenance): the manager starts anyway, reports it on
+	// /readyz, and migrates and reconciles once it answers; leader election and the webhook work
+	// meanwhile.
+	o := storeOptions(cfg)
+	o.Lazy = true
+	st, err := store.Open(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	gate := &databaseGate{st: st}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -121,7 +129,10 @@ func runManager(ctx context.Context, cfg *config.Config, f managerFlags) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("database", databaseCheck(st)); err != nil {
+	if err := mgr.AddReadyzCheck("database", gate.check); err != nil {
+		return err
+	}
+	if err := mgr.Add(gate); err != nil {
 		return err
 	}
 	if err := controllers.Setup(ctx, mgr, st, controllers.Options{
@@ -130,6 +141,7 @@ func runManager(ctx context.Context, cfg *config.Config, f managerFlags) error {
 		LockoutNamespace: f.namespace,
 		LockoutMax:       cfg.LockoutMirror.MaxObjects,
 		FailureWindow:    time.Duration(cfg.FailureWindowMinutes) * time.Minute,
+		DatabaseReady:    gate.ready,
 	}); err != nil {
 		return err
 	}
@@ -156,14 +168,66 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return c, nil
 }
 
-// databaseCheck makes the manager unready while the users database does not answer.
-func databaseCheck(st *store.Store) healthz.Checker {
-	return func(r *http.Request) error {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		if err := st.Ping(ctx); err != nil {
-			return errors.New("users database is not reachable")
+// databaseGate migrates the users database once it answers, retrying with backoff from the
+// manager's start, and until then keeps the manager unready and the reconcilers waiting.
+type databaseGate struct {
+	st       *store.Store
+	migrated atomic.Bool
+	mu       sync.Mutex
+	lastErr  error
+}
+
+// Start runs on every replica, leader or not (NeedLeaderElection): each reports its own readiness.
+func (g *databaseGate) Start(ctx context.Context) error {
+	log := ctrl.Log.WithName("database")
+	wait := time.Second
+	for {
+		_, err := g.st.Migrate(ctx)
+		if err == nil {
+			g.migrated.Store(true)
+			log.Info("users database ready", "database", g.st.Where())
+			return nil
 		}
+		g.mu.Lock()
+		first := g.lastErr == nil
+		g.lastErr = err
+		g.mu.Unlock()
+		if first {
+			log.Error(err, "users database not reachable at start; retrying with backoff, not ready meanwhile")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+func (g *databaseGate) NeedLeaderElection() bool { return false }
+
+// ready is nil once the database is migrated.
+func (g *databaseGate) ready() error {
+	if g.migrated.Load() {
 		return nil
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lastErr != nil {
+		return fmt.Errorf("waiting for the users database: %w", g.lastErr)
+	}
+	return errors.New("waiting for the users database: not migrated yet")
+}
+
+// check is the readyz check: unready until migrated, and while the database does not answer.
+func (g *databaseGate) check(r *http.Request) error {
+	if err := g.ready(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := g.st.Ping(ctx); err != nil {
+		return errors.New("users database is not reachable")
+	}
+	return nil
 }

@@ -50,6 +50,9 @@ type Options struct {
 
 	// MaxOpenConns bounds the connection pool (default 20).
 	MaxOpenConns int
+	// Lazy: Open does not wait for a PostgreSQL or MySQL server (the first query connects), so
+	// that a process can start through a database outage and report it instead of exiting.
+	Lazy bool
 
 	// SecretKey is SECRET_KEY: it derives the SQLite file key and the field-encryption key.
 	// Without it, encrypted fields cannot be read or written (ErrNoSecret).
@@ -118,6 +121,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		db.SetMaxOpenConns(opts.MaxOpenConns)
 		db.SetMaxIdleConns(opts.MaxOpenConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	if opts.Backend != SQLite && !opts.Lazy {
 		pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		if err := db.PingContext(pingCtx); err != nil {

@@ -68,6 +68,7 @@ func TestEndToEnd(t *testing.T) {
 		})
 	}
 	t.Run("model-grants", func(t *testing.T) { modelGrants(t, k.with(t), bin) })
+	t.Run("manager-through-database-outage", func(t *testing.T) { managerThroughOutage(t, k.with(t), bin) })
 }
 
 // story is the end-to-end story on one database, in its own namespace.
