@@ -194,6 +194,10 @@ func TestGuestAndLegacyHash(t *testing.T) {
 	if !strings.HasPrefix(got.PasswordHash, "$argon2id$") {
 		t.Fatalf("the original's bcrypt hash was not replaced: %.7s…", got.PasswordHash)
 	}
+	// The same password hashed anew is no password change (the operator compares this time).
+	if !got.PasswordChangedAt.Equal(u.PasswordChangedAt) {
+		t.Errorf("the re-hash moved password_changed_at from %v to %v", u.PasswordChangedAt, got.PasswordChangedAt)
+	}
 	e.login("oldtimer", "Legacy-pass-1!", "192.0.2.123")
 }
 

@@ -161,8 +161,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		att.uncount(ctx)
 	}
 	if res.Rehash {
+		// The same password, hashed more strongly: not a password change (its time stays).
 		if h, err := password.Hash(pw); err == nil {
-			if err := s.db.SetPasswordHash(ctx, u.ID, h); err != nil {
+			if _, err := s.db.RehashPassword(ctx, u.ID, u.PasswordHash, h); err != nil {
 				s.log.Warn("re-hashing a password failed", "user", u.Username, "error", err)
 			}
 		}

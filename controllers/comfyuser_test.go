@@ -3,9 +3,12 @@ package controllers_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -290,4 +293,48 @@ func TestComfyUserPreHashedPassword(t *testing.T) {
 func verifyResult(hash, pw string) (bool, error) {
 	res, err := password.Verify(hash, pw)
 	return res.OK, err
+}
+
+// A Secret holding a bcrypt hash: the auth server's re-hash of the same password at login is no
+// drift — the operator leaves the stronger hash and raises no Warning — while a real change
+// behind the operator's back is still put back.
+func TestReHashIsNotDrift(t *testing.T) {
+	for _, b := range backends(store.SQLite, store.PostgreSQL) {
+		t.Run(string(b), func(t *testing.T) {
+			h := newHarness(t, b)
+			const pw = "Rehash-pass-1!"
+			bc, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.secret("hana-pw", map[string]string{"password": string(bc)})
+			h.create(user("hana", "hana"))
+			var u authv1alpha1.ComfyUser
+			h.ready("hana", &u)
+			row, _ := h.userRow("hana")
+			if row.PasswordHash != string(bc) {
+				t.Fatalf("stored %.7s…, want the Secret's bcrypt hash", row.PasswordHash)
+			}
+			strong, _ := password.Hash(pw)
+			if ok, err := h.store.RehashPassword(h.ctx, row.ID, row.PasswordHash, strong); err != nil || !ok {
+				t.Fatalf("re-hash: %t %v", ok, err)
+			}
+			time.Sleep(3 * h.opts.Resync) // a few drift checks
+			if row, _ := h.userRow("hana"); row.PasswordHash != strong {
+				t.Fatalf("the operator put the Secret's hash back over the re-hash (%.7s…)", row.PasswordHash)
+			}
+			if ev := h.events("hana"); slices.Contains(ev, "DriftCorrected") {
+				t.Fatalf("a re-hash was reported as drift: %v", ev)
+			}
+			// A real change is still drift.
+			other, _ := password.Hash("Someone-else-1!")
+			if err := h.store.SetPasswordHash(h.ctx, row.ID, other); err != nil {
+				t.Fatal(err)
+			}
+			h.waitEvent("hana", "DriftCorrected")
+			if row, _ := h.userRow("hana"); row.PasswordHash != string(bc) {
+				t.Fatalf("a password changed behind the operator's back was not put back (%.7s…)", row.PasswordHash)
+			}
+		})
+	}
 }

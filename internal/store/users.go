@@ -192,6 +192,26 @@ func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
 	}, TopicUsers)
 }
 
+// RehashPassword replaces the stored hash of the same password by a stronger one (bcrypt or
+// weak argon2id to argon2id, after a login proved the password). It is not a password change:
+// password_changed_at stays, so the operator, which compares it with what it applied, does not
+// take the re-hash for a change behind its back. Only the hash the login verified is replaced:
+// a password changed meanwhile wins. It reports whether the hash was replaced.
+func (s *Store) RehashPassword(ctx context.Context, id, verifiedHash, newHash string) (bool, error) {
+	var replaced bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`,
+			newHash, now().UnixMilli(), id, verifiedHash)
+		if err != nil {
+			return s.wrap("re-hash password", err)
+		}
+		n, _ := res.RowsAffected()
+		replaced = n == 1
+		return nil
+	}, TopicUsers)
+	return replaced, err
+}
+
 // RecordLogin stamps a successful login.
 func (s *Store) RecordLogin(ctx context.Context, id string, at time.Time) error {
 	_, err := s.exec(ctx, s.db, `UPDATE users SET last_login_at = ? WHERE id = ?`, ms(at), id)
