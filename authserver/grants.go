@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -29,7 +30,12 @@ func (s *Server) handleListGrants(w http.ResponseWriter, r *http.Request) {
 	if storeFailed(w, r, err, "No such user.") {
 		return
 	}
-	inv, invErr := s.inventory(r.Context(), false)
+	writeJSON(w, http.StatusOK, map[string]any{"username": u.Username, "role": u.Role, "items": s.grantItems(r.Context(), u)})
+}
+
+// grantItems lists a user's grants with where each comes from and what it matches now.
+func (s *Server) grantItems(ctx context.Context, u store.User) []grantItem {
+	inv, invErr := s.inventory(ctx, false)
 	items := []grantItem{}
 	for _, g := range s.cache.get().grants {
 		if g.UserID != u.ID && (g.Role == "" || g.Role != u.Role) {
@@ -56,7 +62,7 @@ func (s *Server) handleListGrants(w http.ResponseWriter, r *http.Request) {
 		items = append(items, it)
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].Folder < items[j].Folder })
-	writeJSON(w, http.StatusOK, map[string]any{"username": u.Username, "role": u.Role, "items": items})
+	return items
 }
 
 // grantOf reads {"folder", "pattern"} (the original's "name" is taken for pattern) from a form
@@ -87,7 +93,6 @@ func grantOf(w http.ResponseWriter, r *http.Request) (modelgrant.Grant, bool) {
 }
 
 func (s *Server) handleAddGrant(w http.ResponseWriter, r *http.Request) {
-	rq := reqInfo(r)
 	u, err := s.db.UserByName(r.Context(), r.PathValue("username"))
 	if storeFailed(w, r, err, "No such user.") {
 		return
@@ -96,21 +101,14 @@ func (s *Server) handleAddGrant(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	switch err := s.db.AddGrant(r.Context(), u.ID, g, rq.id.user.Username); {
-	case errors.Is(err, store.ErrConflict):
-		writeError(w, r, http.StatusConflict, "GRANT_EXISTS", "The user already has that grant.")
-		return
-	case storeFailed(w, r, err, "No such user."):
+	if code, errCode, problem := s.addGrant(r, u, g); problem != "" {
+		writeError(w, r, code, errCode, problem)
 		return
 	}
-	_ = s.cache.refresh(r.Context(), false)
-	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "model_grant.added", Target: u.Username,
-		ClientIP: rq.ip.String(), Detail: g.String()})
 	writeJSON(w, http.StatusCreated, map[string]any{"message": "Granted", "folder": g.Folder, "pattern": g.Pattern})
 }
 
 func (s *Server) handleDeleteGrant(w http.ResponseWriter, r *http.Request) {
-	rq := reqInfo(r)
 	u, err := s.db.UserByName(r.Context(), r.PathValue("username"))
 	if storeFailed(w, r, err, "No such user.") {
 		return
@@ -119,17 +117,50 @@ func (s *Server) handleDeleteGrant(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if code, errCode, problem, owner := s.removeGrant(r, u, g); problem != "" {
+		if owner != "" {
+			writeJSON(w, code, map[string]any{"code": errCode, "owner": owner, "error": problem})
+			return
+		}
+		writeError(w, r, code, errCode, problem)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Grant removed"})
+}
+
+// addGrant grants u a folder's models matching a pattern (a row no resource owns), for the API
+// and the console; on a refusal it returns the status, code and message.
+func (s *Server) addGrant(r *http.Request, u store.User, g modelgrant.Grant) (int, string, string) {
+	rq := reqInfo(r)
+	switch err := s.db.AddGrant(r.Context(), u.ID, g, rq.id.user.Username); {
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, "GRANT_EXISTS", "The user already has that grant."
+	case errors.Is(err, modelgrant.ErrPattern):
+		return http.StatusBadRequest, "BAD_GRANT", err.Error()
+	case err != nil:
+		return http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable."
+	}
+	_ = s.cache.refresh(r.Context(), false)
+	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "model_grant.added", Target: u.Username,
+		ClientIP: rq.ip.String(), Detail: g.String()})
+	return 0, "", ""
+}
+
+// removeGrant removes a grant made here; one a resource owns is refused, naming it.
+func (s *Server) removeGrant(r *http.Request, u store.User, g modelgrant.Grant) (code int, errCode, problem, owner string) {
+	rq := reqInfo(r)
 	var owned *store.OwnedError
 	switch err := s.db.DeleteGrant(r.Context(), u.ID, u.Role, g); {
 	case errors.As(err, &owned):
-		writeJSON(w, http.StatusConflict, map[string]any{"code": "GRANT_OWNED_BY_RESOURCE", "owner": managedBy(owned.OwnerRef),
-			"error": "That grant comes from " + managedBy(owned.OwnerRef) + ": change it there (kubectl or Git)."})
-		return
-	case storeFailed(w, r, err, "The user has no such grant."):
-		return
+		by := managedBy(owned.OwnerRef)
+		return http.StatusConflict, "GRANT_OWNED_BY_RESOURCE", "That grant comes from " + by + ": change it there (kubectl or Git).", by
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "NOT_FOUND", "The user has no such grant.", ""
+	case err != nil:
+		return http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.", ""
 	}
 	_ = s.cache.refresh(r.Context(), false)
 	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "model_grant.removed", Target: u.Username,
 		ClientIP: rq.ip.String(), Detail: g.String()})
-	writeJSON(w, http.StatusOK, map[string]any{"message": "Grant removed"})
+	return 0, "", "", ""
 }

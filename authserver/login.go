@@ -414,5 +414,5 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusCreated, map[string]any{"message": "User created", "username": u.Username, "role": u.Role})
 		return
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, safeNext(f["next"]), http.StatusSeeOther) // the console's form comes back to it
 }

@@ -52,7 +52,6 @@ func (s *Server) targetUser(w http.ResponseWriter, r *http.Request) (store.User,
 }
 
 func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
-	rq := reqInfo(r)
 	u, ok := s.targetUser(w, r)
 	if !ok {
 		return
@@ -61,46 +60,61 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if code, errCode, problem := s.updateUser(r, u, f); problem != "" {
+		writeError(w, r, code, errCode, problem)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": "User updated"})
+}
+
+// updateUser applies the form's "role" and "disabled" to a user no resource owns, for the API
+// and the console; on a refusal it returns the status, code and message.
+func (s *Server) updateUser(r *http.Request, u store.User, f map[string]string) (int, string, string) {
+	rq := reqInfo(r)
 	if role, set := f["role"]; set {
 		if _, ok := s.cache.get().roles[role]; !ok {
-			writeError(w, r, http.StatusBadRequest, "BAD_ROLE", "role: no such role")
-			return
+			return http.StatusBadRequest, "BAD_ROLE", "role: no such role"
 		}
 		u.Role = role
 	}
 	if d, set := f["disabled"]; set {
 		if u.Owner && d == "true" {
-			writeError(w, r, http.StatusBadRequest, "OWNER", "disabled: the owner cannot be disabled")
-			return
+			return http.StatusBadRequest, "OWNER", "disabled: the owner cannot be disabled"
 		}
 		u.Disabled = d == "true"
 	}
 	if err := s.db.UpdateUser(r.Context(), u); err != nil {
-		writeError(w, r, http.StatusInternalServerError, "FAILED", "Could not update the user.")
-		return
+		return http.StatusInternalServerError, "FAILED", "Could not update the user."
 	}
 	_ = s.cache.refresh(r.Context(), false) // re-checks the user's sockets
 	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "user.updated", Target: u.Username,
 		ClientIP: rq.ip.String(), Detail: fmt.Sprintf("role %s disabled %t", u.Role, u.Disabled)})
-	writeJSON(w, http.StatusOK, map[string]any{"message": "User updated"})
+	return 0, "", ""
 }
 
 func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
-	rq := reqInfo(r)
 	u, ok := s.targetUser(w, r)
 	if !ok {
 		return
 	}
-	if u.Owner || u.ID == rq.id.user.ID {
-		writeError(w, r, http.StatusBadRequest, "REFUSED", "The owner and your own account cannot be deleted here.")
+	if code, errCode, problem := s.deleteUser(r, u); problem != "" {
+		writeError(w, r, code, errCode, problem)
 		return
 	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": "User deleted"})
+}
+
+// deleteUser deletes a user no resource owns, for the API and the console.
+func (s *Server) deleteUser(r *http.Request, u store.User) (int, string, string) {
+	rq := reqInfo(r)
+	if u.Owner || u.ID == rq.id.user.ID {
+		return http.StatusBadRequest, "REFUSED", "The owner and your own account cannot be deleted here."
+	}
 	if err := s.db.DeleteUser(r.Context(), u.ID); err != nil {
-		writeError(w, r, http.StatusInternalServerError, "FAILED", "Could not delete the user.")
-		return
+		return http.StatusInternalServerError, "FAILED", "Could not delete the user."
 	}
 	_ = s.cache.refresh(r.Context(), false) // closes the user's sockets
 	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "user.deleted", Target: u.Username,
 		ClientIP: rq.ip.String()})
-	writeJSON(w, http.StatusOK, map[string]any{"message": "User deleted"})
+	return 0, "", ""
 }

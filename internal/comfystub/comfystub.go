@@ -48,17 +48,22 @@ type Stub struct {
 // New returns a stub with a 1 KiB /view body.
 func New() *Stub { return &Stub{Body: []byte(strings.Repeat("x", 1024))} }
 
-// Last returns the most recent request the stub saw.
+// Last returns the most recent request the stub saw, leaving out the model listings an auth
+// server reads in the background (GET /api/models…, at start and every 30 s), which would
+// otherwise race with the request a test just sent.
 func (s *Stub) Last() Seen {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.seen) == 0 {
-		return Seen{}
+	for i := len(s.seen) - 1; i >= 0; i-- {
+		if !strings.HasPrefix(s.seen[i].Path, "/api/models") {
+			return s.seen[i]
+		}
 	}
-	return s.seen[len(s.seen)-1]
+	return Seen{}
 }
 
-// Count returns how many requests reached the stub (all of them, not only those still kept).
+// Count returns how many requests reached the stub (all of them, not only those still kept),
+// leaving out the auth server's background model listings as Last does.
 func (s *Stub) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -85,7 +90,9 @@ func (s *Stub) record(r *http.Request) {
 	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(head), r.Body))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.count++
+	if !strings.HasPrefix(r.URL.Path, "/api/models") { // see Last
+		s.count++
+	}
 	if len(s.seen) > 1000 {
 		s.seen = s.seen[500:]
 	}
