@@ -15,7 +15,10 @@ var webFS embed.FS
 const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; " +
 	"frame-ancestors 'none'; base-uri 'none'"
 
-var pages = template.Must(template.ParseFS(webFS, "web/*.html"))
+var pages = template.Must(template.New("pages").Funcs(template.FuncMap{
+	"managedBy": managedBy,
+	"deref":     func(n *int) int { return *n },
+}).ParseFS(webFS, "web/*.html"))
 
 func staticHandler() http.Handler {
 	sub, _ := fs.Sub(webFS, "web/static")

@@ -50,6 +50,12 @@ func (s *Server) routeTable() []route {
 		{"POST", "/mss-login/account/password", user, s.handleAccountPassword},
 		{"POST", "/mss-login/account/tokens", user, s.handleAccountToken},
 		{"POST", "/mss-login/account/{kind}/{id}/revoke", user, s.handleAccountRevoke},
+		{"GET", "/mss-login/admin", admin, s.handleConsole},
+		{"GET", "/mss-login/admin/users", admin, s.handleConsoleUsers},
+		{"POST", "/mss-login/admin/users/{username}", admin, s.handleConsoleUser},
+		{"GET", "/mss-login/admin/audit", admin, s.handleConsoleAudit},
+		{"GET", "/mss-login/admin/grants/{username}", admin, s.handleConsoleGrants},
+		{"POST", "/mss-login/admin/grants/{username}", admin, s.handleConsoleGrant},
 		// Forward-auth endpoints decide the gateway's original request with this same policy.
 		{"", authzPrefix + "/auth-request", gateway, s.handleForwardAuth},
 		{"", authzPrefix + "/forward-auth", gateway, s.handleForwardAuth},

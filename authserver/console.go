@@ -1,0 +1,158 @@
+package authserver
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/mss-login/mss-login/internal/modelgrant"
+	"github.com/mss-login/mss-login/internal/roles"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// The admin console (/mss-login/admin, owner and admins): server-rendered pages with plain
+// forms, no script, the same CSP as the login pages. Every change is a POST (same-origin
+// checked by the one decision) through the same functions as the JSON API, and audited. Rows a
+// resource owns are shown read-only, naming it.
+
+func (s *Server) handleConsole(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, "/mss-login/admin/users", http.StatusSeeOther)
+}
+
+func (s *Server) renderUsers(w http.ResponseWriter, r *http.Request, code int, notice, problem string) {
+	users, err := s.db.Users(r.Context())
+	if err != nil {
+		dbUnavailable(w, r)
+		return
+	}
+	slices.SortFunc(users, func(a, b store.User) int {
+		if a.Username < b.Username {
+			return -1
+		}
+		return 1
+	})
+	renderPage(w, code, "admin-users.html", map[string]any{"Tab": "users", "Users": users,
+		"Roles": slices.Sorted(maps.Keys(s.cache.get().roles)), "Notice": notice, "Error": problem})
+}
+
+func (s *Server) handleConsoleUsers(w http.ResponseWriter, r *http.Request) {
+	s.renderUsers(w, r, http.StatusOK, "", "")
+}
+
+// handleConsoleUser applies one action of the users page (role, disable, enable, delete).
+func (s *Server) handleConsoleUser(w http.ResponseWriter, r *http.Request) {
+	f, _, err := form(r)
+	if err != nil {
+		s.renderUsers(w, r, http.StatusBadRequest, "", "Unreadable request.")
+		return
+	}
+	u, err := s.db.UserByName(r.Context(), r.PathValue("username"))
+	if err != nil {
+		s.renderUsers(w, r, http.StatusNotFound, "", "No such user.")
+		return
+	}
+	if u.OwnerRef != "" {
+		s.renderUsers(w, r, http.StatusConflict, "", u.Username+" is managed by "+managedBy(u.OwnerRef)+": change it in Git (kubectl).")
+		return
+	}
+	var code int
+	var problem, done string
+	switch f["action"] {
+	case "role":
+		code, _, problem = s.updateUser(r, u, map[string]string{"role": f["role"]})
+		done = u.Username + " now has the role " + f["role"] + "."
+	case "disable", "enable":
+		code, _, problem = s.updateUser(r, u, map[string]string{"disabled": strconv.FormatBool(f["action"] == "disable")})
+		done = u.Username + " is " + f["action"] + "d."
+	case "delete":
+		code, _, problem = s.deleteUser(r, u)
+		done = u.Username + " is deleted."
+	default:
+		code, problem = http.StatusBadRequest, "action: one of role, disable, enable, delete"
+	}
+	if problem != "" {
+		s.renderUsers(w, r, code, "", problem)
+		return
+	}
+	s.renderUsers(w, r, http.StatusOK, done, "")
+}
+
+func (s *Server) handleConsoleAudit(w http.ResponseWriter, r *http.Request) {
+	q, field, ok := auditQuery(r)
+	data := map[string]any{"Tab": "audit", "Query": q}
+	if !ok {
+		data["Error"] = field
+		renderPage(w, http.StatusBadRequest, "admin-audit.html", data)
+		return
+	}
+	if q.Limit == 0 {
+		q.Limit = 50
+	}
+	events, next, err := s.db.QueryAudit(r.Context(), q)
+	if err != nil {
+		dbUnavailable(w, r)
+		return
+	}
+	data["Events"] = events
+	if next > 0 {
+		v := r.URL.Query()
+		v.Set("cursor", strconv.FormatInt(next, 10))
+		data["Next"] = "/mss-login/admin/audit?" + v.Encode()
+	}
+	renderPage(w, http.StatusOK, "admin-audit.html", data)
+}
+
+func (s *Server) renderGrants(w http.ResponseWriter, r *http.Request, code int, u store.User, notice, problem string) {
+	sn := s.cache.get()
+	role := sn.role(u.Role)
+	renderPage(w, code, "admin-grants.html", map[string]any{"Tab": "users", "User": u, "Items": s.grantItems(r.Context(), u),
+		"Folders": modelgrant.Folders, "Notice": notice, "Error": problem,
+		"SeesAll": u.Owner || role.Name == roles.Admin || role.Permissions[roles.CanViewAllComfyUIItems]})
+}
+
+func (s *Server) handleConsoleGrants(w http.ResponseWriter, r *http.Request) {
+	u, err := s.db.UserByName(r.Context(), r.PathValue("username"))
+	if err != nil {
+		writeError(w, r, http.StatusNotFound, "NOT_FOUND", "No such user.")
+		return
+	}
+	s.renderGrants(w, r, http.StatusOK, u, "", "")
+}
+
+// handleConsoleGrant grants or revokes a model grant made here.
+func (s *Server) handleConsoleGrant(w http.ResponseWriter, r *http.Request) {
+	u, err := s.db.UserByName(r.Context(), r.PathValue("username"))
+	if err != nil {
+		writeError(w, r, http.StatusNotFound, "NOT_FOUND", "No such user.")
+		return
+	}
+	f, _, err := form(r)
+	if err != nil {
+		s.renderGrants(w, r, http.StatusBadRequest, u, "", "Unreadable request.")
+		return
+	}
+	g := modelgrant.Grant{Folder: f["folder"], Pattern: f["pattern"]}
+	if err := g.Validate(); err != nil {
+		s.renderGrants(w, r, http.StatusBadRequest, u, "", err.Error())
+		return
+	}
+	var code int
+	var problem, done string
+	switch f["action"] {
+	case "add":
+		code, _, problem = s.addGrant(r, u, g)
+		done = "Granted " + g.String() + "."
+	case "remove":
+		code, _, problem, _ = s.removeGrant(r, u, g)
+		done = "Revoked " + g.String() + "."
+	default:
+		code, problem = http.StatusBadRequest, "action: add or remove"
+	}
+	if problem != "" {
+		s.renderGrants(w, r, code, u, "", problem)
+		return
+	}
+	s.renderGrants(w, r, http.StatusOK, u, done, "")
+}
+

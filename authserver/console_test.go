@@ -1,0 +1,121 @@
+package authserver_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mss-login/mss-login/internal/store"
+	"github.com/mss-login/mss-login/internal/testenv"
+)
+
+// The admin console in headless Chromium, as the owner: the users page, a user created, given
+// another role, disabled, granted a model and revoked, and the audit log that lists each
+// change. A plain user gets 403 on every console route; a cross-site POST to a console action
+// is refused.
+func TestBrowserConsole(t *testing.T) {
+	ctx := browser(t)
+	db := testenv.Open(t, store.SQLite)
+	e := start(t, db, nil)
+	owner := e.bootstrap()
+	shot := func(name string) {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		dir := os.Getenv(testenv.Artifacts)
+		if dir == "" {
+			dir = filepath.Join("..", "bin", "test-artifacts")
+		}
+		if err == nil && os.MkdirAll(dir, 0o755) == nil {
+			_ = os.WriteFile(filepath.Join(dir, "console-"+name+".png"), png, 0o644)
+		}
+	}
+	text := func() string {
+		s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		return s
+	}
+	// until waits for the page to say want (a form's answer replaces the page).
+	until := func(want string) chromedp.Action[chromedp.Void] {
+		check := chromedp.Evaluate[bool](`!!document.body && document.body.innerText.includes(` + strconv.Quote(want) + `)`)
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				if ok, err := check(ctx, tg); err == nil && ok { // errors while the page is replaced
+					return chromedp.Void{}, nil
+				}
+				if time.Now().After(deadline) {
+					return chromedp.Void{}, fmt.Errorf("the page does not say %q within 15 s", want)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			shot("failed")
+			t.Fatalf("%s: %v\n%s", what, err, text())
+		}
+	}
+	step("sign in", chromedp.Navigate(e.url+"/login?next=%2Fmss-login%2Fadmin"), chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), "owner"), chromedp.SendKeys(chromedp.ID("password"), ownerPassword),
+		chromedp.Submit(chromedp.ID("password")), chromedp.WaitVisible(chromedp.CSS("table")))
+	if got := text(); !strings.Contains(got, "owner") || !strings.Contains(got, "created here") {
+		t.Fatalf("the users page: %s", got)
+	}
+	step("create a user", chromedp.SendKeys(chromedp.ID("username"), "cora"), chromedp.SendKeys(chromedp.ID("password"), "Cora-pass-1!"),
+		chromedp.Submit(chromedp.ID("password")), chromedp.WaitVisible(chromedp.ID("role-cora")))
+	shot("users")
+	step("give cora the power role", chromedp.SetValue(chromedp.ID("role-cora"), "power"),
+		chromedp.Submit(chromedp.ID("role-cora")), until("cora now has the role power"))
+	if got := text(); !strings.Contains(got, "cora now has the role power") {
+		t.Errorf("after the role change: %s", got)
+	}
+	step("disable cora", chromedp.Click(`//tr[td[1][normalize-space()="cora"]]//button[normalize-space()="Disable"]`),
+		until("cora is disabled."))
+	if u, _ := db.UserByName(context.Background(), "cora"); u.Role != "power" || !u.Disabled {
+		t.Errorf("cora's row: role %s disabled %t", u.Role, u.Disabled)
+	}
+	step("cora's models", chromedp.Navigate(e.url+"/mss-login/admin/grants/cora"), chromedp.WaitVisible(chromedp.ID("pattern")),
+		chromedp.SetValue(chromedp.ID("folder"), "loras"), chromedp.SendKeys(chromedp.ID("pattern"), "sdxl/*"),
+		chromedp.Submit(chromedp.ID("pattern")), until("Granted loras/sdxl/*"))
+	shot("grants")
+	if got := text(); !strings.Contains(got, "Granted loras/sdxl/*") || !strings.Contains(got, "granted here") {
+		t.Errorf("after granting: %s", got)
+	}
+	step("revoke", chromedp.Click(`//button[normalize-space()="Revoke"]`), until("Revoked loras/sdxl/*"))
+	if got := text(); !strings.Contains(got, "Revoked loras/sdxl/*") {
+		t.Errorf("after revoking: %s", got)
+	}
+	step("the audit log", chromedp.Navigate(e.url+"/mss-login/admin/audit?user=owner"), chromedp.WaitVisible(chromedp.CSS("table")))
+	shot("audit")
+	got := text()
+	for _, want := range []string{"user.created", "user.updated", "model_grant.added", "model_grant.removed"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the audit page lacks %s: %s", want, got)
+		}
+	}
+
+	// A plain user: 403 everywhere in the console; a cross-site form post is refused.
+	e.do("POST", "/mss-login/api/users", map[string]string{"username": "dirk", "password": "Dirk-pass-1!", "role": "user"}, bearer(owner))
+	dirk := e.login("dirk", "Dirk-pass-1!", "192.0.2.180")
+	for _, r := range []struct{ method, path string }{{"GET", "/mss-login/admin"}, {"GET", "/mss-login/admin/users"},
+		{"POST", "/mss-login/admin/users/cora"}, {"GET", "/mss-login/admin/audit"}, {"GET", "/mss-login/admin/grants/cora"},
+		{"POST", "/mss-login/admin/grants/cora"}, {"GET", "/MSS-LOGIN/Admin/users"}} {
+		if got := e.do(r.method, r.path, map[string]string{"action": "delete"}, bearer(dirk)); got.code != 403 {
+			t.Errorf("a plain user %s %s: %d", r.method, r.path, got.code)
+		}
+	}
+	if r := e.do("POST", "/mss-login/admin/users/cora", map[string]string{"action": "delete"}, "Cookie: jwt_token="+owner,
+		"Origin: https://evil.example", "Sec-Fetch-Site: cross-site"); r.code != 403 || r.body["code"] != "CROSS_SITE" {
+		t.Errorf("a cross-site POST to a console action: %d %s", r.code, r.raw)
+	}
+	if _, err := db.UserByName(context.Background(), "cora"); err != nil {
+		t.Error("cora was deleted by a cross-site post")
+	}
+}
