@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/mss-login/mss-login/internal/modelgrant"
 	"github.com/mss-login/mss-login/internal/roles"
@@ -156,3 +157,117 @@ func (s *Server) handleConsoleGrant(w http.ResponseWriter, r *http.Request) {
 	s.renderGrants(w, r, http.StatusOK, u, done, "")
 }
 
+
+func (s *Server) renderIP(w http.ResponseWriter, r *http.Request, code int, notice, problem string) {
+	ctx := r.Context()
+	rules, err := s.db.IPRules(ctx)
+	if err != nil {
+		dbUnavailable(w, r)
+		return
+	}
+	now := s.now()
+	live := rules[:0]
+	for _, x := range rules {
+		if x.Active(now) {
+			live = append(live, x)
+		}
+	}
+	devices, err := s.db.LockedDevices(ctx, now)
+	if err != nil {
+		dbUnavailable(w, r)
+		return
+	}
+	renderPage(w, code, "admin-ip.html", map[string]any{"Tab": "ip", "Rules": live, "Devices": devices, "Notice": notice, "Error": problem})
+}
+
+func (s *Server) handleConsoleIP(w http.ResponseWriter, r *http.Request) {
+	s.renderIP(w, r, http.StatusOK, "", "")
+}
+
+// handleConsoleIPAction adds or removes a rule made here, lifts a ban (as kubectl delete
+// lockout does: the failures are forgotten too) or unlocks a device.
+func (s *Server) handleConsoleIPAction(w http.ResponseWriter, r *http.Request) {
+	rq, ctx := reqInfo(r), r.Context()
+	f, _, err := form(r)
+	if err != nil {
+		s.renderIP(w, r, http.StatusBadRequest, "", "Unreadable request.")
+		return
+	}
+	audit := func(action, target string) {
+		_ = s.db.Audit(ctx, store.AuditEvent{Actor: rq.id.user.Username, Action: action, Target: target, ClientIP: rq.ip.String(),
+			Detail: "admin console"})
+	}
+	var done string
+	switch f["action"] {
+	case "add":
+		p, err := store.ParsePrefix(f["cidr"])
+		if err != nil {
+			s.renderIP(w, r, http.StatusBadRequest, "", "cidr: "+err.Error())
+			return
+		}
+		rule := store.IPRule{CIDR: p, Action: f["rule"], Source: store.SourceManual, Reason: f["reason"]}
+		if rule.Action != store.Allow && rule.Action != store.Deny {
+			s.renderIP(w, r, http.StatusBadRequest, "", "rule: allow or deny")
+			return
+		}
+		if h := f["hours"]; h != "" {
+			n, err := strconv.Atoi(h)
+			if err != nil || n < 1 {
+				s.renderIP(w, r, http.StatusBadRequest, "", "hours: a whole number of hours, at least 1")
+				return
+			}
+			rule.ExpiresAt = s.now().Add(time.Duration(n) * time.Hour)
+		}
+		if _, err := s.db.AddIPRule(ctx, rule); err != nil {
+			s.renderIP(w, r, http.StatusServiceUnavailable, "", "Could not store the rule.")
+			return
+		}
+		audit("ip_rule.added", rule.Action+" "+p.String())
+		done = "Added: " + rule.Action + " " + p.String() + "."
+	case "remove", "lift":
+		id, _ := strconv.ParseInt(f["id"], 10, 64)
+		var target *store.IPRule
+		rules, err := s.db.IPRules(ctx)
+		if err != nil {
+			dbUnavailable(w, r)
+			return
+		}
+		for i := range rules {
+			if rules[i].ID == id {
+				target = &rules[i]
+			}
+		}
+		switch {
+		case target == nil:
+			s.renderIP(w, r, http.StatusNotFound, "", "No such rule (removed meanwhile?).")
+			return
+		case target.OwnerRef != "":
+			s.renderIP(w, r, http.StatusConflict, "", "That rule belongs to "+managedBy(target.OwnerRef)+": change it in Git (kubectl).")
+			return
+		case target.Source == store.SourceAutomatic:
+			err = s.db.Unban(ctx, target.CIDR.Addr())
+			audit("ban.lifted", target.CIDR.Addr().String())
+			done = "Ban of " + target.CIDR.Addr().String() + " lifted."
+		default:
+			err = s.db.DeleteIPRule(ctx, id)
+			audit("ip_rule.removed", target.Action+" "+target.CIDR.String())
+			done = "Removed: " + target.Action + " " + target.CIDR.String() + "."
+		}
+		if err != nil {
+			s.renderIP(w, r, http.StatusServiceUnavailable, "", "Could not change the rules.")
+			return
+		}
+	case "unlock":
+		if err := s.db.UnlockDevice(ctx, f["device"]); err != nil {
+			s.renderIP(w, r, http.StatusNotFound, "", "No such locked device.")
+			return
+		}
+		audit("device.unlocked", f["device"])
+		done = "Device unlocked."
+	default:
+		s.renderIP(w, r, http.StatusBadRequest, "", "action: add, remove, lift or unlock")
+		return
+	}
+	_ = s.cache.refresh(ctx, false)
+	s.renderIP(w, r, http.StatusOK, done, "")
+}

@@ -3,6 +3,7 @@ package authserver_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,10 +93,25 @@ func TestBrowserConsole(t *testing.T) {
 	if got := text(); !strings.Contains(got, "Revoked loras/sdxl/*") {
 		t.Errorf("after revoking: %s", got)
 	}
+	// IP rules and lockouts: a rule added here, a ban lifted (as kubectl delete lockout does).
+	if _, err := db.BanIP(context.Background(), netip.MustParseAddr("198.51.100.99"), time.Now(), time.Now().Add(time.Hour), "10 failed logins"); err != nil {
+		t.Fatal(err)
+	}
+	step("add a rule", chromedp.Navigate(e.url+"/mss-login/admin/ip"), chromedp.WaitVisible(chromedp.ID("cidr")),
+		chromedp.SendKeys(chromedp.ID("cidr"), "203.0.113.0/24"), chromedp.SendKeys(chromedp.ID("reason"), "scanner"),
+		chromedp.Submit(chromedp.ID("cidr")), until("Added: deny 203.0.113.0/24."))
+	shot("ip")
+	if got := text(); !strings.Contains(got, "198.51.100.99/32") || !strings.Contains(got, "failed logins") {
+		t.Errorf("the IP page does not list the ban: %s", got)
+	}
+	step("lift the ban", chromedp.Click(`//button[normalize-space()="Lift ban"]`), until("Ban of 198.51.100.99 lifted."))
+	if bans, _ := db.Bans(context.Background(), time.Now()); len(bans) != 0 {
+		t.Errorf("bans after lifting: %+v", bans)
+	}
 	step("the audit log", chromedp.Navigate(e.url+"/mss-login/admin/audit?user=owner"), chromedp.WaitVisible(chromedp.CSS("table")))
 	shot("audit")
 	got := text()
-	for _, want := range []string{"user.created", "user.updated", "model_grant.added", "model_grant.removed"} {
+	for _, want := range []string{"user.created", "user.updated", "model_grant.added", "model_grant.removed", "ip_rule.added", "ban.lifted"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the audit page lacks %s: %s", want, got)
 		}
@@ -106,7 +122,8 @@ func TestBrowserConsole(t *testing.T) {
 	dirk := e.login("dirk", "Dirk-pass-1!", "192.0.2.180")
 	for _, r := range []struct{ method, path string }{{"GET", "/mss-login/admin"}, {"GET", "/mss-login/admin/users"},
 		{"POST", "/mss-login/admin/users/cora"}, {"GET", "/mss-login/admin/audit"}, {"GET", "/mss-login/admin/grants/cora"},
-		{"POST", "/mss-login/admin/grants/cora"}, {"GET", "/MSS-LOGIN/Admin/users"}} {
+		{"POST", "/mss-login/admin/grants/cora"}, {"GET", "/mss-login/admin/ip"}, {"POST", "/mss-login/admin/ip"},
+		{"GET", "/MSS-LOGIN/Admin/users"}} {
 		if got := e.do(r.method, r.path, map[string]string{"action": "delete"}, bearer(dirk)); got.code != 403 {
 			t.Errorf("a plain user %s %s: %d", r.method, r.path, got.code)
 		}

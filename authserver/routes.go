@@ -54,6 +54,8 @@ func (s *Server) routeTable() []route {
 		{"GET", "/mss-login/admin/users", admin, s.handleConsoleUsers},
 		{"POST", "/mss-login/admin/users/{username}", admin, s.handleConsoleUser},
 		{"GET", "/mss-login/admin/audit", admin, s.handleConsoleAudit},
+		{"GET", "/mss-login/admin/ip", admin, s.handleConsoleIP},
+		{"POST", "/mss-login/admin/ip", admin, s.handleConsoleIPAction},
 		{"GET", "/mss-login/admin/grants/{username}", admin, s.handleConsoleGrants},
 		{"POST", "/mss-login/admin/grants/{username}", admin, s.handleConsoleGrant},
 		// Forward-auth endpoints decide the gateway's original request with this same policy.
