@@ -157,7 +157,6 @@ func (s *Server) handleConsoleGrant(w http.ResponseWriter, r *http.Request) {
 	s.renderGrants(w, r, http.StatusOK, u, done, "")
 }
 
-
 func (s *Server) renderIP(w http.ResponseWriter, r *http.Request, code int, notice, problem string) {
 	ctx := r.Context()
 	rules, err := s.db.IPRules(ctx)
