@@ -111,18 +111,7 @@ func (s *Server) handleAccountToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
-	ctx, rq := r.Context(), reqInfo(r)
-	var err error
-	switch kind, which := r.PathValue("kind"), r.PathValue("id"); kind {
-	case "tokens":
-		err = s.db.RevokeAPIToken(ctx, which, rq.id.user.ID)
-	case "sessions":
-		if err = s.db.RevokeSession(ctx, which, rq.id.user.ID); err == nil {
-			s.cache.markRevoked(which)
-		}
-	default:
-		err = store.ErrNotFound
-	}
+	err := s.revokeCredential(r, r.PathValue("kind"), r.PathValue("id"), reqInfo(r).id.user.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.renderAccount(w, r, http.StatusNotFound, map[string]any{"Error": "Not found."})
@@ -132,8 +121,29 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 		s.renderAccount(w, r, http.StatusServiceUnavailable, map[string]any{"Error": "Could not revoke it: the users database is unavailable. Try again."})
 		return
 	}
-	_ = s.db.Audit(ctx, store.AuditEvent{Actor: rq.id.user.Username, Action: strings.TrimSuffix(r.PathValue("kind"), "s") + ".revoked",
-		Target: r.PathValue("id"), ClientIP: rq.ip.String()})
-	_ = s.cache.refresh(ctx, false) // closes the revoked credential's sockets
 	http.Redirect(w, r, "/mss-login/account", http.StatusSeeOther)
+}
+
+// revokeCredential revokes a session or an API token (kind "sessions" or "tokens") of owner
+// ("" for any user: the console), audits it and closes its sockets.
+func (s *Server) revokeCredential(r *http.Request, kind, id, owner string) error {
+	ctx, rq := r.Context(), reqInfo(r)
+	var err error
+	switch kind {
+	case "tokens":
+		err = s.db.RevokeAPIToken(ctx, id, owner)
+	case "sessions":
+		if err = s.db.RevokeSession(ctx, id, owner); err == nil {
+			s.cache.markRevoked(id)
+		}
+	default:
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	_ = s.db.Audit(ctx, store.AuditEvent{Actor: rq.id.user.Username, Action: strings.TrimSuffix(kind, "s") + ".revoked",
+		Target: id, ClientIP: rq.ip.String()})
+	_ = s.cache.refresh(ctx, false) // closes the revoked credential's sockets
+	return nil
 }

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -269,4 +270,60 @@ func (s *Server) handleConsoleIPAction(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = s.cache.refresh(ctx, false)
 	s.renderIP(w, r, http.StatusOK, done, "")
+}
+
+// maxListed bounds the sessions and tokens the console lists (newest first).
+const maxListed = 500
+
+func (s *Server) renderAccess(w http.ResponseWriter, r *http.Request, code int, notice, problem string) {
+	ctx, now := r.Context(), s.now()
+	sessions, err := s.db.Sessions(ctx, "")
+	if err != nil {
+		dbUnavailable(w, r)
+		return
+	}
+	tokens, err := s.db.APITokens(ctx, "")
+	if err != nil {
+		dbUnavailable(w, r)
+		return
+	}
+	var live []store.Session
+	for _, x := range sessions {
+		if x.RevokedAt.IsZero() && (x.ExpiresAt.IsZero() || x.ExpiresAt.After(now)) && len(live) < maxListed {
+			live = append(live, x)
+		}
+	}
+	var active []store.APIToken
+	for _, t := range tokens {
+		if t.RevokedAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(now)) && len(active) < maxListed {
+			active = append(active, t)
+		}
+	}
+	names := map[string]string{}
+	for id, u := range s.cache.get().usersByID {
+		names[id] = u.Username
+	}
+	renderPage(w, code, "admin-access.html", map[string]any{"Tab": "access", "Sessions": live, "Tokens": active, "Names": names,
+		"Current": reqInfo(r).id.jti, "Notice": notice, "Error": problem})
+}
+
+func (s *Server) handleConsoleAccess(w http.ResponseWriter, r *http.Request) {
+	s.renderAccess(w, r, http.StatusOK, "", "")
+}
+
+// handleConsoleRevoke ends any user's session or revokes any API token.
+func (s *Server) handleConsoleRevoke(w http.ResponseWriter, r *http.Request) {
+	f, _, err := form(r)
+	if err != nil {
+		s.renderAccess(w, r, http.StatusBadRequest, "", "Unreadable request.")
+		return
+	}
+	switch err := s.revokeCredential(r, f["kind"], f["id"], ""); {
+	case errors.Is(err, store.ErrNotFound):
+		s.renderAccess(w, r, http.StatusNotFound, "", "Not found (revoked meanwhile?).")
+	case err != nil:
+		s.renderAccess(w, r, http.StatusServiceUnavailable, "", "Could not revoke it: the users database is unavailable.")
+	default:
+		s.renderAccess(w, r, http.StatusOK, "Revoked.", "")
+	}
 }

@@ -108,10 +108,20 @@ func TestBrowserConsole(t *testing.T) {
 	if bans, _ := db.Bans(context.Background(), time.Now()); len(bans) != 0 {
 		t.Errorf("bans after lifting: %+v", bans)
 	}
+	// Sessions and tokens: any user's, revocable; a revoked token stops working.
+	r := e.do("POST", "/mss-login/api/tokens", map[string]string{"password": ownerPassword, "label": "render-farm"}, bearer(owner))
+	apiToken, _ := r.body["token"].(string)
+	if apiToken == "" {
+		t.Fatalf("creating a token: %d %s", r.code, r.raw)
+	}
+	step("the sessions and tokens", chromedp.Navigate(e.url+"/mss-login/admin/access"), until("render-farm"))
+	shot("access")
+	step("revoke the token", chromedp.Click(`//tr[td[2][normalize-space()="render-farm"]]//button`), until("Revoked."))
+	eventually(t, "the revoked token refused", func() bool { return e.do("GET", "/mss-login/api/me", nil, bearer(apiToken)).code == 401 })
 	step("the audit log", chromedp.Navigate(e.url+"/mss-login/admin/audit?user=owner"), chromedp.WaitVisible(chromedp.CSS("table")))
 	shot("audit")
 	got := text()
-	for _, want := range []string{"user.created", "user.updated", "model_grant.added", "model_grant.removed", "ip_rule.added", "ban.lifted"} {
+	for _, want := range []string{"user.created", "user.updated", "model_grant.added", "model_grant.removed", "ip_rule.added", "ban.lifted", "token.revoked"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the audit page lacks %s: %s", want, got)
 		}
@@ -123,6 +133,7 @@ func TestBrowserConsole(t *testing.T) {
 	for _, r := range []struct{ method, path string }{{"GET", "/mss-login/admin"}, {"GET", "/mss-login/admin/users"},
 		{"POST", "/mss-login/admin/users/cora"}, {"GET", "/mss-login/admin/audit"}, {"GET", "/mss-login/admin/grants/cora"},
 		{"POST", "/mss-login/admin/grants/cora"}, {"GET", "/mss-login/admin/ip"}, {"POST", "/mss-login/admin/ip"},
+		{"GET", "/mss-login/admin/access"}, {"POST", "/mss-login/admin/access"},
 		{"GET", "/MSS-LOGIN/Admin/users"}} {
 		if got := e.do(r.method, r.path, map[string]string{"action": "delete"}, bearer(dirk)); got.code != 403 {
 			t.Errorf("a plain user %s %s: %d", r.method, r.path, got.code)

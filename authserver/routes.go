@@ -55,6 +55,8 @@ func (s *Server) routeTable() []route {
 		{"POST", "/mss-login/admin/users/{username}", admin, s.handleConsoleUser},
 		{"GET", "/mss-login/admin/audit", admin, s.handleConsoleAudit},
 		{"GET", "/mss-login/admin/ip", admin, s.handleConsoleIP},
+		{"GET", "/mss-login/admin/access", admin, s.handleConsoleAccess},
+		{"POST", "/mss-login/admin/access", admin, s.handleConsoleRevoke},
 		{"POST", "/mss-login/admin/ip", admin, s.handleConsoleIPAction},
 		{"GET", "/mss-login/admin/grants/{username}", admin, s.handleConsoleGrants},
 		{"POST", "/mss-login/admin/grants/{username}", admin, s.handleConsoleGrant},

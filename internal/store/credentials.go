@@ -150,9 +150,13 @@ func (s *Store) Session(ctx context.Context, jti string) (Session, error) {
 	return x, s.wrap("read session", err)
 }
 
-// Sessions lists a user's sessions, newest first.
+// Sessions lists a user's sessions ("" = every user's, for admins), newest first.
 func (s *Store) Sessions(ctx context.Context, userID string) ([]Session, error) {
-	rows, err := s.query(ctx, s.db, `SELECT `+sessionColumns+` FROM sessions WHERE user_id = ? ORDER BY created_at DESC, jti`, userID)
+	q, args := `SELECT `+sessionColumns+` FROM sessions ORDER BY created_at DESC, jti`, []any{}
+	if userID != "" {
+		q, args = `SELECT `+sessionColumns+` FROM sessions WHERE user_id = ? ORDER BY created_at DESC, jti`, []any{userID}
+	}
+	rows, err := s.query(ctx, s.db, q, args...)
 	if err != nil {
 		return nil, s.wrap("list sessions", err)
 	}
