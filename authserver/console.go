@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mss-login/mss-login/internal/modelgrant"
@@ -326,4 +327,59 @@ func (s *Server) handleConsoleRevoke(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.renderAccess(w, r, http.StatusOK, "Revoked.", "")
 	}
+}
+
+func (s *Server) renderRoles(w http.ResponseWriter, r *http.Request, code int, notice, problem string) {
+	rs, err := s.db.Roles(r.Context())
+	if err != nil {
+		dbUnavailable(w, r)
+		return
+	}
+	unsupported := map[string]bool{}
+	for p := range roles.Unsupported {
+		unsupported[p] = true
+	}
+	renderPage(w, code, "admin-roles.html", map[string]any{"Tab": "roles", "Roles": rs, "Permissions": roles.Permissions,
+		"Describe": roles.Describe, "Unsupported": unsupported, "Notice": notice, "Error": problem})
+}
+
+func (s *Server) handleConsoleRoles(w http.ResponseWriter, r *http.Request) {
+	s.renderRoles(w, r, http.StatusOK, "", "")
+}
+
+// handleConsoleRole saves a role's permissions from the form: a checked box is true, any other
+// known permission false (the unsupported ones stay false). A role a resource owns is refused.
+func (s *Server) handleConsoleRole(w http.ResponseWriter, r *http.Request) {
+	rq, ctx := reqInfo(r), r.Context()
+	f, _, err := form(r)
+	if err != nil {
+		s.renderRoles(w, r, http.StatusBadRequest, "", "Unreadable request.")
+		return
+	}
+	cur, err := s.db.Role(ctx, r.PathValue("name"))
+	if err != nil {
+		s.renderRoles(w, r, http.StatusNotFound, "", "No such role.")
+		return
+	}
+	if cur.OwnerRef != "" {
+		s.renderRoles(w, r, http.StatusConflict, "", "Role "+cur.Name+" is managed by "+managedBy(cur.OwnerRef)+": change it in Git (kubectl).")
+		return
+	}
+	next := roles.Role{Name: cur.Name, Permissions: map[string]bool{}, UI: cur.UI}
+	var on []string
+	for _, p := range roles.Permissions {
+		_, unsupported := roles.Unsupported[p]
+		next.Permissions[p] = f[p] == "true" && !unsupported
+		if next.Permissions[p] {
+			on = append(on, p)
+		}
+	}
+	if err := s.db.PutRole(ctx, next, ""); err != nil {
+		s.renderRoles(w, r, http.StatusServiceUnavailable, "", "Could not save the role.")
+		return
+	}
+	_ = s.cache.refresh(ctx, false) // re-checks the members' sockets
+	_ = s.db.Audit(ctx, store.AuditEvent{Actor: rq.id.user.Username, Action: "role.updated", Target: cur.Name, ClientIP: rq.ip.String(),
+		Detail: "permissions " + strings.Join(on, " ")})
+	s.renderRoles(w, r, http.StatusOK, "Role "+cur.Name+" saved.", "")
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
 )
@@ -93,6 +94,20 @@ func TestBrowserConsole(t *testing.T) {
 	if got := text(); !strings.Contains(got, "Revoked loras/sdxl/*") {
 		t.Errorf("after revoking: %s", got)
 	}
+	// Roles: a flag set from the browser; a role a resource owns is read-only.
+	if err := db.PutRole(context.Background(), roles.Role{Name: "gitrole", Permissions: map[string]bool{roles.CanRun: true}}, "ComfyRole/studio/gitrole"); err != nil {
+		t.Fatal(err)
+	}
+	step("the roles", chromedp.Navigate(e.url+"/mss-login/admin/roles"), until("managed by ComfyRole studio/gitrole"),
+		chromedp.Click(`//form[@action="/mss-login/admin/roles/user"]//input[@name="can_view_console"]`),
+		chromedp.Click(`//button[normalize-space()="Save user"]`), until("Role user saved."))
+	shot("roles")
+	if r, _ := db.Role(context.Background(), "user"); !r.Permissions[roles.CanViewConsole] || !r.Permissions[roles.CanRun] {
+		t.Errorf("the user role after saving: %v", r.Permissions)
+	}
+	if r := e.do("POST", "/mss-login/admin/roles/gitrole", map[string]string{"can_upload": "true"}, bearer(owner)); r.code != 409 {
+		t.Errorf("saving a role a ComfyRole owns: %d", r.code)
+	}
 	// IP rules and lockouts: a rule added here, a ban lifted (as kubectl delete lockout does).
 	if _, err := db.BanIP(context.Background(), netip.MustParseAddr("198.51.100.99"), time.Now(), time.Now().Add(time.Hour), "10 failed logins"); err != nil {
 		t.Fatal(err)
@@ -121,7 +136,7 @@ func TestBrowserConsole(t *testing.T) {
 	step("the audit log", chromedp.Navigate(e.url+"/mss-login/admin/audit?user=owner"), chromedp.WaitVisible(chromedp.CSS("table")))
 	shot("audit")
 	got := text()
-	for _, want := range []string{"user.created", "user.updated", "model_grant.added", "model_grant.removed", "ip_rule.added", "ban.lifted", "token.revoked"} {
+	for _, want := range []string{"user.created", "user.updated", "model_grant.added", "model_grant.removed", "ip_rule.added", "ban.lifted", "token.revoked", "role.updated"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the audit page lacks %s: %s", want, got)
 		}
@@ -134,6 +149,7 @@ func TestBrowserConsole(t *testing.T) {
 		{"POST", "/mss-login/admin/users/cora"}, {"GET", "/mss-login/admin/audit"}, {"GET", "/mss-login/admin/grants/cora"},
 		{"POST", "/mss-login/admin/grants/cora"}, {"GET", "/mss-login/admin/ip"}, {"POST", "/mss-login/admin/ip"},
 		{"GET", "/mss-login/admin/access"}, {"POST", "/mss-login/admin/access"},
+		{"GET", "/mss-login/admin/roles"}, {"POST", "/mss-login/admin/roles/user"},
 		{"GET", "/MSS-LOGIN/Admin/users"}} {
 		if got := e.do(r.method, r.path, map[string]string{"action": "delete"}, bearer(dirk)); got.code != 403 {
 			t.Errorf("a plain user %s %s: %d", r.method, r.path, got.code)

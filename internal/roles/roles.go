@@ -37,6 +37,27 @@ var Permissions = []string{
 	CanLoginLocallyWithoutAuth,
 }
 
+// Describe says in plain words what each permission lets a role do (docs/operator.md has the
+// same table).
+var Describe = map[string]string{
+	CanRun:                     "queue prompts and manage the queue",
+	CanUpload:                  "upload images and masks",
+	CanAccessAPI:               "use ComfyUI's other /api routes",
+	CanAccessManager:           "use ComfyUI-Manager",
+	CanManageExtensions:        "enable and disable extensions",
+	CanModifyWorkflows:         "save, rename and delete workflows",
+	CanSeeRestrictedSettings:   "(not supported)",
+	CanHaveAPITokens:           "create API tokens",
+	CanHaveNonExpiringJWT:      "tokens that never expire",
+	CanViewConsole:             "read ComfyUI's server log",
+	MFARequired:                "must enrol MFA",
+	CanViewAllComfyUIItems:     "see everyone's prompts, outputs and every model",
+	CanAccessS3Storage:         "see and use models from S3",
+	CanDownloadModels:          "(not supported yet)",
+	CanManageModelSharing:      "grant and revoke users' models",
+	CanLoginLocallyWithoutAuth: "(not supported, by design)",
+}
+
 // Built-in role names. The owner is a user flag, not a role: the owner holds every permission.
 const (
 	Admin = "admin"
