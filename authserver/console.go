@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -382,4 +383,33 @@ func (s *Server) handleConsoleRole(w http.ResponseWriter, r *http.Request) {
 	_ = s.db.Audit(ctx, store.AuditEvent{Actor: rq.id.user.Username, Action: "role.updated", Target: cur.Name, ClientIP: rq.ip.String(),
 		Detail: "permissions " + strings.Join(on, " ")})
 	s.renderRoles(w, r, http.StatusOK, "Role "+cur.Name+" saved.", "")
+}
+
+// handleConsoleStatus shows the release check's last answer and the effective configuration
+// (its secrets are never marshalled: config.Secret fields are left out of JSON).
+func (s *Server) handleConsoleStatus(w http.ResponseWriter, r *http.Request) {
+	update := "No release check has run yet (the manager's leader checks; auto_update.enabled)."
+	if v, ok, err := s.db.Setting(r.Context(), "update_status"); err == nil && ok {
+		var st struct {
+			Available bool   `json:"update_available"`
+			Latest    string `json:"latest_version"`
+			Current   string `json:"current_version"`
+			CheckedAt string `json:"checked_at"`
+		}
+		if json.Unmarshal([]byte(v), &st) == nil {
+			update = "Up to date"
+			if st.Available {
+				update = "A new release is available: " + st.Latest
+			}
+			if st.Current != "" {
+				update += " (running " + st.Current + ")"
+			}
+			if st.CheckedAt != "" {
+				update += "; checked " + st.CheckedAt
+			}
+			update += "."
+		}
+	}
+	cfg, _ := json.MarshalIndent(s.cfg, "", "  ")
+	renderPage(w, http.StatusOK, "admin-status.html", map[string]any{"Tab": "status", "Update": update, "Config": string(cfg)})
 }

@@ -123,6 +123,11 @@ func TestBrowserConsole(t *testing.T) {
 	if bans, _ := db.Bans(context.Background(), time.Now()); len(bans) != 0 {
 		t.Errorf("bans after lifting: %+v", bans)
 	}
+	// Status: the effective configuration, no secret in it.
+	step("the status", chromedp.Navigate(e.url+"/mss-login/admin/status"), until("Effective configuration"))
+	if got := text(); !strings.Contains(got, `"upstream_url"`) || strings.Contains(got, testenv.Secret) || strings.Contains(got, ownerPassword) {
+		t.Errorf("the status page (config shown: %t, secret shown: %t)", strings.Contains(got, `"upstream_url"`), strings.Contains(got, testenv.Secret))
+	}
 	// Sessions and tokens: any user's, revocable; a revoked token stops working.
 	r := e.do("POST", "/mss-login/api/tokens", map[string]string{"password": ownerPassword, "label": "render-farm"}, bearer(owner))
 	apiToken, _ := r.body["token"].(string)
@@ -149,7 +154,7 @@ func TestBrowserConsole(t *testing.T) {
 		{"POST", "/mss-login/admin/users/cora"}, {"GET", "/mss-login/admin/audit"}, {"GET", "/mss-login/admin/grants/cora"},
 		{"POST", "/mss-login/admin/grants/cora"}, {"GET", "/mss-login/admin/ip"}, {"POST", "/mss-login/admin/ip"},
 		{"GET", "/mss-login/admin/access"}, {"POST", "/mss-login/admin/access"},
-		{"GET", "/mss-login/admin/roles"}, {"POST", "/mss-login/admin/roles/user"},
+		{"GET", "/mss-login/admin/roles"}, {"POST", "/mss-login/admin/roles/user"}, {"GET", "/mss-login/admin/status"},
 		{"GET", "/MSS-LOGIN/Admin/users"}} {
 		if got := e.do(r.method, r.path, map[string]string{"action": "delete"}, bearer(dirk)); got.code != 403 {
 			t.Errorf("a plain user %s %s: %d", r.method, r.path, got.code)
