@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"sigs.k8s.io/yaml"
 
+	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
@@ -147,6 +149,28 @@ func TestBrowserConsole(t *testing.T) {
 		}
 	}
 
+	// Reset a password from the console: the new one works, the old one not.
+	if r := e.do("POST", "/mss-login/admin/users/cora", map[string]string{"action": "enable"}, bearer(owner)); r.code != 200 {
+		t.Fatalf("enable cora: %d", r.code)
+	}
+	if r := e.do("POST", "/mss-login/admin/users/cora", map[string]string{"action": "reset-password", "new_password": "Cora-new-pass-2!"}, bearer(owner)); r.code != 200 {
+		t.Fatalf("reset cora's password: %d %.300s", r.code, r.raw)
+	}
+	e.login("cora", "Cora-new-pass-2!", "192.0.2.181")
+	if r := e.do("POST", "/login", map[string]string{"username": "cora", "password": "Cora-pass-1!"}, from("192.0.2.182")); r.code == 200 {
+		t.Error("cora's old password still works")
+	}
+	// Export as manifest: the ComfyUser and the ComfyRole that would manage them from Git.
+	var cu authv1alpha1.ComfyUser
+	if r := e.do("GET", "/mss-login/admin/export/user/cora", nil, bearer(owner)); r.code != 200 || yaml.Unmarshal([]byte(r.raw), &cu) != nil ||
+		cu.Kind != "ComfyUser" || cu.Spec.Username != "cora" || cu.Spec.Role != "power" || !cu.Spec.Adopt || cu.Name != "cora" {
+		t.Errorf("cora's manifest: %d %s", r.code, r.raw)
+	}
+	var cr authv1alpha1.ComfyRole
+	if r := e.do("GET", "/mss-login/admin/export/role/user", nil, bearer(owner)); r.code != 200 || yaml.Unmarshal([]byte(r.raw), &cr) != nil ||
+		cr.Spec.RoleName != "user" || !cr.Spec.Permissions[roles.CanViewConsole] || cr.Spec.Permissions[roles.CanDownloadModels] {
+		t.Errorf("the user role's manifest: %d %s", r.code, r.raw)
+	}
 	// A plain user: 403 everywhere in the console; a cross-site form post is refused.
 	e.do("POST", "/mss-login/api/users", map[string]string{"username": "dirk", "password": "Dirk-pass-1!", "role": "user"}, bearer(owner))
 	dirk := e.login("dirk", "Dirk-pass-1!", "192.0.2.180")
@@ -155,14 +179,18 @@ func TestBrowserConsole(t *testing.T) {
 		{"POST", "/mss-login/admin/grants/cora"}, {"GET", "/mss-login/admin/ip"}, {"POST", "/mss-login/admin/ip"},
 		{"GET", "/mss-login/admin/access"}, {"POST", "/mss-login/admin/access"},
 		{"GET", "/mss-login/admin/roles"}, {"POST", "/mss-login/admin/roles/user"}, {"GET", "/mss-login/admin/status"},
+		{"GET", "/mss-login/admin/export/user/cora"},
 		{"GET", "/MSS-LOGIN/Admin/users"}} {
 		if got := e.do(r.method, r.path, map[string]string{"action": "delete"}, bearer(dirk)); got.code != 403 {
 			t.Errorf("a plain user %s %s: %d", r.method, r.path, got.code)
 		}
 	}
-	if r := e.do("POST", "/mss-login/admin/users/cora", map[string]string{"action": "delete"}, "Cookie: jwt_token="+owner,
-		"Origin: https://evil.example", "Sec-Fetch-Site: cross-site"); r.code != 403 || r.body["code"] != "CROSS_SITE" {
-		t.Errorf("a cross-site POST to a console action: %d %s", r.code, r.raw)
+	for _, p := range []string{"/mss-login/admin/users/cora", "/mss-login/admin/grants/cora", "/mss-login/admin/roles/user",
+		"/mss-login/admin/ip", "/mss-login/admin/access", "/register"} {
+		if r := e.do("POST", p, map[string]string{"action": "delete"}, "Cookie: jwt_token="+owner,
+			"Origin: https://evil.example", "Sec-Fetch-Site: cross-site"); r.code != 403 || r.body["code"] != "CROSS_SITE" {
+			t.Errorf("a cross-site POST to %s: %d %s", p, r.code, r.raw)
+		}
 	}
 	if _, err := db.UserByName(context.Background(), "cora"); err != nil {
 		t.Error("cora was deleted by a cross-site post")

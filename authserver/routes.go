@@ -55,6 +55,7 @@ func (s *Server) routeTable() []route {
 		{"POST", "/mss-login/admin/users/{username}", admin, s.handleConsoleUser},
 		{"GET", "/mss-login/admin/audit", admin, s.handleConsoleAudit},
 		{"GET", "/mss-login/admin/status", admin, s.handleConsoleStatus},
+		{"GET", "/mss-login/admin/export/{kind}/{name}", admin, s.handleConsoleExport},
 		{"GET", "/mss-login/admin/roles", admin, s.handleConsoleRoles},
 		{"POST", "/mss-login/admin/roles/{name}", admin, s.handleConsoleRole},
 		{"GET", "/mss-login/admin/ip", admin, s.handleConsoleIP},
