@@ -34,7 +34,8 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, code int,
 		}
 	}
 	data := map[string]any{"User": id.user, "Role": id.role.Name, "Sessions": live, "Current": id.jti, "Tokens": active,
-		"CanTokens": id.can(roles.CanHaveAPITokens), "Managed": id.user.OwnerRef != "", "ManagedBy": managedBy(id.user.OwnerRef)}
+		"CanTokens": id.can(roles.CanHaveAPITokens), "Managed": id.user.OwnerRef != "", "ManagedBy": managedBy(id.user.OwnerRef),
+		"MFAOffered": s.cfg.MFAEnabled(), "MFARequired": s.mfaStep(id.user, id.role) == purposeEnrol}
 	for k, v := range extra {
 		data[k] = v
 	}

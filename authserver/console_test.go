@@ -174,6 +174,11 @@ func TestBrowserConsole(t *testing.T) {
 	// A plain user: 403 everywhere in the console; a cross-site form post is refused.
 	e.do("POST", "/mss-login/api/users", map[string]string{"username": "dirk", "password": "Dirk-pass-1!", "role": "user"}, bearer(owner))
 	dirk := e.login("dirk", "Dirk-pass-1!", "192.0.2.180")
+	// The account page says why there is no token section, and the MFA state.
+	if r := e.do("GET", "/mss-login/account", nil, bearer(dirk), "Accept: text/html"); !strings.Contains(r.raw, "may not have API tokens (the can_have_api_tokens permission)") ||
+		!strings.Contains(r.raw, "Two-factor sign-in") {
+		t.Errorf("dirk's account page: %d %.400s", r.code, r.raw)
+	}
 	for _, r := range []struct{ method, path string }{{"GET", "/mss-login/admin"}, {"GET", "/mss-login/admin/users"},
 		{"POST", "/mss-login/admin/users/cora"}, {"GET", "/mss-login/admin/audit"}, {"GET", "/mss-login/admin/grants/cora"},
 		{"POST", "/mss-login/admin/grants/cora"}, {"GET", "/mss-login/admin/ip"}, {"POST", "/mss-login/admin/ip"},
