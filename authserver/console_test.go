@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
 	"sigs.k8s.io/yaml"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
@@ -200,4 +201,65 @@ func TestBrowserConsole(t *testing.T) {
 	if _, err := db.UserByName(context.Background(), "cora"); err != nil {
 		t.Error("cora was deleted by a cross-site post")
 	}
+}
+
+// MFA in the browser: the enrolment page, a wrong code tried again on the same page with the
+// same key, the backup codes on a page (not JSON), and at the next sign-in a wrong code that
+// can be corrected on the page, then a backup code.
+func TestBrowserMFA(t *testing.T) {
+	ctx := browser(t)
+	e := start(t, testenv.Open(t, store.SQLite), withMFA)
+	e.bootstrap()
+	text := func() string {
+		s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		return s
+	}
+	value := func(js string) string {
+		s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		return s
+	}
+	wait := func(what, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(text(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the page does not say %q:\n%s", what, want, text())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, text())
+		}
+	}
+	signIn := func() {
+		do("sign in", chromedp.Navigate(e.url+"/login?next=%2F"), chromedp.WaitVisible(chromedp.ID("username")),
+			chromedp.SendKeys(chromedp.ID("username"), "owner"), chromedp.SendKeys(chromedp.ID("password"), ownerPassword),
+			chromedp.Submit(chromedp.ID("password")))
+	}
+	signIn()
+	wait("enrolment", "Set up two-step verification")
+	key := value(`document.querySelector("code").textContent`)
+	do("a wrong code", chromedp.SendKeys(chromedp.ID("code"), "000000"), chromedp.Submit(chromedp.ID("code")))
+	wait("the wrong code", "That code is not right")
+	if again := value(`document.querySelector("main code").textContent`); again != key || key == "" {
+		t.Fatalf("the key changed after a wrong code: %q then %q", key, again)
+	}
+	code, _ := totp.GenerateCode(key, time.Now())
+	do("the right code", chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Submit(chromedp.ID("code")))
+	wait("enabled", "Two-step verification is on")
+	backup := value(`document.querySelector(".codes code").textContent`)
+	if backup == "" || strings.Contains(text(), `"backup_codes"`) {
+		t.Fatalf("the backup codes page: %s", text())
+	}
+	do("sign out", chromedp.Navigate(e.url+"/logout"), chromedp.WaitVisible(chromedp.CSS("button")), chromedp.Click(chromedp.CSS("button")),
+		chromedp.WaitVisible(chromedp.ID("username")))
+	signIn()
+	wait("the second step", "Enter the 6-digit code")
+	do("a wrong code at sign-in", chromedp.SendKeys(chromedp.ID("code"), "111111"), chromedp.Submit(chromedp.ID("code")))
+	wait("the wrong code at sign-in", "That code is not right")
+	do("a backup code", chromedp.SendKeys(chromedp.ID("backup_code"), backup), chromedp.Submit(chromedp.ID("backup_code")))
+	wait("signed in with the backup code", "ComfyUI stand-in")
 }

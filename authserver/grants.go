@@ -92,12 +92,18 @@ func grantOf(w http.ResponseWriter, r *http.Request) (modelgrant.Grant, bool) {
 	return g, true
 }
 
-func (s *Server) handleAddGrant(w http.ResponseWriter, r *http.Request) {
+// grantRequest reads the user of the path and the grant of the body; false when it answered.
+func (s *Server) grantRequest(w http.ResponseWriter, r *http.Request) (store.User, modelgrant.Grant, bool) {
 	u, err := s.db.UserByName(r.Context(), r.PathValue("username"))
 	if storeFailed(w, r, err, "No such user.") {
-		return
+		return u, modelgrant.Grant{}, false
 	}
 	g, ok := grantOf(w, r)
+	return u, g, ok
+}
+
+func (s *Server) handleAddGrant(w http.ResponseWriter, r *http.Request) {
+	u, g, ok := s.grantRequest(w, r)
 	if !ok {
 		return
 	}
@@ -109,11 +115,7 @@ func (s *Server) handleAddGrant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeleteGrant(w http.ResponseWriter, r *http.Request) {
-	u, err := s.db.UserByName(r.Context(), r.PathValue("username"))
-	if storeFailed(w, r, err, "No such user.") {
-		return
-	}
-	g, ok := grantOf(w, r)
+	u, g, ok := s.grantRequest(w, r)
 	if !ok {
 		return
 	}

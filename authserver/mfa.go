@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"image/png"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -138,26 +139,57 @@ func (s *Server) respondMFA(w http.ResponseWriter, r *http.Request, u store.User
 			"mfa_temp_token": token})
 		return
 	}
-	page := map[string]any{"Token": token, "Next": next}
+	s.renderMFA(w, r, u, purpose, token, next, "")
+}
+
+// mfaPage answers a browser's wrong code: the same step again, with a new challenge.
+func (s *Server) mfaPage(w http.ResponseWriter, r *http.Request, u store.User, purpose, next, problem string) {
+	token, err := s.newChallenge(r.Context(), u.ID, purpose, s.now())
+	if err != nil {
+		dbUnavailable(w, r)
+		return
+	}
+	s.renderMFA(w, r, u, purpose, token, next, problem)
+}
+
+// renderMFA shows the enrolment page (the pending key) or the code page of a sign-in.
+func (s *Server) renderMFA(w http.ResponseWriter, r *http.Request, u store.User, purpose, token, next, problem string) {
+	code := http.StatusOK
+	if problem != "" {
+		code = http.StatusUnauthorized
+	}
+	page := map[string]any{"Token": token, "Next": next, "Error": problem}
 	if purpose == purposeEnrol {
 		if err := s.pendingEnrolment(r.Context(), u, page); err != nil {
 			writeError(w, r, http.StatusInternalServerError, "MFA_FAILED", "Could not start MFA enrolment.")
 			return
 		}
-		renderPage(w, http.StatusOK, "mfa-setup.html", page)
+		renderPage(w, code, "mfa-setup.html", page)
 		return
 	}
-	renderPage(w, http.StatusOK, "mfa.html", page)
+	renderPage(w, code, "mfa.html", page)
 }
 
-// pendingEnrolment stores a new, not yet enabled, TOTP secret for u and describes it.
+// pendingEnrolment describes the TOTP secret u is enrolling with: the one already pending (not
+// yet enabled), so that a second try or sign-in shows the key the user already scanned, else
+// a new one, stored.
 func (s *Server) pendingEnrolment(ctx context.Context, u store.User, out map[string]any) error {
-	key, err := totp.Generate(totp.GenerateOpts{Issuer: "mss-login", AccountName: u.Username})
-	if err != nil {
-		return err
+	var key *otp.Key
+	if pending, err := s.db.TOTPSecret(ctx, u.ID); err == nil && pending != "" && !u.MFAEnabled {
+		key, err = otp.NewKeyFromURL((&url.URL{Scheme: "otpauth", Host: "totp", Path: "/mss-login:" + u.Username,
+			RawQuery: url.Values{"secret": {pending}, "issuer": {"mss-login"}}.Encode()}).String())
+		if err != nil {
+			key = nil
+		}
 	}
-	if err := s.db.SetMFA(ctx, u.ID, key.Secret(), false); err != nil {
-		return err
+	if key == nil {
+		var err error
+		if key, err = totp.Generate(totp.GenerateOpts{Issuer: "mss-login", AccountName: u.Username}); err != nil {
+			return err
+		}
+		if err := s.db.SetMFA(ctx, u.ID, key.Secret(), false); err != nil {
+			return err
+		}
 	}
 	out["ProvisioningURI"] = key.URL()
 	out["Secret"] = key.Secret()
@@ -247,6 +279,11 @@ func (s *Server) handleMFAVerifySetup(w http.ResponseWriter, r *http.Request) {
 	secret, err := s.db.TOTPSecret(ctx, u.ID)
 	if err != nil || secret == "" || !s.checkCode(ctx, u.ID, secret, f["code"], now) {
 		att.finish(ctx, false, now)
+		if viaChallenge && browser(r, isJSON) {
+			// Try again on the same page with the same key (the attempt counts toward the lockout).
+			s.mfaPage(w, r, u, purposeEnrol, "/", "That code is not right: type the one your app shows now.")
+			return
+		}
 		writeError(w, r, http.StatusUnauthorized, "INVALID_CODE", "code: incorrect")
 		return
 	}
@@ -269,11 +306,22 @@ func (s *Server) handleMFAVerifySetup(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		setSessionCookie(w, token, expires, now, rq.https)
+		if browser(r, isJSON) {
+			renderPage(w, http.StatusOK, "mfa-done.html", map[string]any{"BackupCodes": codes, "Next": "/"})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"message": "MFA enabled", "backup_codes": codes, "jwt_token": jsonOnlyToken(isJSON, token)})
+		return
+	}
+	if browser(r, isJSON) {
+		renderPage(w, http.StatusOK, "mfa-done.html", map[string]any{"BackupCodes": codes, "Next": "/mss-login/account"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"message": "MFA enabled", "backup_codes": codes})
 }
+
+// browser: the request is a browser's form, answered with a page (API clients get JSON).
+func browser(r *http.Request, isJSON bool) bool { return !isJSON && isNavigation(r) }
 
 func jsonOnlyToken(isJSON bool, token string) any {
 	if isJSON {
@@ -312,6 +360,11 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	if !passed {
 		s.metrics.auth.WithLabelValues("mfa_failure").Inc()
 		_ = s.db.Audit(ctx, store.AuditEvent{Actor: u.Username, Action: "mfa.failure", ClientIP: rq.ip.String()})
+		if browser(r, isJSON) {
+			// Try again on the same page (the attempt counts toward the lockout).
+			s.mfaPage(w, r, u, purposeLogin, safeNext(f["next"]), "That code is not right: try the one your app shows now, or a backup code.")
+			return
+		}
 		writeError(w, r, http.StatusUnauthorized, "INVALID_CODE", "Invalid code: sign in again.")
 		return
 	}

@@ -186,17 +186,11 @@ func startPair(t *testing.T, k *kube, bin, upstream string, backend store.Backen
 		"blacklist_after_attempts": 3,
 		"auto_update":              map[string]any{"enabled": false}, // no network here
 	}
-	procEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "MSS_LOGIN_DATA_DIR=" + dir, "SECRET_KEY=" + secretKey}
 	db := testenv.Database(t, backend)
-	switch backend {
-	case store.SQLite:
-		procEnv = append(procEnv, "USERS_DB_BACKEND=sqlite", "USERS_DB_SQLITE_PATH="+db.SQLitePath)
-	case store.PostgreSQL:
+	if backend == store.PostgreSQL {
 		cfg["users_db"] = map[string]any{"postgres_sslmode": "disable"}
-		procEnv = append(procEnv, "USERS_DB_BACKEND=postgresql", "USERS_DB_POSTGRES_HOST="+db.Host,
-			"USERS_DB_POSTGRES_PORT="+strconv.Itoa(db.Port), "USERS_DB_POSTGRES_DATABASE="+db.Database,
-			"USERS_DB_POSTGRES_USER="+db.User, "USERS_DB_PASSWORD="+db.Password)
 	}
+	procEnv := processEnv(dir, db)
 	raw, _ := json.Marshal(cfg)
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o600); err != nil {
 		t.Fatal(err)
@@ -214,6 +208,18 @@ func startPair(t *testing.T, k *kube, bin, upstream string, backend store.Backen
 		return c.status("GET", "/readyz", "")
 	})
 	return c
+}
+
+// processEnv is the environment of a manager or auth server process: its data directory and
+// the users database db (SQLite or PostgreSQL; the config file sets postgres_sslmode).
+func processEnv(dir string, db store.Options) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "MSS_LOGIN_DATA_DIR=" + dir, "SECRET_KEY=" + secretKey}
+	if db.Backend == store.SQLite {
+		return append(env, "USERS_DB_BACKEND=sqlite", "USERS_DB_SQLITE_PATH="+db.SQLitePath)
+	}
+	return append(env, "USERS_DB_BACKEND=postgresql", "USERS_DB_POSTGRES_HOST="+db.Host,
+		"USERS_DB_POSTGRES_PORT="+strconv.Itoa(db.Port), "USERS_DB_POSTGRES_DATABASE="+db.Database,
+		"USERS_DB_POSTGRES_USER="+db.User, "USERS_DB_PASSWORD="+db.Password)
 }
 
 // manifests are alice, her password Secret and two roles; role is the one alice has.

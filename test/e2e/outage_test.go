@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +29,7 @@ func managerThroughOutage(t *testing.T, k *kube, bin string) {
 		t.Fatal(err)
 	}
 	probes := freeAddr(t)
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "MSS_LOGIN_DATA_DIR=" + dir, "SECRET_KEY=" + secretKey,
-		"KUBECONFIG=" + k.kubeconfig(), "USERS_DB_BACKEND=postgresql", "USERS_DB_POSTGRES_HOST=" + db.Host,
-		"USERS_DB_POSTGRES_PORT=" + strconv.Itoa(db.Port), "USERS_DB_POSTGRES_DATABASE=" + db.Database,
-		"USERS_DB_POSTGRES_USER=" + db.User, "USERS_DB_PASSWORD=" + db.Password}
+	env := append(processEnv(dir, db), "KUBECONFIG="+k.kubeconfig())
 	mgr := start(t, "manager", env, bin, "manager", "--namespace", ns, "--metrics-bind-address", "0",
 		"--health-probe-bind-address", probes, "--resync-period", "1m")
 	readyz := func() (int, string) {
