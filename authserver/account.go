@@ -148,3 +148,62 @@ func (s *Server) revokeCredential(r *http.Request, kind, id, owner string) error
 	_ = s.cache.refresh(ctx, false) // closes the revoked credential's sockets
 	return nil
 }
+
+// handleAccountMFA disables MFA or makes new backup codes ("action"), after the password and a
+// current code: neither a stolen session alone nor a stolen phone alone is enough.
+func (s *Server) handleAccountMFA(w http.ResponseWriter, r *http.Request) {
+	ctx, rq, now := r.Context(), reqInfo(r), s.now()
+	f, _, err := form(r)
+	if err != nil {
+		s.renderAccount(w, r, http.StatusBadRequest, map[string]any{"Error": "Unreadable request."})
+		return
+	}
+	u := rq.id.user
+	if !u.MFAEnabled {
+		s.renderAccount(w, r, http.StatusConflict, map[string]any{"Error": "Two-factor sign-in is not on."})
+		return
+	}
+	ok, ref, err := s.confirmPassword(r, u, f["password"])
+	switch {
+	case err != nil:
+		dbUnavailable(w, r)
+		return
+	case ref != nil:
+		s.renderAccount(w, r, http.StatusForbidden, map[string]any{"Error": "Too many failed attempts from this address: wait and try again."})
+		return
+	case !ok:
+		s.renderAccount(w, r, http.StatusUnauthorized, map[string]any{"Error": "The password is not right."})
+		return
+	}
+	secret, err := s.db.TOTPSecret(ctx, u.ID)
+	if err != nil || secret == "" || !s.checkCode(ctx, u.ID, secret, f["code"], now) {
+		s.renderAccount(w, r, http.StatusUnauthorized, map[string]any{"Error": "That code is not right: type the one your app shows now."})
+		return
+	}
+	switch f["action"] {
+	case "disable":
+		if err := s.db.SetMFA(ctx, u.ID, "", false); err != nil {
+			dbUnavailable(w, r)
+			return
+		}
+		_ = s.db.Audit(ctx, store.AuditEvent{Actor: u.Username, Action: "mfa.disabled", ClientIP: rq.ip.String()})
+		_ = s.cache.refresh(ctx, false)
+		rq.id.user.MFAEnabled = false
+		notice := "Two-factor sign-in is off."
+		if s.mfaStep(rq.id.user, rq.id.role) == purposeEnrol {
+			notice += " Your role requires it: you enrol again at your next sign-in."
+		}
+		s.renderAccount(w, r, http.StatusOK, map[string]any{"Notice": notice})
+	case "backup-codes":
+		codes, hashes := newBackupCodes()
+		if err := s.db.SetBackupCodes(ctx, u.ID, hashes); err != nil {
+			dbUnavailable(w, r)
+			return
+		}
+		_ = s.db.Audit(ctx, store.AuditEvent{Actor: u.Username, Action: "mfa.backup_codes", ClientIP: rq.ip.String()})
+		s.renderAccount(w, r, http.StatusOK, map[string]any{"Notice": "New backup codes (the old ones no longer work); shown only now:",
+			"BackupCodes": codes})
+	default:
+		s.renderAccount(w, r, http.StatusBadRequest, map[string]any{"Error": "action: disable or backup-codes"})
+	}
+}

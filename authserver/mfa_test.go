@@ -1,12 +1,17 @@
 package authserver_test
 
 import (
+	"context"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 
+	"github.com/mss-login/mss-login/authserver"
 	"github.com/mss-login/mss-login/internal/config"
+	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
 )
 
@@ -110,5 +115,54 @@ func TestMFA(t *testing.T) {
 				t.Fatalf("after recovery the owner must enrol again: %s", r.raw)
 			}
 		})
+	}
+}
+
+// The account page's MFA controls: new backup codes and turning MFA off each need the password
+// and a current code; the old backup codes stop working.
+func TestAccountMFAControls(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	db := testenv.Open(t, store.SQLite)
+	e := startWith(t, db, withMFA, authserver.Options{Now: now})
+	e.bootstrap()
+	ip := from("192.0.2.61")
+	enrol := e.do("POST", "/login", map[string]string{"username": "owner", "password": ownerPassword}, ip).body["mfa_temp_token"].(string)
+	secret := e.do("POST", "/mss-login/api/mfa/setup", map[string]string{"mfa_temp_token": enrol}, ip).body["secret"].(string)
+	code, _ := totp.GenerateCode(secret, now())
+	r := e.do("POST", "/mss-login/api/mfa/verify-setup", map[string]string{"mfa_temp_token": enrol, "code": code}, ip)
+	session, _ := r.body["jwt_token"].(string)
+	oldBackups, _ := r.body["backup_codes"].([]any)
+	if session == "" || len(oldBackups) == 0 {
+		t.Fatalf("enrolment: %d %s", r.code, r.raw)
+	}
+	page := func(fields map[string]string) resp {
+		return e.do("POST", "/mss-login/account/mfa", fields, bearer(session), ip, "Accept: text/html")
+	}
+	advance(60 * time.Second)
+	next, _ := totp.GenerateCode(secret, now())
+	if r := page(map[string]string{"action": "backup-codes", "password": "wrong-pass-1!", "code": next}); r.code != 401 || !strings.Contains(r.raw, "password is not right") {
+		t.Errorf("new backup codes with a wrong password: %d", r.code)
+	}
+	r = page(map[string]string{"action": "backup-codes", "password": ownerPassword, "code": next})
+	if r.code != 200 || !strings.Contains(r.raw, "New backup codes") {
+		t.Fatalf("new backup codes: %d %.300s", r.code, r.raw)
+	}
+	challenge := e.do("POST", "/login", map[string]string{"username": "owner", "password": ownerPassword}, ip).body["mfa_temp_token"].(string)
+	if r := e.do("POST", "/mss-login/api/mfa/verify", map[string]string{"mfa_temp_token": challenge, "backup_code": oldBackups[0].(string)}, ip); r.code != 401 {
+		t.Errorf("an old backup code still works: %d", r.code)
+	}
+	if r := page(map[string]string{"action": "disable", "password": ownerPassword, "code": next}); r.code != 401 {
+		t.Errorf("turning MFA off with a code already used: %d", r.code)
+	}
+	advance(60 * time.Second)
+	later, _ := totp.GenerateCode(secret, now())
+	if r := page(map[string]string{"action": "disable", "password": ownerPassword, "code": later}); r.code != 200 || !strings.Contains(r.raw, "Two-factor sign-in is off") {
+		t.Fatalf("turning MFA off: %d %.300s", r.code, r.raw)
+	}
+	if u, _ := db.UserByName(context.Background(), "owner"); u.MFAEnabled {
+		t.Error("MFA still on")
 	}
 }

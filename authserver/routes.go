@@ -50,6 +50,7 @@ func (s *Server) routeTable() []route {
 		{"POST", "/mss-login/account/password", user, s.handleAccountPassword},
 		{"POST", "/mss-login/account/tokens", user, s.handleAccountToken},
 		{"POST", "/mss-login/account/{kind}/{id}/revoke", user, s.handleAccountRevoke},
+		{"POST", "/mss-login/account/mfa", user, s.handleAccountMFA},
 		{"GET", "/mss-login/admin", admin, s.handleConsole},
 		{"GET", "/mss-login/admin/users", admin, s.handleConsoleUsers},
 		{"POST", "/mss-login/admin/users/{username}", admin, s.handleConsoleUser},
