@@ -43,6 +43,9 @@ func auditQuery(r *http.Request) (store.AuditQuery, string, bool) {
 	}{{"since", &q.Since}, {"until", &q.Until}} {
 		if s := v.Get(t.name); s != "" {
 			at, err := time.Parse(time.RFC3339, s)
+			if err != nil { // a browser's datetime-local field: minutes, no zone (the console says UTC)
+				at, err = time.Parse("2006-01-02T15:04", s)
+			}
 			if err != nil {
 				return q, t.name + ": a time as RFC 3339 (2026-12-03T10:00:00Z)", false
 			}

@@ -95,7 +95,7 @@ func (s *Server) handleConsoleUser(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleConsoleAudit(w http.ResponseWriter, r *http.Request) {
 	q, field, ok := auditQuery(r)
-	data := map[string]any{"Tab": "audit", "Query": q}
+	data := map[string]any{"Tab": "audit", "Query": q, "Since": r.URL.Query().Get("since"), "Until": r.URL.Query().Get("until")}
 	if !ok {
 		data["Error"] = field
 		renderPage(w, http.StatusBadRequest, "admin-audit.html", data)
@@ -300,24 +300,32 @@ func (s *Server) renderAccess(w http.ResponseWriter, r *http.Request, code int, 
 		dbUnavailable(w, r)
 		return
 	}
+	// ?user= narrows the lists to one user's (the users page links there).
+	only := ""
+	names := map[string]string{}
+	for id, u := range s.cache.get().usersByID {
+		names[id] = u.Username
+		if u.Username == r.URL.Query().Get("user") {
+			only = id
+		}
+	}
+	if r.URL.Query().Get("user") != "" && only == "" {
+		only = "-" // no such user: nothing listed
+	}
 	var live []store.Session
 	for _, x := range sessions {
-		if x.RevokedAt.IsZero() && (x.ExpiresAt.IsZero() || x.ExpiresAt.After(now)) && len(live) < maxListed {
+		if x.RevokedAt.IsZero() && (x.ExpiresAt.IsZero() || x.ExpiresAt.After(now)) && len(live) < maxListed && (only == "" || x.UserID == only) {
 			live = append(live, x)
 		}
 	}
 	var active []store.APIToken
 	for _, t := range tokens {
-		if t.RevokedAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(now)) && len(active) < maxListed {
+		if t.RevokedAt.IsZero() && (t.ExpiresAt.IsZero() || t.ExpiresAt.After(now)) && len(active) < maxListed && (only == "" || t.UserID == only) {
 			active = append(active, t)
 		}
 	}
-	names := map[string]string{}
-	for id, u := range s.cache.get().usersByID {
-		names[id] = u.Username
-	}
 	renderPage(w, code, "admin-access.html", map[string]any{"Tab": "access", "Sessions": live, "Tokens": active, "Names": names,
-		"Current": reqInfo(r).id.jti, "Notice": notice, "Error": problem})
+		"Current": reqInfo(r).id.jti, "User": r.URL.Query().Get("user"), "Notice": notice, "Error": problem})
 }
 
 func (s *Server) handleConsoleAccess(w http.ResponseWriter, r *http.Request) {

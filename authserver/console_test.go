@@ -172,6 +172,24 @@ func TestBrowserConsole(t *testing.T) {
 		cr.Spec.RoleName != "user" || !cr.Spec.Permissions[roles.CanViewConsole] || cr.Spec.Permissions[roles.CanDownloadModels] {
 		t.Errorf("the user role's manifest: %d %s", r.code, r.raw)
 	}
+	// An admin who is not the owner walks every console page too.
+	e.do("POST", "/mss-login/api/users", map[string]string{"username": "adam", "password": "Adam-pass-1!", "role": "admin"}, bearer(owner))
+	step("sign out", chromedp.Navigate(e.url+"/logout"), chromedp.WaitVisible(chromedp.CSS("button")), chromedp.Click(chromedp.CSS("button")),
+		chromedp.WaitVisible(chromedp.ID("username")))
+	step("sign in as an admin", chromedp.SendKeys(chromedp.ID("username"), "adam"), chromedp.SendKeys(chromedp.ID("password"), "Adam-pass-1!"),
+		chromedp.Submit(chromedp.ID("password")), until("ComfyUI stand-in"))
+	for path, h1 := range map[string]string{"/mss-login/admin": "Users", "/mss-login/admin/roles": "Roles", "/mss-login/admin/ip": "IP rules and lockouts",
+		"/mss-login/admin/access?user=cora": "Sessions and tokens of cora", "/mss-login/admin/audit?since=2000-01-01T00:00": "Audit log",
+		"/mss-login/admin/status": "Status", "/mss-login/admin/grants/cora": "Models of cora"} {
+		step("the admin opens "+path, chromedp.Navigate(e.url+path), until(h1))
+		if got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("h1").textContent`)); got != h1 {
+			t.Errorf("%s as an admin: h1 %q", path, got)
+		}
+	}
+	step("cora's sessions only", chromedp.Navigate(e.url+"/mss-login/admin/access?user=cora"), until("Sessions and tokens of cora"))
+	if rows, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("tbody tr td:first-child")].map(td => td.textContent).join(",")`)); !strings.Contains(rows, "cora") || strings.Contains(rows, "adam") || strings.Contains(rows, "owner") {
+		t.Errorf("cora's sessions and tokens list: %q", rows)
+	}
 	// A plain user: 403 everywhere in the console; a cross-site form post is refused.
 	e.do("POST", "/mss-login/api/users", map[string]string{"username": "dirk", "password": "Dirk-pass-1!", "role": "user"}, bearer(owner))
 	dirk := e.login("dirk", "Dirk-pass-1!", "192.0.2.180")
