@@ -193,6 +193,16 @@ func TestBrowserConsole(t *testing.T) {
 	// A plain user: 403 everywhere in the console; a cross-site form post is refused.
 	e.do("POST", "/mss-login/api/users", map[string]string{"username": "dirk", "password": "Dirk-pass-1!", "role": "user"}, bearer(owner))
 	dirk := e.login("dirk", "Dirk-pass-1!", "192.0.2.180")
+	// And in the browser: the plain user's console is a refusal, their account page explains.
+	step("sign out the admin", chromedp.Navigate(e.url+"/logout"), chromedp.WaitVisible(chromedp.CSS("button")), chromedp.Click(chromedp.CSS("button")),
+		chromedp.WaitVisible(chromedp.ID("username")))
+	step("sign in as a plain user", chromedp.SendKeys(chromedp.ID("username"), "dirk"), chromedp.SendKeys(chromedp.ID("password"), "Dirk-pass-1!"),
+		chromedp.Submit(chromedp.ID("password")), until("ComfyUI stand-in"))
+	for _, p := range []string{"/mss-login/admin", "/mss-login/admin/audit", "/mss-login/admin/roles"} {
+		step("a plain user opens "+p, chromedp.Navigate(e.url+p), until("403"))
+		shot("plain-user")
+	}
+	step("the plain user's account page", chromedp.Navigate(e.url+"/mss-login/account"), until("may not have API tokens"))
 	// The account page says why there is no token section, and the MFA state.
 	if r := e.do("GET", "/mss-login/account", nil, bearer(dirk), "Accept: text/html"); !strings.Contains(r.raw, "may not have API tokens (the can_have_api_tokens permission)") ||
 		!strings.Contains(r.raw, "Two-factor sign-in") {
