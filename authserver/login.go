@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/roles"
@@ -293,30 +292,8 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Logged out"})
 }
 
-// validatePassword applies the original's rules: at least 8 characters, a digit and a special
-// character, no spaces, at most 4096.
-func validatePassword(p string) error {
-	if len(p) < 8 || len(p) > password.MaxLength {
-		return errors.New("password: 8 to 4096 characters")
-	}
-	var digit, special bool
-	for _, r := range p {
-		switch {
-		case unicode.IsSpace(r):
-			return errors.New("password: no spaces")
-		case unicode.IsControl(r):
-			return errors.New("password: no control characters")
-		case unicode.IsDigit(r):
-			digit = true
-		case strings.ContainsRune("!@#$%^&*()_+-=[]{};':\"\\|,.<>?/`~", r):
-			special = true
-		}
-	}
-	if !digit || !special {
-		return errors.New("password: needs a digit and a special character")
-	}
-	return nil
-}
+// validatePassword applies the password policy (password.CheckPolicy).
+func validatePassword(p string) error { return password.CheckPolicy(p) }
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	ctx, rq := r.Context(), reqInfo(r)

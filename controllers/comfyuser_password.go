@@ -92,9 +92,22 @@ func (s userSyncer) password(ctx context.Context, u *authv1alpha1.ComfyUser, row
 		return passwordResult{}, fmt.Errorf("hashing the password from %s: %w", where, err)
 	}
 	return passwordResult{
-		OK: true, Reason: "Applied", Message: fmt.Sprintf("password from %s (version %s)", where, secret.ResourceVersion),
+		OK: true, Reason: "Applied", Message: fmt.Sprintf("password from %s (version %s)%s", where, secret.ResourceVersion, policyNote(value)),
 		Hash: hash, RV: secret.ResourceVersion, NewInput: secret.ResourceVersion != u.Status.PasswordSecretResourceVersion,
 	}, nil
+}
+
+// policyNote says which rule of the login form's password policy a plaintext Secret password
+// breaks (it is applied all the same: the Secret is the admin's choice), or "".
+func policyNote(value []byte) string {
+	v := string(value)
+	if password.IsHash(strings.TrimRight(v, "\r\n")) {
+		return ""
+	}
+	if err := password.CheckPolicy(v); err != nil {
+		return "; it breaks the password policy of the login form (" + strings.TrimPrefix(err.Error(), "password: ") + ")"
+	}
+	return ""
 }
 
 func (r passwordResult) condition() metav1.Condition {

@@ -8,6 +8,7 @@ import (
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/internal/modelgrant"
+	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -43,5 +44,25 @@ func TestCountGrants(t *testing.T) {
 	}
 	if st, cond := countGrants(grants, nil); st != nil || cond.Status != metav1.ConditionUnknown || cond.Reason != "ListingsUnknown" {
 		t.Errorf("nothing recorded yet: %+v %+v", st, cond)
+	}
+}
+
+// A plaintext Secret password that the login form would refuse is applied, and the status says
+// which rule it breaks; a hash is not judged.
+func TestPolicyNote(t *testing.T) {
+	for v, want := range map[string]string{
+		"Good-pass-1!":   "",
+		"short1!":        "8 to 4096 characters",
+		"nodigits-here!": "needs a digit and a special character",
+		"has space 1!":   "no spaces",
+	} {
+		got := policyNote([]byte(v))
+		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
+			t.Errorf("policyNote(%q) = %q, want %q", v, got, want)
+		}
+	}
+	hash, _ := password.Hash("short")
+	if got := policyNote([]byte(hash + "\n")); got != "" {
+		t.Errorf("a hash is judged: %q", got)
 	}
 }

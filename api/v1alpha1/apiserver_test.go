@@ -65,7 +65,8 @@ func TestAPIServer(t *testing.T) {
 			{"username too long", user("u4", func(s *authv1alpha1.ComfyUserSpec) { s.Username = strings.Repeat("a", 129) }), []string{"spec.username", "128"}},
 			{"unknown deletion policy", user("u5", func(s *authv1alpha1.ComfyUserSpec) { s.DeletionPolicy = "Keep" }), []string{"spec.deletionPolicy", "Disable"}},
 			{"name too long", user(strings.Repeat("n", 64), func(*authv1alpha1.ComfyUserSpec) {}), []string{"metadata.name", "63"}},
-			{"unknown permission", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Permissions = map[string]bool{"can_fly": true} }), []string{"spec.permissions", "unknown permission"}},
+			{"unknown permission", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Permissions = map[string]bool{"can_fly": true, "can_run": true} }),
+				[]string{"spec.permissions", "unknown permission name: the known ones are can_run"}},
 			{"unsupported permission", role(func(s *authv1alpha1.ComfyRoleSpec) {
 				s.Permissions = map[string]bool{"can_login_locally_without_auth": true}
 			}),
@@ -73,7 +74,7 @@ func TestAPIServer(t *testing.T) {
 			{"not yet supported permission", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Permissions = map[string]bool{"can_download_models": true} }),
 				[]string{"spec.permissions", "can_download_models: not supported yet"}},
 			{"bad UI flag", role(func(s *authv1alpha1.ComfyRoleSpec) { s.UI = map[string]bool{"show_queue": true} }), []string{"spec.ui", "ui_, cat_ or settings_"}},
-			{"bad CIDR", rule(func(s *authv1alpha1.IPRuleSpec) { s.CIDRs = []string{"10.0.0.0/33"} }), []string{"spec.cidrs", "IP address or a CIDR"}},
+			{"bad CIDR", rule(func(s *authv1alpha1.IPRuleSpec) { s.CIDRs = []string{"192.0.2.1", "10.0.0.0/33"} }), []string{"spec.cidrs", "IP address or a CIDR", "not: 10.0.0.0/33"}},
 			{"not an address", rule(func(s *authv1alpha1.IPRuleSpec) { s.CIDRs = []string{"example.com"} }), []string{"spec.cidrs", "IP address or a CIDR"}},
 			{"bad action", rule(func(s *authv1alpha1.IPRuleSpec) { s.Action = "Block" }), []string{"spec.action", "Allow"}},
 			{"no CIDRs", rule(func(s *authv1alpha1.IPRuleSpec) { s.CIDRs = nil }), []string{"spec.cidrs"}},

@@ -73,7 +73,7 @@ type ComfyRoleStatus struct {
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.status.roleName`
 // +kubebuilder:printcolumn:name="Builtin",type=boolean,JSONPath=`.status.builtin`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name must be at most 63 characters (it is recorded in the database as the row's owner)"
 type ComfyRole struct {

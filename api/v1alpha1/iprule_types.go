@@ -23,7 +23,7 @@ type IPRuleSpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="self.all(c, isIP(c) || isCIDR(c))",message="every entry must be an IP address or a CIDR (IPv4 or IPv6)"
+	// +kubebuilder:validation:items:XValidation:rule="isIP(self) || isCIDR(self)",messageExpression="'every entry must be an IP address or a CIDR (IPv4 or IPv6); not: ' + self"
 	// +listType=set
 	CIDRs []string `json:"cidrs"`
 
@@ -59,7 +59,7 @@ type IPRuleStatus struct {
 // +kubebuilder:printcolumn:name="CIDRs",type=string,JSONPath=`.spec.cidrs`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.spec.expiresAt`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name must be at most 63 characters (it is recorded in the database as the rows' owner)"
 type IPRule struct {

@@ -287,6 +287,13 @@ func TestRejected(t *testing.T) {
 			[]string{`unknown key "postgres_port" (did you mean "users_db.postgres_port"?)`}},
 		{"unknown key without suggestion", `{"s3_storage": {"mount": {"zzzzzz": 1}}}`, nil,
 			[]string{`config.json: unknown key "s3_storage.mount.zzzzzz"`}},
+		// The original's own spelling is accepted and ignored: never offered as the fix.
+		{"unknown key like an ignored one", `{"separate_users": true}`, nil,
+			[]string{`unknown key "separate_users" (the original's key "seperate_users" is accepted and ignored by mss-login)`}},
+		{"port out of range", `{"listen_address": ":99999"}`, nil,
+			[]string{"listen_address: the port must be a number from 0 to 65535"}},
+		{"port not a number", `{"metrics_address": "127.0.0.1:http"}`, nil,
+			[]string{"metrics_address: the port must be a number"}},
 		{"number as string", `{"users_db": {"postgres_port": "5432"}}`, nil,
 			[]string{"config.json: users_db.postgres_port: expected a number, got a string"}},
 		{"object for a string", `{"upstream_url": {"a": 1}}`, nil,

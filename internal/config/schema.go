@@ -305,11 +305,6 @@ func suggest(path, key string, t reflect.Type) string {
 			siblings = append(siblings, name)
 		}
 	}
-	for _, entry := range ignoredKeys {
-		if parent, name := splitKey(entry); parent == path {
-			siblings = append(siblings, name)
-		}
-	}
 	best, bestDist := "", 3
 	for _, s := range siblings {
 		if d := editDistance(strings.ToLower(key), strings.ToLower(s)); d < bestDist {
@@ -318,6 +313,12 @@ func suggest(path, key string, t reflect.Type) string {
 	}
 	if best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", joinKey(path, best))
+	}
+	// Never suggest a key that is ignored; name it when it is what the key resembles.
+	for _, entry := range ignoredKeys {
+		if parent, name := splitKey(entry); parent == path && editDistance(strings.ToLower(key), strings.ToLower(name)) < 3 {
+			return fmt.Sprintf(" (the original's key %q is accepted and ignored by mss-login)", entry)
+		}
 	}
 	for _, k := range knownKeys("", reflect.TypeFor[Config]()) {
 		if _, name := splitKey(k); name == key {

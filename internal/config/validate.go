@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -233,8 +234,13 @@ func (l *loader) httpURL(key, s string, required bool) {
 }
 
 func (l *loader) hostPort(key, s string) {
-	if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil || port == "" {
 		l.failKey(key, "must be host:port or :port, got %s", quote(s))
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		l.failKey(key, "the port must be a number from 0 to 65535, got %s", quote(s))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -196,4 +197,30 @@ func FailureCost(hash string) (time.Duration, error) {
 		slowest = max(slowest, time.Since(start))
 	}
 	return slowest, nil
+}
+
+// CheckPolicy applies the original's rules for a new password: at least 8 characters, a digit
+// and a special character, no spaces or control characters, at most MaxLength. The error names
+// the rule broken.
+func CheckPolicy(p string) error {
+	if len(p) < 8 || len(p) > MaxLength {
+		return errors.New("password: 8 to 4096 characters")
+	}
+	var digit, special bool
+	for _, r := range p {
+		switch {
+		case unicode.IsSpace(r):
+			return errors.New("password: no spaces")
+		case unicode.IsControl(r):
+			return errors.New("password: no control characters")
+		case unicode.IsDigit(r):
+			digit = true
+		case strings.ContainsRune("!@#$%^&*()_+-=[]{};':\"\\|,.<>?/`~", r):
+			special = true
+		}
+	}
+	if !digit || !special {
+		return errors.New("password: needs a digit and a special character")
+	}
+	return nil
 }
