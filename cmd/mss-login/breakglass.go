@@ -180,17 +180,23 @@ func lockoutsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withStore(cmd, func(ctx context.Context, s *store.Store) error {
 				subject := args[0]
-				var err error
 				if a, perr := netip.ParseAddr(subject); perr == nil {
-					err = s.Unban(ctx, a)
-					if rerr := s.ResetFailures(ctx, store.ScopeIP, a.Unmap().String()); rerr != nil && err == nil {
-						err = rerr
+					// Unban forgets the address's failures too, banned or not: say what was done.
+					switch err := s.Unban(ctx, a); {
+					case errors.Is(err, store.ErrNotFound):
+						audit(ctx, s, "lockout.lifted", subject)
+						fmt.Fprintf(g.stdout, "%s was not banned; its failed logins (and any cooldown) are forgotten\n", subject)
+						return nil
+					case err != nil:
+						return err
 					}
-				} else {
-					err = s.UnlockDevice(ctx, subject)
+					audit(ctx, s, "lockout.lifted", subject)
+					fmt.Fprintf(g.stdout, "%s unbanned; its failed logins are forgotten\n", subject)
+					return nil
 				}
+				err := s.UnlockDevice(ctx, subject)
 				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("%s is not banned or locked", subject)
+					return fmt.Errorf("device %s is not locked (nothing changed)", subject)
 				}
 				if err != nil {
 					return err

@@ -92,6 +92,7 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintln(g.stderr, "stopping the control plane:", err)
 		}
+		fmt.Fprintf(g.stderr, "mss-login dev stopped: the auth server, the manager and the control plane. The data in %s is kept: the next run goes on from it.\n", dataDir)
 	}()
 	kubeconfig := filepath.Join(dataDir, "kubeconfig")
 	if err := writeAdminKubeconfig(env, kubeconfig); err != nil {
@@ -133,7 +134,7 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 	})
 	go func() {
 		if user, pw := waitForOwner(ctx, cl); ctx.Err() == nil {
-			printDevBanner(g, cfg.ListenAddress, cfg.UpstreamURL, dataDir, kubeconfig, f.assets, user, pw, webhookURL)
+			printDevBanner(g, cfg.ListenAddress, cfg.UpstreamURL, dataDir, cfg.SQLitePath(), kubeconfig, f.assets, user, pw, webhookURL)
 		}
 	}()
 	var first error
@@ -281,7 +282,7 @@ func ready(u unstructured.Unstructured) bool {
 	return false
 }
 
-func printDevBanner(g *globals, listen, upstream, dataDir, kubeconfig, assets, user, pw, webhook string) {
+func printDevBanner(g *globals, listen, upstream, dataDir, database, kubeconfig, assets, user, pw, webhook string) {
 	_, port, _ := net.SplitHostPort(listen)
 	owner := "(the owner ComfyUser is not Ready yet: kubectl describe comfyuser owner)"
 	if user != "" {
@@ -294,12 +295,15 @@ mss-login dev is running (Ctrl-C stops everything)
   login page:  http://127.0.0.1:%s/login
   owner:       %s
   ComfyUI:     %s (upstream_url; a "not reachable" page while nothing listens there)
-  data:        %s (SQLite database, etcd, development SECRET_KEY; reused by the next run)
+  data:        %s (etcd, development SECRET_KEY; reused by the next run)
+  database:    %s
   S3 webhook:  %s (pods an S3Mount selects get the s3sync sidecar;
                there is no kubelet here, so they are admitted but never run)
 
   KUBECONFIG=%s %s get mss-login
   KUBECONFIG=%s %s get lockouts
+  break-glass on this database (another terminal):
+  MSS_LOGIN_DATA_DIR=%s SECRET_KEY="$(cat %s)" bin/mss-login admin users list
 
-`, port, owner, upstream, dataDir, webhook, kubeconfig, kubectl, kubeconfig, kubectl)
+`, port, owner, upstream, dataDir, database, webhook, kubeconfig, kubectl, kubeconfig, kubectl, dataDir, filepath.Join(dataDir, ".dev-secret-key"))
 }

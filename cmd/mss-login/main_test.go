@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -172,4 +173,38 @@ func useDatabase(t *testing.T, b store.Backend) store.Options {
 		os.WriteFile(filepath.Join(dataDir, "config.json"), []byte(`{"users_db": {"mysql_tls": "false"}}`), 0o600)
 	}
 	return o
+}
+
+// The break-glass line `mss-login dev` prints works as printed: the data directory and the key
+// file it names open the development database.
+func TestDevBannerBreakGlassLine(t *testing.T) {
+	dir := isolate(t)
+	if err := devEnvironment(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := run(t, "admin", "migrate"); err != nil { // the dev auth server would create it
+		t.Fatal(err, errOut)
+	}
+	var out bytes.Buffer
+	printDevBanner(&globals{stdout: &out}, "127.0.0.1:8080", "http://127.0.0.1:8188", dir, filepath.Join(dir, "data", "mss_login_data.db"),
+		"kubeconfig", "assets", "owner", "pw", "webhook")
+	var line string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "admin users list") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	var dataDir, keyFile string
+	if _, err := fmt.Sscanf(line, `MSS_LOGIN_DATA_DIR=%s SECRET_KEY="$(cat %s`, &dataDir, &keyFile); err != nil || dataDir != dir {
+		t.Fatalf("the banner's break-glass line: %q (%v)", line, err)
+	}
+	key, err := os.ReadFile(strings.TrimSuffix(keyFile, `)"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MSS_LOGIN_DATA_DIR", dataDir)
+	t.Setenv("SECRET_KEY", strings.TrimSpace(string(key)))
+	if out, errOut, err := run(t, "admin", "users", "list"); err != nil || !strings.Contains(out, "USERNAME") {
+		t.Fatalf("the break-glass line does not open the database: %v %s %s", err, out, errOut)
+	}
 }
