@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,10 +104,15 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := applyDir(ctx, cl, f.samples); err != nil {
+	// The samples are applied once: what the user changed or deleted stays as they left it.
+	applied := newAppliedOnce(filepath.Join(dataDir, ".samples-applied"))
+	if err := applyDir(ctx, cl, f.samples, applied); err != nil {
 		return err
 	}
-	if err := applyManifest(ctx, cl, []byte(devLoopbackRule)); err != nil {
+	if err := applyManifest(ctx, cl, []byte(devLoopbackRule), applied); err != nil {
+		return err
+	}
+	if err := applied.save(); err != nil {
 		return err
 	}
 
@@ -194,8 +201,9 @@ func writeAdminKubeconfig(env *envtest.Environment, path string) error {
 	return os.WriteFile(path, kc, 0o600)
 }
 
-// applyDir server-side applies every manifest of dir (but kustomization.yaml) into default.
-func applyDir(ctx context.Context, cl client.Client, dir string) error {
+// applyDir server-side applies every manifest of dir (but kustomization.yaml) into default,
+// each object once (applied).
+func applyDir(ctx context.Context, cl client.Client, dir string, applied *appliedOnce) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return err
@@ -208,15 +216,15 @@ func applyDir(ctx context.Context, cl client.Client, dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := applyManifest(ctx, cl, b); err != nil {
+		if err := applyManifest(ctx, cl, b, applied); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
 	return nil
 }
 
-// applyManifest server-side applies each document: idempotent, so a second run is a no-op.
-func applyManifest(ctx context.Context, cl client.Client, manifest []byte) error {
+// applyManifest server-side applies each document not applied before (applied nil: every one).
+func applyManifest(ctx context.Context, cl client.Client, manifest []byte, applied *appliedOnce) error {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifest), 4096)
 	for {
 		u := &unstructured.Unstructured{}
@@ -232,9 +240,14 @@ func applyManifest(ctx context.Context, cl client.Client, manifest []byte) error
 		if u.GetNamespace() == "" {
 			u.SetNamespace("default")
 		}
+		key := u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
+		if applied.has(key) {
+			continue
+		}
 		if err := cl.Patch(ctx, u, client.Apply, client.FieldOwner("mss-login-dev"), client.ForceOwnership); err != nil {
 			return fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
+		applied.add(key)
 	}
 }
 
@@ -306,4 +319,38 @@ mss-login dev is running (Ctrl-C stops everything)
   MSS_LOGIN_DATA_DIR=%s SECRET_KEY="$(cat %s)" bin/mss-login admin users list
 
 `, port, owner, upstream, dataDir, database, webhook, kubeconfig, kubectl, kubeconfig, kubectl, dataDir, filepath.Join(dataDir, ".dev-secret-key"))
+}
+
+// appliedOnce remembers, in a file of the data directory, which sample objects were applied,
+// so that a later run applies only new ones: a sample the user changed (alice's password) or
+// deleted (an IP rule) is not put back. Deleting the file applies them all again.
+type appliedOnce struct {
+	path string
+	keys map[string]bool
+}
+
+func newAppliedOnce(path string) *appliedOnce {
+	a := &appliedOnce{path: path, keys: map[string]bool{}}
+	if b, err := os.ReadFile(path); err == nil {
+		for _, k := range strings.Split(string(b), "\n") {
+			if k = strings.TrimSpace(k); k != "" && !strings.HasPrefix(k, "#") {
+				a.keys[k] = true
+			}
+		}
+	}
+	return a
+}
+
+func (a *appliedOnce) has(key string) bool { return a != nil && a.keys[key] }
+
+func (a *appliedOnce) add(key string) {
+	if a != nil {
+		a.keys[key] = true
+	}
+}
+
+func (a *appliedOnce) save() error {
+	keys := slices.Sorted(maps.Keys(a.keys))
+	return os.WriteFile(a.path, []byte("# sample objects mss-login dev applied; delete this file to apply them all again\n"+
+		strings.Join(keys, "\n")+"\n"), 0o600)
 }
