@@ -31,6 +31,17 @@ type snapshot struct {
 	grantSets   *sync.Map // user id → *modelgrant.Set, computed on first use from this snapshot
 }
 
+// grantsOf lists the grants that reach u: by their role, and to them.
+func (sn *snapshot) grantsOf(u store.User) []store.Grant {
+	var out []store.Grant
+	for _, g := range sn.grants {
+		if g.UserID == u.ID || (g.Role != "" && g.Role == u.Role) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // s3Key names a model an S3Mount holds.
 type s3Key struct{ folder, name string }
 
@@ -41,10 +52,8 @@ func (sn *snapshot) grantSet(u store.User) *modelgrant.Set {
 		return v.(*modelgrant.Set)
 	}
 	var gs []modelgrant.Grant
-	for _, g := range sn.grants {
-		if g.UserID == u.ID || (g.Role != "" && g.Role == u.Role) {
-			gs = append(gs, g.Grant)
-		}
+	for _, g := range sn.grantsOf(u) {
+		gs = append(gs, g.Grant)
 	}
 	set := modelgrant.NewSet(gs)
 	sn.grantSets.Store(u.ID, set)

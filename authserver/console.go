@@ -119,11 +119,9 @@ func (s *Server) handleConsoleAudit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderGrants(w http.ResponseWriter, r *http.Request, code int, u store.User, notice, problem string) {
-	sn := s.cache.get()
-	role := sn.role(u.Role)
 	renderPage(w, code, "admin-grants.html", map[string]any{"Tab": "users", "User": u, "Items": s.grantItems(r.Context(), u),
 		"Folders": modelgrant.Folders, "Notice": notice, "Error": problem,
-		"SeesAll": u.Owner || role.Name == roles.Admin || role.Permissions[roles.CanViewAllComfyUIItems]})
+		"SeesAll": seesAll(&identity{user: u, role: s.cache.get().role(u.Role)})})
 }
 
 func (s *Server) handleConsoleGrants(w http.ResponseWriter, r *http.Request) {

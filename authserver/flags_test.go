@@ -52,9 +52,6 @@ func TestEveryFlagChangesADecision(t *testing.T) {
 			return e.do("GET", "/mss-login/api/users/"+user+"/shared-items", nil, bearer(tok)).code == 403
 		}},
 	}
-	if err := db.SetListedModels(ctx, "S3Mount/flags/bucket", nil); err != nil {
-		t.Fatal(err)
-	}
 	// MFA is an experimental feature, off by default: a second server over the same database
 	// has it on, for the login that mfa_required decides.
 	mfa := start(t, db, withMFA)

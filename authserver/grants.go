@@ -37,10 +37,7 @@ func (s *Server) handleListGrants(w http.ResponseWriter, r *http.Request) {
 func (s *Server) grantItems(ctx context.Context, u store.User) []grantItem {
 	inv, invErr := s.inventory(ctx, false)
 	items := []grantItem{}
-	for _, g := range s.cache.get().grants {
-		if g.UserID != u.ID && (g.Role == "" || g.Role != u.Role) {
-			continue
-		}
+	for _, g := range s.cache.get().grantsOf(u) {
 		it := grantItem{Folder: g.Folder, Pattern: g.Pattern, Source: "api", Via: "user", CreatedBy: g.CreatedBy, CreatedAt: g.CreatedAt}
 		if g.OwnerRef != "" {
 			it.Source = managedBy(g.OwnerRef)

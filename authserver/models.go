@@ -85,17 +85,19 @@ func (v *modelView) name(inv *inventory) func(string) (bool, bool) {
 // inventory is which models ComfyUI lists in each folder a grant can name, as read from its
 // /models listings.
 type inventory struct {
-	at     time.Time
-	byName map[string][]string // model name → the folders that list it
+	at      time.Time
+	byName  map[string][]string // model name → the folders that list it
+	version uint64              // moves only when the listings change: filtered answers are cached by it
 }
 
 // models keeps the inventory fresh: read at first use, again in the background when older than
 // inventoryMaxAge, and at once (at most every inventoryMinAge) when a prompt names what looks
 // like a model file that the last reading did not have.
 type models struct {
-	mu   sync.Mutex // one reading at a time
-	cur  atomic.Pointer[inventory]
-	busy atomic.Bool
+	mu       sync.Mutex // one reading at a time
+	cur      atomic.Pointer[inventory]
+	busy     atomic.Bool
+	versions atomic.Uint64
 
 	// Filtered /object_info answers, by upstream body and model view.
 	seed     maphash.Seed
@@ -188,8 +190,15 @@ func (s *Server) readInventory(ctx context.Context) (*inventory, error) {
 	for _, fs := range inv.byName {
 		slices.Sort(fs) // the readings finish in any order
 	}
-	prev := s.models.cur.Swap(inv)
-	if prev == nil || !sameInventory(prev, inv) {
+	prev := s.models.cur.Load()
+	changed := prev == nil || !sameInventory(prev, inv)
+	if changed {
+		inv.version = s.models.versions.Add(1)
+	} else {
+		inv.version = prev.version // a reading every 5 s keeps the cached answers while nothing changed
+	}
+	s.models.cur.Store(inv)
+	if changed {
 		// For the operator, which counts what each grant matches (it cannot reach ComfyUI).
 		var listed []store.ListedModel
 		for n, folders := range inv.byName {
@@ -343,7 +352,7 @@ func (s *Server) filterObjectInfo(ctx context.Context, rq *request, body []byte)
 		if err != nil {
 			return nil, err
 		}
-		key.view = fmt.Sprintf("%p %p\n%s", inv, rq.models.sn.s3Models, rq.models.key()) // new listings build anew
+		key.view = fmt.Sprintf("%d %p\n%s", inv.version, rq.models.sn.s3Models, rq.models.key()) // new listings build anew
 		o.Models = rq.models.name(inv)
 	}
 	s.models.cacheMu.Lock()

@@ -153,6 +153,21 @@ func (po *promptOwners) owners(ctx context.Context, ids []string) (map[string]st
 	return out, nil
 }
 
+// ownedBy keeps, in order, the ids of ids that user owns (never nil: a JSON list).
+func (po *promptOwners) ownedBy(ctx context.Context, ids []string, user string) ([]string, error) {
+	owners, err := po.owners(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	own := []string{}
+	for _, id := range ids {
+		if owners[id] == user {
+			own = append(own, id)
+		}
+	}
+	return own, nil
+}
+
 // maxPromptBody bounds a prompt (its workflow is embedded for the PNG metadata) and a filtered
 // answer read into memory.
 const (
@@ -217,7 +232,7 @@ func (s *Server) isolate(w http.ResponseWriter, r *http.Request, rq *request) bo
 	case routeView:
 		access, key := isolation.View(isolation.UserFolder(rq.id.user.Username, rq.id.user.ID), rq.query)
 		if access == isolation.Preview {
-			mine, err := s.previews.ownedBy(r.Context(), s, key, rq.id.user.ID)
+			mine, err := s.previews.madeBy(r.Context(), s, key, rq.id.user.ID)
 			if err != nil {
 				writeError(w, r, http.StatusBadGateway, "UPSTREAM_UNAVAILABLE", "Could not read whose preview that is.")
 				return false
@@ -383,16 +398,10 @@ func (s *Server) ownDeletes(w http.ResponseWriter, r *http.Request, rq *request,
 			return false
 		}
 	}
-	owners, err := s.prompts.owners(r.Context(), ids)
+	own, err := s.prompts.ownedBy(r.Context(), ids, rq.id.user.ID)
 	if err != nil {
 		dbUnavailable(w, r)
 		return false
-	}
-	own := []string{}
-	for _, id := range ids {
-		if owners[id] == rq.id.user.ID {
-			own = append(own, id)
-		}
 	}
 	delete(doc, "clear")
 	doc["delete"], _ = json.Marshal(own)
@@ -465,16 +474,10 @@ func (s *Server) ownCancel(w http.ResponseWriter, r *http.Request, rq *request) 
 		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "job_ids: a list of job ids")
 		return false
 	}
-	owners, err := s.prompts.owners(r.Context(), ids)
+	own, err := s.prompts.ownedBy(r.Context(), ids, rq.id.user.ID)
 	if err != nil {
 		dbUnavailable(w, r)
 		return false
-	}
-	own := []string{}
-	for _, id := range ids {
-		if owners[id] == rq.id.user.ID {
-			own = append(own, id)
-		}
 	}
 	doc["job_ids"], _ = json.Marshal(own)
 	setJSONBody(r, doc)
@@ -496,11 +499,11 @@ const (
 	previewsMaxAge  = 5 * time.Second
 )
 
-// ownedBy reports whether the preview key is the user's: named in the outputs of one of their
+// madeBy reports whether the preview key is the user's: named in the outputs of one of their
 // prompts or, not yet in the history, made while one of their prompts runs. That last case is
 // the known limit (docs/authserver.md): while a user's prompt runs, a preview of another's that
 // they guessed the random name of would be served.
-func (p *previews) ownedBy(ctx context.Context, s *Server, key, user string) (bool, error) {
+func (p *previews) madeBy(ctx context.Context, s *Server, key, user string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	_, named := p.files[key]
@@ -527,16 +530,8 @@ func (p *previews) ownedBy(ctx context.Context, s *Server, key, user string) (bo
 	if made, ok := p.files[key]; ok {
 		ids = made
 	}
-	owners, err := s.prompts.owners(ctx, ids)
-	if err != nil {
-		return false, err
-	}
-	for _, id := range ids {
-		if owners[id] == user {
-			return true, nil
-		}
-	}
-	return false, nil
+	own, err := s.prompts.ownedBy(ctx, ids, user)
+	return len(own) > 0, err
 }
 
 // errFilter fails a filtered answer closed: nothing of it reaches the client.
