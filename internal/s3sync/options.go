@@ -1,11 +1,3 @@
-// Package s3sync fills a directory from an S3 bucket: the engine behind `mss-login s3sync`,
-// the sidecar that an S3Mount injects into ComfyUI pods.
-//
-// One sync lists the bucket once, compares every object's size, ETag and last-modified time
-// with a small state file kept next to the data, downloads only what changed (in parallel,
-// large objects in ranged parts), writes each file under a temporary name and renames it into
-// place so ComfyUI never sees a half-written model, and removes files whose objects are gone.
-// Files that the engine did not write are never touched.
 package s3sync
 
 import (
