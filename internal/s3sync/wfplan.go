@@ -182,7 +182,8 @@ type wfStep struct {
 type wfPlan struct {
 	Steps []wfStep // sorted by Name
 	// Keep is the new baseline of the files that need no step: in step on both sides now, or
-	// skipped locally (their previous entry, if any). Empty when Forget.
+	// skipped locally (their previous entry, if any). With Forget none of it is recorded (and
+	// from what gather lists it is empty then).
 	Keep               map[string]wfBase
 	Unchanged, Ignored int
 	// Forget: a whole folder is missing on one side (the local folder, or every workflow object
