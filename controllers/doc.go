@@ -9,4 +9,8 @@
 //
 // The Lockout mirror (lockout_mirror.go) runs the other way: it copies active bans from the
 // database into Lockout objects, and a finalizer lifts the ban when a person deletes one.
+//
+// S3Mounts own no rows: their controller is internal/controller/s3mount, their pod webhook
+// internal/webhook/v1. Both packages share the condition helper (internal/conditions) and
+// the event filter (internal/predicates) with this one.
 package controllers

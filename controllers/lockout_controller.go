@@ -7,7 +7,6 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/internal/conditions"
+	"github.com/mss-login/mss-login/internal/predicates"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -43,10 +44,10 @@ func (r *lockoutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.lift(ctx, l.Spec); err != nil {
 		r.metrics.errors.WithLabelValues("Lockout").Inc()
 		before := l.DeepCopy()
-		meta.SetStatusCondition(&l.Status.Conditions, metav1.Condition{
+		conditions.Set(&l.Status.Conditions, metav1.Condition{
 			Type: authv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "LiftFailed",
-			Message: truncateMessage(fmt.Sprintf("deleting: the ban could not be lifted yet, retrying: %v", err)),
-		})
+			Message: fmt.Sprintf("deleting: the ban could not be lifted yet, retrying: %v", err),
+		}, l.Generation)
 		_ = r.client.Status().Patch(ctx, &l, client.MergeFrom(before))
 		r.recorder.Eventf(&l, nil, corev1.EventTypeWarning, "LiftFailed", "Delete", "ban on %s not lifted yet, retrying: %v", l.Spec.Subject, err)
 		return ctrl.Result{}, err
@@ -95,7 +96,7 @@ func setupLockouts(mgr ctrl.Manager, d deps, o Options, copts controller.Options
 	r := &lockoutReconciler{deps: d, recorder: rec, metrics: o.Metrics}
 	inNamespace := predicate.NewPredicateFuncs(func(obj client.Object) bool { return obj.GetNamespace() == o.LockoutNamespace })
 	if err := ctrl.NewControllerManagedBy(mgr).Named("lockout").
-		For(&authv1alpha1.Lockout{}, builder.WithPredicates(inNamespace, specOrDeletion)).
+		For(&authv1alpha1.Lockout{}, builder.WithPredicates(inNamespace, predicates.SpecOrDeletion)).
 		WithOptions(copts).Complete(r); err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/internal/controller/s3mount"
+	"github.com/mss-login/mss-login/internal/predicates"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -102,7 +104,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, st *store.Store, o Options) er
 	}
 	// Status writes must not trigger a reconcile of their own: only spec changes and the
 	// start of a deletion do.
-	specChanged := builder.WithPredicates(specOrDeletion)
+	specChanged := builder.WithPredicates(predicates.SpecOrDeletion)
 
 	roles := &Reconciler[*authv1alpha1.ComfyRole]{
 		Client: mgr.GetClient(), Kind: kindRole, New: func() *authv1alpha1.ComfyRole { return &authv1alpha1.ComfyRole{} },
@@ -176,6 +178,6 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 func CacheByObject(lockoutNamespace string) map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&authv1alpha1.Lockout{}: {Namespaces: map[string]cache.Config{lockoutNamespace: {}}},
-		&corev1.Pod{}:           {Label: labels.SelectorFromSet(labels.Set{LabelS3Injected: "true"})},
+		&corev1.Pod{}:           {Label: labels.SelectorFromSet(labels.Set{s3mount.LabelInjected: "true"})},
 	}
 }

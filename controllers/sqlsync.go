@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/internal/conditions"
 )
 
 // RowsFinalizer keeps a resource until its rows in the users database are released.
@@ -128,8 +130,7 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 	setCondition(st, obj.GetGeneration(), authv1alpha1.ConditionReady, out.Ready, out.Reason, out.Message)
 	for _, c := range out.Conditions {
-		c.ObservedGeneration = obj.GetGeneration()
-		meta.SetStatusCondition(&st.Conditions, c)
+		conditions.Set(&st.Conditions, c, obj.GetGeneration())
 	}
 	if err := r.patchStatus(ctx, before, obj); err != nil {
 		return ctrl.Result{}, err
@@ -216,23 +217,5 @@ func (r *Reconciler[T]) next(earlier time.Duration) time.Duration {
 }
 
 func setCondition(st *authv1alpha1.SyncStatus, gen int64, typ string, ok bool, reason, msg string) {
-	status := metav1.ConditionFalse
-	if ok {
-		status = metav1.ConditionTrue
-	}
-	if reason == "" {
-		reason = "Applied"
-	}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: truncateMessage(msg), ObservedGeneration: gen,
-	})
-}
-
-// truncateMessage keeps a condition message under the API's 32768-byte limit.
-func truncateMessage(s string) string {
-	const max = 4096
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
+	conditions.Set(&st.Conditions, metav1.Condition{Type: typ, Status: conditions.Status(ok), Reason: cmp.Or(reason, "Applied"), Message: msg}, gen)
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,9 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
@@ -39,13 +35,10 @@ import (
 	"github.com/mss-login/mss-login/internal/testenv"
 )
 
-// One control plane for the package: starting kube-apiserver + etcd takes seconds, and every
-// test works in namespaces of its own with a manager whose cache sees only those.
+// One control plane for the package: every test works in namespaces of its own with a
+// manager whose cache sees only those.
 var (
-	cpOnce sync.Once
-	cpCfg  *rest.Config
-	cpErr  error
-	cpEnv  *envtest.Environment
+	cp     = testenv.SharedControlPlane{CRDPaths: []string{filepath.Join("..", "config", "crd", "bases")}}
 	scheme = runtime.NewScheme()
 )
 
@@ -54,43 +47,7 @@ func init() {
 	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
 }
 
-func TestMain(m *testing.M) {
-	if os.Getenv("MSS_TEST_VERBOSE") != "" {
-		logf.SetLogger(zap.New(zap.UseDevMode(true)))
-	} else {
-		logf.SetLogger(zap.New(zap.WriteTo(discard{})))
-	}
-	code := m.Run()
-	if cpEnv != nil {
-		_ = cpEnv.Stop()
-	}
-	os.Exit(code)
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// controlPlane returns the shared API server (skipped, or failed under CI, without one).
-func controlPlane(t testing.TB) *rest.Config {
-	t.Helper()
-	assets := testenv.Require(t, testenv.Assets)
-	cpOnce.Do(func() {
-		cpEnv = &envtest.Environment{
-			BinaryAssetsDirectory: assets,
-			CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-			ErrorIfCRDPathMissing: true,
-		}
-		cpCfg, cpErr = cpEnv.Start()
-		if cpCfg != nil {
-			cpCfg.QPS, cpCfg.Burst = -1, 0 // no client-side throttling: the tests time things
-		}
-	})
-	if cpErr != nil {
-		t.Fatalf("starting the control plane: %v", cpErr)
-	}
-	return cpCfg
-}
+func TestMain(m *testing.M) { testenv.Main(m, &cp) }
 
 // harness is one test's world: a namespace, a database, a client and a running manager.
 type harness struct {
@@ -123,14 +80,14 @@ func withManagerDatabase(f func(store.Options) store.Options) harnessOption {
 
 func newHarness(t testing.TB, backend store.Backend, opts ...harnessOption) *harness {
 	t.Helper()
-	cfg := controlPlane(t)
+	cfg := cp.Config(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, ctx: ctx, cfg: cfg, c: c, ns: newNamespace(t, ctx, c)}
+	h := &harness{t: t, ctx: ctx, cfg: cfg, c: c, ns: testenv.Namespace(t, ctx, c)}
 	h.opts = controllers.Options{
 		Resync: 2 * time.Second, RetryBase: 200 * time.Millisecond, RetryMax: 2 * time.Second,
 		LockoutNamespace: h.ns, LockoutPoll: 250 * time.Millisecond,
@@ -148,14 +105,6 @@ func newHarness(t testing.TB, backend store.Backend, opts ...harnessOption) *har
 	}
 	h.startManager()
 	return h
-}
-
-func newNamespace(t testing.TB, ctx context.Context, c client.Client) string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "op-"}}
-	if err := c.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
 }
 
 // startManager runs the controllers against h.store, watching only h.ns (plus extra

@@ -6,9 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
@@ -76,16 +74,4 @@ func namesExcept[T client.Object](items []T, except client.Object) []types.Names
 		out = append(out, types.NamespacedName{Namespace: it.GetNamespace(), Name: it.GetName()})
 	}
 	return out
-}
-
-// specOrDeletion passes creates, deletes, spec changes and the start of a deletion, and
-// drops updates that only touched status or metadata written by the operator itself.
-var specOrDeletion = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		if e.ObjectOld == nil || e.ObjectNew == nil {
-			return true
-		}
-		return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
-			(e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero())
-	},
 }

@@ -32,6 +32,23 @@ func controllerGen(t *testing.T) string {
 	return bin
 }
 
+// controllerGenPaths are the Makefile's CONTROLLER_GEN_PATHS: the packages whose markers make
+// the CRDs and the RBAC role.
+func controllerGenPaths(t *testing.T) []string {
+	t.Helper()
+	mk, err := os.ReadFile(filepath.Join(repoRoot, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(mk)) {
+		if v, ok := strings.CutPrefix(line, "CONTROLLER_GEN_PATHS :="); ok {
+			return strings.Fields(v)
+		}
+	}
+	t.Fatal("the Makefile sets no CONTROLLER_GEN_PATHS")
+	return nil
+}
+
 // TestGeneratedFilesUpToDate regenerates the CRDs, the RBAC role and the deepcopy functions
 // into a temporary directory and fails when the checked-in files differ: run
 // `make manifests generate` and commit the result.
@@ -48,8 +65,8 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 		}
 		return out.Bytes()
 	}
-	run("crd", "rbac:roleName=mss-login-manager", "paths=./api/...", "paths=./controllers/...",
-		"output:crd:artifacts:config="+filepath.Join(tmp, "crd"), "output:rbac:artifacts:config="+filepath.Join(tmp, "rbac"))
+	args := append([]string{"crd", "rbac:roleName=mss-login-manager"}, controllerGenPaths(t)...)
+	run(append(args, "output:crd:artifacts:config="+filepath.Join(tmp, "crd"), "output:rbac:artifacts:config="+filepath.Join(tmp, "rbac"))...)
 	deepcopy := run("object", "paths=./api/...", "output:object:stdout")
 
 	compare := func(fresh []byte, checkedIn string) {

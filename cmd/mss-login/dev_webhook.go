@@ -14,7 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/mss-login/mss-login/controllers"
+	webhookv1 "github.com/mss-login/mss-login/internal/webhook/v1"
 )
 
 // devWebhookName is the MutatingWebhookConfiguration `mss-login dev` keeps.
@@ -40,7 +40,7 @@ func devS3(ctx context.Context, cl client.Client, dataDir string) (s3Flags, stri
 		"--s3-recheck-period=1m"}); err != nil {
 		return f, "", err
 	}
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, controllers.S3MountWebhookPath)
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, webhookv1.S3MountPath)
 	want := admissionregistrationv1.MutatingWebhook{
 		Name:                    "s3mount.pods.auth.mss-login.dev",
 		ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},

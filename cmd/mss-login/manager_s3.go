@@ -13,9 +13,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/mss-login/mss-login/controllers"
+	"github.com/mss-login/mss-login/internal/controller/s3mount"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/version"
+	webhookv1 "github.com/mss-login/mss-login/internal/webhook/v1"
 	"github.com/mss-login/mss-login/internal/webhookcert"
 )
 
@@ -92,8 +93,9 @@ func setupS3(ctx context.Context, mgr ctrl.Manager, restCfg *rest.Config, f s3Fl
 	} else if f.webhook && f.certs != "external" {
 		return fmt.Errorf("--webhook-certs must be self or external, not %q", f.certs)
 	}
-	return controllers.SetupS3Mounts(mgr, controllers.S3Options{
-		Webhook: f.webhook, Recheck: f.recheck, Store: st,
-		Inject: controllers.InjectConfig{SyncImage: f.syncImage, FUSEImage: f.fuseImage},
-	})
+	inject := s3mount.InjectConfig{SyncImage: f.syncImage, FUSEImage: f.fuseImage}
+	if f.webhook {
+		webhookv1.SetupS3MountWebhook(mgr, inject)
+	}
+	return s3mount.Setup(mgr, s3mount.Options{Recheck: f.recheck, Store: st, Inject: inject})
 }

@@ -1,4 +1,4 @@
-package controllers
+package s3mount
 
 import (
 	"cmp"
@@ -22,13 +22,13 @@ import (
 
 // Pod metadata the S3Mount webhook reads and writes.
 const (
-	// AnnotationS3Inject set to "false" on a pod opts it out of every S3Mount.
-	AnnotationS3Inject = "s3.mss-login.dev/inject"
-	// AnnotationS3Injected lists the mounts injected into a pod as "name=configHash,…": it makes
+	// AnnotationInject set to "false" on a pod opts it out of every S3Mount.
+	AnnotationInject = "s3.mss-login.dev/inject"
+	// AnnotationInjected lists the mounts injected into a pod as "name=configHash,…": it makes
 	// injection idempotent and tells the controller which pods run an older configuration.
-	AnnotationS3Injected = "s3.mss-login.dev/injected"
-	// LabelS3Injected marks injected pods, so the controller lists only those.
-	LabelS3Injected = "s3.mss-login.dev/injected"
+	AnnotationInjected = "s3.mss-login.dev/injected"
+	// LabelInjected marks injected pods, so the controller lists only those.
+	LabelInjected = "s3.mss-login.dev/injected"
 )
 
 // sidecarPortBase is the port of the first sidecar's probe endpoint; a second S3Mount in the
@@ -43,8 +43,8 @@ type InjectConfig struct {
 	FUSEImage string
 }
 
-// injectResult is what the webhook does with a pod.
-type injectResult struct {
+// InjectResult is what the webhook does with a pod.
+type InjectResult struct {
 	Pod      *corev1.Pod // the pod to admit (a copy; nil when untouched)
 	Injected []string    // mounts injected now
 	Deny     string      // refusal, said so that `kubectl describe replicaset` explains it
@@ -62,7 +62,7 @@ func ConfigHash(m *authv1alpha1.S3Mount, cfg InjectConfig) string {
 	return hex.EncodeToString(sum[:])[:12]
 }
 
-// parseInjected reads AnnotationS3Injected ("a=hash,b=hash").
+// parseInjected reads AnnotationInjected ("a=hash,b=hash").
 func parseInjected(v string) map[string]string {
 	out := map[string]string{}
 	for _, item := range strings.Split(v, ",") {
@@ -119,18 +119,18 @@ func overlaps(a, b string) bool {
 	return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") || strings.HasPrefix(b, strings.TrimSuffix(a, "/")+"/")
 }
 
-// decideInjection is the webhook's whole decision for one pod, a pure function. Rules:
+// DecideInjection is the webhook's whole decision for one pod, a pure function. Rules:
 //   - the opt-out annotation leaves the pod alone;
 //   - mounts already injected (named in the annotation) are not injected again;
 //   - every matching mount is injected, each on its own path; two mounts whose paths are equal
 //     or nested cannot both be, and the pod is refused with a message naming both (silently
 //     dropping one would give ComfyUI half the models it was promised);
 //   - a mount whose path an app container already uses is refused the same way.
-func decideInjection(pod *corev1.Pod, mounts []authv1alpha1.S3Mount, cfg InjectConfig) injectResult {
-	if strings.EqualFold(pod.Annotations[AnnotationS3Inject], "false") {
-		return injectResult{}
+func DecideInjection(pod *corev1.Pod, mounts []authv1alpha1.S3Mount, cfg InjectConfig) InjectResult {
+	if strings.EqualFold(pod.Annotations[AnnotationInject], "false") {
+		return InjectResult{}
 	}
-	done := parseInjected(pod.Annotations[AnnotationS3Injected])
+	done := parseInjected(pod.Annotations[AnnotationInjected])
 	var todo []*authv1alpha1.S3Mount
 	for i := range mounts {
 		m := &mounts[i]
@@ -143,7 +143,7 @@ func decideInjection(pod *corev1.Pod, mounts []authv1alpha1.S3Mount, cfg InjectC
 		todo = append(todo, m)
 	}
 	if len(todo) == 0 {
-		return injectResult{}
+		return InjectResult{}
 	}
 	sort.Slice(todo, func(i, j int) bool { return todo[i].Name < todo[j].Name })
 
@@ -160,20 +160,20 @@ func decideInjection(pod *corev1.Pod, mounts []authv1alpha1.S3Mount, cfg InjectC
 		p := mountPathOf(m.Spec)
 		for other, who := range taken {
 			if overlaps(p, other) {
-				return injectResult{Deny: fmt.Sprintf("S3Mount %s (mountPath %s) and %s (mountPath %s) both match this pod and their paths overlap; give them distinct, non-nested mountPaths or narrow a selector", m.Name, p, who, other)}
+				return InjectResult{Deny: fmt.Sprintf("S3Mount %s (mountPath %s) and %s (mountPath %s) both match this pod and their paths overlap; give them distinct, non-nested mountPaths or narrow a selector", m.Name, p, who, other)}
 			}
 		}
 		for _, c := range pod.Spec.Containers {
 			for _, vm := range c.VolumeMounts {
 				if overlaps(p, path.Clean(vm.MountPath)) {
-					return injectResult{Deny: fmt.Sprintf("S3Mount %s: container %s already mounts %s, which overlaps mountPath %s", m.Name, c.Name, vm.MountPath, p)}
+					return InjectResult{Deny: fmt.Sprintf("S3Mount %s: container %s already mounts %s, which overlaps mountPath %s", m.Name, c.Name, vm.MountPath, p)}
 				}
 			}
 		}
 		taken[p] = "S3Mount " + m.Name
 	}
 	if deny := checkWorkflowSync(pod, todo); deny != "" {
-		return injectResult{Deny: deny}
+		return InjectResult{Deny: deny}
 	}
 
 	out := pod.DeepCopy()
@@ -190,9 +190,9 @@ func decideInjection(pod *corev1.Pod, mounts []authv1alpha1.S3Mount, cfg InjectC
 		done[m.Name] = ConfigHash(m, cfg)
 		names = append(names, m.Name)
 	}
-	out.Annotations[AnnotationS3Injected] = formatInjected(done)
-	out.Labels[LabelS3Injected] = "true"
-	return injectResult{Pod: out, Injected: names}
+	out.Annotations[AnnotationInjected] = formatInjected(done)
+	out.Labels[LabelInjected] = "true"
+	return InjectResult{Pod: out, Injected: names}
 }
 
 func hasContainer(pod *corev1.Pod, name string) bool {

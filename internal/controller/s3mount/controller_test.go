@@ -1,4 +1,4 @@
-package controllers_test
+package s3mount_test
 
 import (
 	"context"
@@ -26,8 +26,10 @@ import (
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/controllers"
+	"github.com/mss-login/mss-login/internal/controller/s3mount"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
+	webhookv1 "github.com/mss-login/mss-login/internal/webhook/v1"
 	"github.com/mss-login/mss-login/internal/webhookcert"
 )
 
@@ -47,14 +49,14 @@ type s3World struct {
 func newS3World(t *testing.T) *s3World {
 	b := testenv.S3Bucket(t, "op", map[string]string{"studio/models/loras/a.safetensors": "a"})
 	access, secret := b.AccessKey, b.SecretKey
-	cfg := controlPlane(t)
+	cfg := cp.Config(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &s3World{t: t, ctx: ctx, c: c, ns: newNamespace(t, ctx, c), bucket: b.Bucket, s3url: b.Endpoint, store: testenv.Open(t, store.SQLite)}
+	w := &s3World{t: t, ctx: ctx, c: c, ns: testenv.Namespace(t, ctx, c), bucket: b.Bucket, s3url: b.Endpoint, store: testenv.Open(t, store.SQLite)}
 
 	w.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-creds", Namespace: w.ns},
 		Data: map[string][]byte{"AWS_ACCESS_KEY_ID": []byte(access), "AWS_SECRET_ACCESS_KEY": []byte(secret)}})
@@ -70,7 +72,7 @@ func newS3World(t *testing.T) *s3World {
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name: "s3mount.pods.auth.mss-login.dev",
 			ClientConfig: admissionregistrationv1.WebhookClientConfig{
-				URL: ptr.To("https://127.0.0.1:" + strconv.Itoa(port) + controllers.S3MountWebhookPath),
+				URL: ptr.To("https://127.0.0.1:" + strconv.Itoa(port) + webhookv1.S3MountPath),
 			},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
@@ -107,8 +109,9 @@ func newS3World(t *testing.T) *s3World {
 	if err := mgr.Add(certs); err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.SetupS3Mounts(mgr, controllers.S3Options{Webhook: true, Recheck: time.Second, Store: w.store,
-		Inject: controllers.InjectConfig{SyncImage: "mss-login:test", FUSEImage: "rclone:test"}}); err != nil {
+	inject := s3mount.InjectConfig{SyncImage: "mss-login:test", FUSEImage: "rclone:test"}
+	webhookv1.SetupS3MountWebhook(mgr, inject)
+	if err := s3mount.Setup(mgr, s3mount.Options{Recheck: time.Second, Store: w.store, Inject: inject}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -262,10 +265,10 @@ func TestS3MountWebhook(t *testing.T) {
 	}
 
 	other, err := w.pod("other", map[string]string{"app": "other"}, nil)
-	if err != nil || len(other.Spec.InitContainers) != 0 || other.Annotations[controllers.AnnotationS3Injected] != "" {
+	if err != nil || len(other.Spec.InitContainers) != 0 || other.Annotations[s3mount.AnnotationInjected] != "" {
 		t.Fatalf("non-matching pod: %v %+v", err, other.Spec.InitContainers)
 	}
-	opted, err := w.pod("opted-out", map[string]string{"app": "comfyui"}, map[string]string{controllers.AnnotationS3Inject: "false"})
+	opted, err := w.pod("opted-out", map[string]string{"app": "comfyui"}, map[string]string{s3mount.AnnotationInject: "false"})
 	if err != nil || len(opted.Spec.InitContainers) != 0 {
 		t.Fatalf("opted-out pod: %v %+v", err, opted.Spec.InitContainers)
 	}

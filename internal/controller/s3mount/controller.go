@@ -1,11 +1,10 @@
-package controllers
+package s3mount
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,21 +21,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/internal/conditions"
+	"github.com/mss-login/mss-login/internal/predicates"
 	"github.com/mss-login/mss-login/internal/s3sync"
 	"github.com/mss-login/mss-login/internal/store"
+	"github.com/mss-login/mss-login/internal/ttlcache"
 )
 
 // +kubebuilder:rbac:groups=auth.mss-login.dev,resources=s3mounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=auth.mss-login.dev,resources=s3mounts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
-// S3Options configure the S3Mount controller and its pod webhook.
-type S3Options struct {
+// Options configure the S3Mount controller.
+type Options struct {
+	// Inject is what the pod webhook injects (the controller compares the pods' hashes with it).
 	Inject InjectConfig
 	// Recheck is how often a mount's bucket is checked again (default 5 minutes, +20 % jitter).
 	Recheck time.Duration
-	// Webhook registers the pod webhook on the manager's webhook server.
-	Webhook bool
 	// Check proves a bucket reachable (default s3sync.Check; tests may count calls).
 	Check func(context.Context, s3sync.Options) error
 	// Store, when set, receives the models each mount's bucket holds (at every check), so that
@@ -53,9 +54,10 @@ const (
 	condPodsInjected    = "PodsInjected"
 )
 
-// SetupS3Mounts registers the S3Mount controller (and the pod webhook when asked). Unlike the
-// other kinds it owns no database rows, so it does not go through Reconciler[T].
-func SetupS3Mounts(mgr ctrl.Manager, o S3Options) error {
+// Setup registers the S3Mount controller. Unlike the kinds of package controllers it owns no
+// database rows, so it does not go through their Reconciler[T]. The pod webhook is registered
+// apart (internal/webhook/v1).
+func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Recheck <= 0 {
 		o.Recheck = 5 * time.Minute
 	}
@@ -65,13 +67,11 @@ func SetupS3Mounts(mgr ctrl.Manager, o S3Options) error {
 	if o.ListModels == nil {
 		o.ListModels = s3sync.ListModels
 	}
-	if o.Webhook {
-		RegisterS3MountWebhook(mgr.GetWebhookServer(), mgr.GetClient(), mgr.GetScheme(), o.Inject)
-	}
-	r := &s3MountReconciler{client: mgr.GetClient(), reader: mgr.GetAPIReader(), recorder: mgr.GetEventRecorder("mss-login-s3mount"),
-		o: o, checked: map[types.NamespacedName]lastCheck{}, census: map[types.NamespacedName]lastCensus{}}
+	r := &reconciler{client: mgr.GetClient(), reader: mgr.GetAPIReader(), recorder: mgr.GetEventRecorder("mss-login-s3mount"), o: o,
+		checked: ttlcache.New[types.NamespacedName, lastCheck](o.Recheck),
+		census:  ttlcache.New[types.NamespacedName, lastCensus](min(censusEvery, o.Recheck))}
 	return ctrl.NewControllerManagedBy(mgr).Named("s3mount").
-		For(&authv1alpha1.S3Mount{}, builder.WithPredicates(specOrDeletion)).
+		For(&authv1alpha1.S3Mount{}, builder.WithPredicates(predicates.SpecOrDeletion)).
 		// Pods come and go: the counts follow. Only injected pods are cached (CacheByObject).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(mountsOfPod)).
 		// A Secret change is seen by its metadata; its value is read uncached when needed.
@@ -81,13 +81,13 @@ func SetupS3Mounts(mgr ctrl.Manager, o S3Options) error {
 
 func mountsOfPod(_ context.Context, o client.Object) []reconcile.Request {
 	var out []reconcile.Request
-	for name := range parseInjected(o.GetAnnotations()[AnnotationS3Injected]) {
+	for name := range parseInjected(o.GetAnnotations()[AnnotationInjected]) {
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
 	}
 	return out
 }
 
-func (r *s3MountReconciler) mountsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+func (r *reconciler) mountsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
 	var list authv1alpha1.S3MountList
 	if err := r.client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
 		return nil
@@ -103,63 +103,52 @@ func (r *s3MountReconciler) mountsOfSecret(ctx context.Context, o client.Object)
 	return out
 }
 
-type s3MountReconciler struct {
+type reconciler struct {
 	client   client.Client
 	reader   client.Reader
 	recorder events.EventRecorder
-	o        S3Options
+	o        Options
 
 	// checked remembers the last check per mount, so a burst of pod events does not become a
 	// burst of S3 requests: the bucket is asked again after Recheck, on a spec change, or
 	// when the Secret changes.
-	mu      sync.Mutex
-	checked map[types.NamespacedName]lastCheck
+	checked *ttlcache.Cache[types.NamespacedName, lastCheck]
 	// census remembers the last list of the selector's pods: every event of an injected pod
-	// reconciles its mounts, and that must not become a namespace-wide List each time.
-	census map[types.NamespacedName]lastCensus
+	// reconciles its mounts, and that must not become a namespace-wide List each time. It
+	// lives censusEvery (or Recheck when shorter).
+	census *ttlcache.Cache[types.NamespacedName, lastCensus]
 }
 
 type lastCensus struct {
-	generation int64
-	at         time.Time
-	names      []string
-	n          int
+	names []string
+	n     int
 }
 
 // censusEvery bounds how often a mount lists its selector's pods (uncached).
 const censusEvery = 30 * time.Second
 
 type lastCheck struct {
-	generation  int64
-	at          time.Time
 	reason, msg string
 	reachable   *bool
 }
 
-func (r *s3MountReconciler) cachedCheck(ctx context.Context, m *authv1alpha1.S3Mount) (string, string, *bool) {
+func (r *reconciler) cachedCheck(ctx context.Context, m *authv1alpha1.S3Mount) (string, string, *bool) {
 	key := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
-	r.mu.Lock()
-	c, ok := r.checked[key]
-	r.mu.Unlock()
-	if ok && c.generation == m.Generation && time.Since(c.at) < r.o.Recheck {
+	if c, ok := r.checked.Get(key, m.Generation); ok {
 		return c.reason, c.msg, c.reachable
 	}
 	reason, msg, reachable := r.check(ctx, m)
-	r.mu.Lock()
-	r.checked[key] = lastCheck{generation: m.Generation, at: time.Now(), reason: reason, msg: msg, reachable: reachable}
-	r.mu.Unlock()
+	r.checked.Put(key, m.Generation, lastCheck{reason: reason, msg: msg, reachable: reachable})
 	return reason, msg, reachable
 }
 
-func (r *s3MountReconciler) forget(key types.NamespacedName) {
-	r.mu.Lock()
-	delete(r.checked, key)
-	delete(r.census, key)
-	r.mu.Unlock()
+func (r *reconciler) forget(key types.NamespacedName) {
+	r.checked.Delete(key)
+	r.census.Delete(key)
 }
 
 // Reconcile checks a mount (spec, Secret, bucket) and counts its pods into the status.
-func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	m := &authv1alpha1.S3Mount{}
 	if err := r.client.Get(ctx, req.NamespacedName, m); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -175,12 +164,13 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if m.DeletionTimestamp != nil {
 		return reconcile.Result{}, nil // nothing to release: injected pods keep their sidecar until recreated
 	}
-	before := m.Status.DeepCopy()
+	orig := m.DeepCopy()
+	before := &orig.Status
 
 	reason, msg, reachable := r.cachedCheck(ctx, m)
 	hash := ConfigHash(m, r.o.Inject)
 	var pods corev1.PodList
-	if err := r.client.List(ctx, &pods, client.InNamespace(m.Namespace), client.MatchingLabels{LabelS3Injected: "true"}); err != nil {
+	if err := r.client.List(ctx, &pods, client.InNamespace(m.Namespace), client.MatchingLabels{LabelInjected: "true"}); err != nil {
 		return reconcile.Result{}, err
 	}
 	census := countPods(m.Name, hash, pods.Items)
@@ -200,9 +190,9 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 			msg += fmt.Sprintf(", %d of them with an older configuration (they change when recreated)", census.OutdatedCount)
 		}
 	}
-	setS3Condition(m, condReady, ready, reason, msg)
+	setCondition(m, condReady, ready, reason, msg)
 	if reachable != nil { // the bucket was asked: reason is Reachable or BucketUnreachable
-		setS3Condition(m, condBucketReachable, *reachable, reason, msg)
+		setCondition(m, condBucketReachable, *reachable, reason, msg)
 	}
 
 	prev := meta.FindStatusCondition(before.Conditions, condReady)
@@ -213,7 +203,7 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		r.recorder.Eventf(m, nil, corev1.EventTypeNormal, "Reachable", "Check", "%s", msg)
 	}
 	if !equality.Semantic.DeepEqual(before, &m.Status) {
-		if err := r.client.Status().Update(ctx, m); err != nil {
+		if err := r.client.Status().Patch(ctx, m, client.MergeFrom(orig)); err != nil {
 			return reconcile.Result{}, client.IgnoreNotFound(err)
 		}
 	}
@@ -224,25 +214,19 @@ func (r *s3MountReconciler) Reconcile(ctx context.Context, req reconcile.Request
 // podsWithoutSidecar lists, uncached (the cache holds injected pods only), the pods the
 // selector matches that lack this mount's sidecar: the webhook's failurePolicy is Ignore, so
 // pods created while it was down start without one, and so do pods older than the mount.
-func (r *s3MountReconciler) podsWithoutSidecar(ctx context.Context, m *authv1alpha1.S3Mount) ([]string, int, error) {
+func (r *reconciler) podsWithoutSidecar(ctx context.Context, m *authv1alpha1.S3Mount) ([]string, int, error) {
 	key := types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
-	every := min(censusEvery, r.o.Recheck)
-	r.mu.Lock()
-	c, ok := r.census[key]
-	r.mu.Unlock()
-	if ok && c.generation == m.Generation && time.Since(c.at) < every {
+	if c, ok := r.census.Get(key, m.Generation); ok {
 		return c.names, c.n, nil
 	}
 	names, n, err := r.listWithoutSidecar(ctx, m)
 	if err == nil {
-		r.mu.Lock()
-		r.census[key] = lastCensus{generation: m.Generation, at: time.Now(), names: names, n: n}
-		r.mu.Unlock()
+		r.census.Put(key, m.Generation, lastCensus{names: names, n: n})
 	}
 	return names, n, err
 }
 
-func (r *s3MountReconciler) listWithoutSidecar(ctx context.Context, m *authv1alpha1.S3Mount) ([]string, int, error) {
+func (r *reconciler) listWithoutSidecar(ctx context.Context, m *authv1alpha1.S3Mount) ([]string, int, error) {
 	sel, ok := podSelector(m)
 	if !ok {
 		return nil, 0, nil // reported as InvalidSpec
@@ -257,9 +241,9 @@ func (r *s3MountReconciler) listWithoutSidecar(ctx context.Context, m *authv1alp
 
 // setPodsInjected sets the PodsInjected condition, with a Warning Event when pods newly lack
 // the sidecar.
-func (r *s3MountReconciler) setPodsInjected(m *authv1alpha1.S3Mount, before *authv1alpha1.S3MountStatus, missed []string, n int) {
+func (r *reconciler) setPodsInjected(m *authv1alpha1.S3Mount, before *authv1alpha1.S3MountStatus, missed []string, n int) {
 	if n == 0 {
-		setS3Condition(m, condPodsInjected, true, "AllPodsInjected", "every running pod the selector matches has the sidecar")
+		setCondition(m, condPodsInjected, true, "AllPodsInjected", "every running pod the selector matches has the sidecar")
 		return
 	}
 	names := strings.Join(missed, ", ")
@@ -267,7 +251,7 @@ func (r *s3MountReconciler) setPodsInjected(m *authv1alpha1.S3Mount, before *aut
 		names += fmt.Sprintf(" and %d more", n-len(missed))
 	}
 	msg := fmt.Sprintf("%d pods match the selector but run without the sidecar (created while the webhook was unavailable, or before this S3Mount): %s; they get it when recreated (kubectl rollout restart)", n, names)
-	setS3Condition(m, condPodsInjected, false, "PodsWithoutSidecar", msg)
+	setCondition(m, condPodsInjected, false, "PodsWithoutSidecar", msg)
 	if prev := meta.FindStatusCondition(before.Conditions, condPodsInjected); prev == nil || prev.Message != msg {
 		r.recorder.Eventf(m, nil, corev1.EventTypeWarning, "PodsWithoutSidecar", "Census", "%s", msg)
 	}
@@ -275,7 +259,7 @@ func (r *s3MountReconciler) setPodsInjected(m *authv1alpha1.S3Mount, before *aut
 
 // check validates the spec and the Secret and asks the bucket. reachable is nil when the
 // bucket was not asked (the spec or the Secret is wrong first).
-func (r *s3MountReconciler) check(ctx context.Context, m *authv1alpha1.S3Mount) (reason, msg string, reachable *bool) {
+func (r *reconciler) check(ctx context.Context, m *authv1alpha1.S3Mount) (reason, msg string, reachable *bool) {
 	if p := validateS3Mount(m.Spec); p != "" {
 		return "InvalidSpec", p, nil
 	}
@@ -312,7 +296,7 @@ func (r *s3MountReconciler) check(ctx context.Context, m *authv1alpha1.S3Mount) 
 }
 
 // recordModels writes the models the bucket holds to the users database.
-func (r *s3MountReconciler) recordModels(ctx context.Context, m *authv1alpha1.S3Mount, o s3sync.Options) error {
+func (r *reconciler) recordModels(ctx context.Context, m *authv1alpha1.S3Mount, o s3sync.Options) error {
 	o.ModelFolders = m.Spec.ModelFolders
 	byFolder, err := r.o.ListModels(ctx, o)
 	if err != nil {
@@ -330,11 +314,6 @@ func (r *s3MountReconciler) recordModels(ctx context.Context, m *authv1alpha1.S3
 // mountSource names a mount's models in the users database.
 func mountSource(key types.NamespacedName) string { return "S3Mount/" + key.Namespace + "/" + key.Name }
 
-func setS3Condition(m *authv1alpha1.S3Mount, typ string, ok bool, reason, msg string) {
-	st := metav1.ConditionFalse
-	if ok {
-		st = metav1.ConditionTrue
-	}
-	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: typ, Status: st, Reason: reason,
-		Message: msg, ObservedGeneration: m.Generation})
+func setCondition(m *authv1alpha1.S3Mount, typ string, ok bool, reason, msg string) {
+	conditions.Set(&m.Status.Conditions, metav1.Condition{Type: typ, Status: conditions.Status(ok), Reason: reason, Message: msg}, m.Generation)
 }

@@ -1,4 +1,4 @@
-package controllers
+package s3mount
 
 import (
 	"fmt"
@@ -53,8 +53,8 @@ func TestDecideInjection(t *testing.T) {
 			m.Spec.Selector = metav1.LabelSelector{}
 			return m
 		}()}, nil, ""},
-		{"opt-out", comfyPod(comfyLabels, map[string]string{AnnotationS3Inject: "false"}), []authv1alpha1.S3Mount{s3m("models", "", "")}, nil, ""},
-		{"already injected", comfyPod(comfyLabels, map[string]string{AnnotationS3Injected: "models=abc"}), []authv1alpha1.S3Mount{s3m("models", "", "")}, nil, ""},
+		{"opt-out", comfyPod(comfyLabels, map[string]string{AnnotationInject: "false"}), []authv1alpha1.S3Mount{s3m("models", "", "")}, nil, ""},
+		{"already injected", comfyPod(comfyLabels, map[string]string{AnnotationInjected: "models=abc"}), []authv1alpha1.S3Mount{s3m("models", "", "")}, nil, ""},
 		{"two mounts on distinct paths", comfyPod(comfyLabels, nil),
 			[]authv1alpha1.S3Mount{s3m("b-loras", "/workspace/loras", ""), s3m("a-ckpt", "/workspace/ckpt", "")}, []string{"a-ckpt", "b-loras"}, ""},
 		{"two mounts on one path", comfyPod(comfyLabels, nil),
@@ -74,7 +74,7 @@ func TestDecideInjection(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := decideInjection(tc.pod, tc.mounts, testInjectCfg)
+			r := DecideInjection(tc.pod, tc.mounts, testInjectCfg)
 			if tc.deny != "" {
 				if !strings.Contains(r.Deny, tc.deny) || r.Pod != nil {
 					t.Fatalf("deny %q, want one with %q", r.Deny, tc.deny)
@@ -94,7 +94,7 @@ func TestDecideInjection(t *testing.T) {
 				return
 			}
 			// Re-submitting the injected pod changes nothing.
-			if again := decideInjection(r.Pod, tc.mounts, testInjectCfg); again.Pod != nil || again.Deny != "" {
+			if again := DecideInjection(r.Pod, tc.mounts, testInjectCfg); again.Pod != nil || again.Deny != "" {
 				t.Fatalf("second injection: %+v", again)
 			}
 		})
@@ -106,7 +106,7 @@ func TestDecideInjection(t *testing.T) {
 func TestSyncSidecarSpec(t *testing.T) {
 	m := s3m("models", "", "")
 	m.Spec.ModelFolders = []string{"checkpoints", "loras"}
-	r := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{m}, testInjectCfg)
+	r := DecideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{m}, testInjectCfg)
 	p := r.Pod
 	if p == nil {
 		t.Fatal("not injected")
@@ -145,12 +145,12 @@ func TestSyncSidecarSpec(t *testing.T) {
 			t.Errorf("container %s mount %+v", c.Name, vm)
 		}
 	}
-	if p.Annotations[AnnotationS3Injected] != "models="+ConfigHash(&m, testInjectCfg) || p.Labels[LabelS3Injected] != "true" {
+	if p.Annotations[AnnotationInjected] != "models="+ConfigHash(&m, testInjectCfg) || p.Labels[LabelInjected] != "true" {
 		t.Fatalf("metadata %v %v", p.Annotations, p.Labels)
 	}
 
 	m.Spec.PersistentVolumeClaimName, m.Spec.Output = "model-cache", true
-	p = decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{m}, testInjectCfg).Pod
+	p = DecideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{m}, testInjectCfg).Pod
 	if p.Spec.Volumes[0].PersistentVolumeClaim == nil || p.Spec.Volumes[0].PersistentVolumeClaim.ClaimName != "model-cache" {
 		t.Fatal("the PVC is not used")
 	}
@@ -162,7 +162,7 @@ func TestSyncSidecarSpec(t *testing.T) {
 // FUSE mode: privileged rclone with Bidirectional propagation, HostToContainer in the app.
 func TestFUSESidecarSpec(t *testing.T) {
 	m := s3m("fuse", "/mnt/models", authv1alpha1.S3MountFUSE)
-	p := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{m}, testInjectCfg).Pod
+	p := DecideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{m}, testInjectCfg).Pod
 	sc := p.Spec.InitContainers[0]
 	if sc.Image != "rclone:test" || sc.SecurityContext == nil || sc.SecurityContext.Privileged == nil || !*sc.SecurityContext.Privileged {
 		t.Fatalf("FUSE sidecar %s not privileged", sc.Image)
@@ -229,7 +229,7 @@ func TestValidateS3Mount(t *testing.T) {
 
 func TestCountPods(t *testing.T) {
 	pod := func(name, ann string, phase corev1.PodPhase) corev1.Pod {
-		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{AnnotationS3Injected: ann}}, Status: corev1.PodStatus{Phase: phase}}
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{AnnotationInjected: ann}}, Status: corev1.PodStatus{Phase: phase}}
 	}
 	pods := []corev1.Pod{
 		pod("current", "models=h2", corev1.PodRunning),
@@ -244,7 +244,7 @@ func TestCountPods(t *testing.T) {
 	}
 
 	optedOut := pod("opted-out", "", corev1.PodRunning)
-	optedOut.Annotations[AnnotationS3Inject] = "False"
+	optedOut.Annotations[AnnotationInject] = "False"
 	deleting := pod("deleting", "", corev1.PodRunning)
 	deleting.DeletionTimestamp = &metav1.Time{}
 	names, n := uninjected("models", append(pods, optedOut, deleting, pod("bare", "", corev1.PodPending), pod("failed", "", corev1.PodFailed)))
@@ -290,7 +290,7 @@ func TestWorkflowSyncInjection(t *testing.T) {
 		p := comfyPod(comfyLabels, nil)
 		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data", SubPath: "comfy"}}
 		p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000)), RunAsGroup: new(int64(1001))}
-		r := decideInjection(p, []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/data/user/", authv1alpha1.WorkflowS3Wins)}, testInjectCfg)
+		r := DecideInjection(p, []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/data/user/", authv1alpha1.WorkflowS3Wins)}, testInjectCfg)
 		if r.Pod == nil {
 			t.Fatalf("not injected: %q", r.Deny)
 		}
@@ -313,7 +313,7 @@ func TestWorkflowSyncInjection(t *testing.T) {
 		}
 	})
 	t.Run("no volume: an emptyDir in app and sidecar", func(t *testing.T) {
-		r := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/comfyui/user", "")}, testInjectCfg)
+		r := DecideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/comfyui/user", "")}, testInjectCfg)
 		if r.Pod == nil {
 			t.Fatalf("not injected: %q", r.Deny)
 		}
@@ -335,7 +335,7 @@ func TestWorkflowSyncInjection(t *testing.T) {
 		}
 	})
 	t.Run("two mounts syncing workflows", func(t *testing.T) {
-		r := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{
+		r := DecideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{
 			withWorkflows(s3m("a", "/workspace/a", ""), "/comfyui/user", ""),
 			withWorkflows(s3m("b", "/workspace/b", ""), "/comfyui/user", "")}, testInjectCfg)
 		if r.Pod != nil || !strings.Contains(r.Deny, "both sync workflows") {
@@ -343,15 +343,15 @@ func TestWorkflowSyncInjection(t *testing.T) {
 		}
 	})
 	t.Run("second mount after one that syncs workflows", func(t *testing.T) {
-		first := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{withWorkflows(s3m("a", "/workspace/a", ""), "/comfyui/user", "")}, testInjectCfg)
-		r := decideInjection(first.Pod, []authv1alpha1.S3Mount{withWorkflows(s3m("a", "/workspace/a", ""), "/comfyui/user", ""),
+		first := DecideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{withWorkflows(s3m("a", "/workspace/a", ""), "/comfyui/user", "")}, testInjectCfg)
+		r := DecideInjection(first.Pod, []authv1alpha1.S3Mount{withWorkflows(s3m("a", "/workspace/a", ""), "/comfyui/user", ""),
 			withWorkflows(s3m("b", "/workspace/b", ""), "/comfyui/user", "")}, testInjectCfg)
 		if r.Pod != nil || !strings.Contains(r.Deny, "S3Mount b and S3Mount a") {
 			t.Fatalf("want a refusal naming a and b, got %q", r.Deny)
 		}
 	})
 	t.Run("user directory inside the model path", func(t *testing.T) {
-		r := decideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{withWorkflows(s3m("a", "/workspace/s3", ""), "/workspace/s3/user", "")}, testInjectCfg)
+		r := DecideInjection(comfyPod(comfyLabels, nil), []authv1alpha1.S3Mount{withWorkflows(s3m("a", "/workspace/s3", ""), "/workspace/s3/user", "")}, testInjectCfg)
 		if r.Pod != nil || !strings.Contains(r.Deny, "overlaps mountPath") {
 			t.Fatalf("want an overlap refusal, got %q", r.Deny)
 		}
@@ -380,7 +380,7 @@ func TestInjectedNames(t *testing.T) {
 
 	p := comfyPod(comfyLabels, nil)
 	p.Spec.Volumes = []corev1.Volume{{Name: "s3-models"}, {Name: "s3wf-models"}}
-	r := decideInjection(p, []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/comfyui/user", "")}, testInjectCfg)
+	r := DecideInjection(p, []authv1alpha1.S3Mount{withWorkflows(s3m("models", "", ""), "/comfyui/user", "")}, testInjectCfg)
 	if r.Pod == nil {
 		t.Fatalf("not injected: %s", r.Deny)
 	}
@@ -407,7 +407,7 @@ func TestWorkflowSyncUserDirectoryShapes(t *testing.T) {
 		{Name: "alice", MountPath: "/comfyui/user/alice"},
 		{Name: "models", MountPath: "/comfyui/models"},
 	}
-	r := decideInjection(p, mount, testInjectCfg)
+	r := DecideInjection(p, mount, testInjectCfg)
 	if r.Pod == nil {
 		t.Fatalf("not injected: %s", r.Deny)
 	}
@@ -429,7 +429,7 @@ func TestWorkflowSyncUserDirectoryShapes(t *testing.T) {
 	}
 
 	p.Spec.Containers[1].Env = nil
-	if r := decideInjection(p, mount, testInjectCfg); r.Pod != nil || !strings.Contains(r.Deny, "subPathExpr") {
+	if r := DecideInjection(p, mount, testInjectCfg); r.Pod != nil || !strings.Contains(r.Deny, "subPathExpr") {
 		t.Fatalf("subPathExpr without its variable: %q", r.Deny)
 	}
 }

@@ -1,4 +1,4 @@
-package controllers
+package s3mount
 
 import (
 	"fmt"
@@ -61,7 +61,7 @@ func countPods(mount, hash string, pods []corev1.Pod) podCensus {
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		h, ok := parseInjected(p.Annotations[AnnotationS3Injected])[mount]
+		h, ok := parseInjected(p.Annotations[AnnotationInjected])[mount]
 		if !ok {
 			continue
 		}
@@ -86,10 +86,10 @@ func uninjected(mount string, pods []corev1.Pod) ([]string, int) {
 	for i := range pods {
 		p := &pods[i]
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed ||
-			strings.EqualFold(p.Annotations[AnnotationS3Inject], "false") {
+			strings.EqualFold(p.Annotations[AnnotationInject], "false") {
 			continue
 		}
-		if _, ok := parseInjected(p.Annotations[AnnotationS3Injected])[mount]; !ok {
+		if _, ok := parseInjected(p.Annotations[AnnotationInjected])[mount]; !ok {
 			names = append(names, p.Name)
 		}
 	}
