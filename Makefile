@@ -17,8 +17,9 @@ all: build
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/mss-login ./cmd/mss-login
 
-## run: `mss-login dev` — local control plane, samples, manager and auth server; data in ./data
-run: build
+## run: `mss-login dev` — builds bin/mss-login and the control plane with progress lines, then runs
+##   the samples, manager and auth server on them; data in ./data
+run:
 	hack/run.sh
 
 ## test: everything — lint, then every test against real PostgreSQL, MariaDB, S3 and kube-apiserver

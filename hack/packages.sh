@@ -7,7 +7,7 @@ need=()
 command -v /usr/lib/postgresql/15/bin/postgres >/dev/null 2>&1 || need+=(postgresql-15)
 command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server mariadb-client)
 command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
-# The S3Mount FUSE sidecar's client, run for real by controllers/s3mount_fuse_test.go.
+# The S3Mount FUSE sidecar's client, run for real by internal/controller/s3mount/fuse_test.go.
 command -v rclone >/dev/null 2>&1 || need+=(rclone)
 command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 [[ ${#need[@]} -eq 0 ]] && exit 0
