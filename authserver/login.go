@@ -95,12 +95,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(f["next"])
+	// A refusal: the login page again for a browser.
 	fail := func(code int, msg string) {
-		if isJSON || !isNavigation(r) {
-			writeJSON(w, code, map[string]any{"error": msg})
-			return
-		}
-		renderPage(w, code, "login.html", map[string]any{"Next": next, "Error": msg, "Guest": s.cfg.AllowGuestJWT})
+		answer(w, r, isJSON, code, map[string]any{"error": msg}, func() {
+			renderPage(w, code, "login.html", map[string]any{"Next": next, "Error": msg, "Guest": s.cfg.AllowGuestJWT})
+		})
 	}
 	if f["guest_login"] == "true" {
 		if !s.cfg.AllowGuestJWT {
@@ -125,11 +124,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if ref != nil {
 		s.metrics.auth.WithLabelValues("login_refused").Inc()
-		if isJSON || !isNavigation(r) {
-			writeJSON(w, http.StatusForbidden, ref.body())
-			return
-		}
-		fail(http.StatusForbidden, ref.message())
+		answer(w, r, isJSON, http.StatusForbidden, ref.body(), func() { fail(http.StatusForbidden, ref.message()) })
 		return
 	}
 	if d := s.userThrottle(ctx, username, now); d > 0 {
@@ -205,14 +200,11 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, u store.U
 	_ = s.db.Audit(ctx, store.AuditEvent{Actor: u.Username, Action: "login.success", ClientIP: rq.ip.String()})
 	s.metrics.auth.WithLabelValues("login_success").Inc()
 	setSessionCookie(w, token, expires, now, rq.https)
-	if isJSON || !isNavigation(r) {
-		// Scripts and apps (Krita, Comfy Portal) use the token as a Bearer; browsers get only
-		// the HttpOnly cookie.
-		writeJSON(w, http.StatusOK, map[string]any{"message": "Login successful", "jwt_token": token,
-			"redirect_url": next, "expires_at": expires.Format(time.RFC3339)})
-		return
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	// Scripts and apps (Krita, Comfy Portal) use the token as a Bearer; browsers get only the
+	// HttpOnly cookie.
+	answer(w, r, isJSON, http.StatusOK, map[string]any{"message": "Login successful", "jwt_token": token,
+		"redirect_url": next, "expires_at": expires.Format(time.RFC3339)},
+		func() { http.Redirect(w, r, next, http.StatusSeeOther) })
 }
 
 func setSessionCookie(w http.ResponseWriter, token string, expires, now time.Time, https bool) {
@@ -333,13 +325,12 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return f[b]
 	}
 	username, pw := pick("username", "new_user_username"), pick("password", "new_user_password")
+	// A refusal: the form again for a browser.
 	fail := func(code int, msg string) {
-		if isJSON || !isNavigation(r) {
-			writeJSON(w, code, map[string]any{"error": msg})
-			return
-		}
-		page["Error"] = msg
-		renderPage(w, code, "register.html", page)
+		answer(w, r, isJSON, code, map[string]any{"error": msg}, func() {
+			page["Error"] = msg
+			renderPage(w, code, "register.html", page)
+		})
 	}
 	if err := store.ValidateUsername(username); err != nil {
 		fail(http.StatusBadRequest, err.Error())
@@ -387,9 +378,6 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.completeLogin(w, r, u, "/", isJSON)
 		return
 	}
-	if isJSON || !isNavigation(r) {
-		writeJSON(w, http.StatusCreated, map[string]any{"message": "User created", "username": u.Username, "role": u.Role})
-		return
-	}
-	http.Redirect(w, r, safeNext(f["next"]), http.StatusSeeOther) // the console's form comes back to it
+	answer(w, r, isJSON, http.StatusCreated, map[string]any{"message": "User created", "username": u.Username, "role": u.Role},
+		func() { http.Redirect(w, r, safeNext(f["next"]), http.StatusSeeOther) }) // the console's form comes back to it
 }

@@ -129,17 +129,11 @@ func (s *Server) respondMFA(w http.ResponseWriter, r *http.Request, u store.User
 		dbUnavailable(w, r)
 		return
 	}
-	if isJSON || !isNavigation(r) {
-		if purpose == purposeEnrol {
-			writeJSON(w, http.StatusOK, map[string]any{"message": "MFA enrolment required", "mfa_setup_required": true,
-				"mfa_temp_token": token})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"message": "MFA verification required", "mfa_required": true,
-			"mfa_temp_token": token})
-		return
+	body := map[string]any{"message": "MFA verification required", "mfa_required": true, "mfa_temp_token": token}
+	if purpose == purposeEnrol {
+		body = map[string]any{"message": "MFA enrolment required", "mfa_setup_required": true, "mfa_temp_token": token}
 	}
-	s.renderMFA(w, r, u, purpose, token, next, "")
+	answer(w, r, isJSON, http.StatusOK, body, func() { s.renderMFA(w, r, u, purpose, token, next, "") })
 }
 
 // mfaPage answers a browser's wrong code: the same step again, with a new challenge.
@@ -298,6 +292,7 @@ func (s *Server) handleMFAVerifySetup(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = s.db.Audit(ctx, store.AuditEvent{Actor: u.Username, Action: "mfa.enabled", ClientIP: rq.ip.String()})
 	_ = s.cache.refresh(ctx, false)
+	body, next := map[string]any{"message": "MFA enabled", "backup_codes": codes}, "/mss-login/account"
 	if viaChallenge {
 		// Show the backup codes once, with the session.
 		token, expires, err := s.startSession(ctx, u, rq, now)
@@ -306,22 +301,12 @@ func (s *Server) handleMFAVerifySetup(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		setSessionCookie(w, token, expires, now, rq.https)
-		if browser(r, isJSON) {
-			renderPage(w, http.StatusOK, "mfa-done.html", map[string]any{"BackupCodes": codes, "Next": "/"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"message": "MFA enabled", "backup_codes": codes, "jwt_token": jsonOnlyToken(isJSON, token)})
-		return
+		body["jwt_token"], next = jsonOnlyToken(isJSON, token), "/"
 	}
-	if browser(r, isJSON) {
-		renderPage(w, http.StatusOK, "mfa-done.html", map[string]any{"BackupCodes": codes, "Next": "/mss-login/account"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": "MFA enabled", "backup_codes": codes})
+	answer(w, r, isJSON, http.StatusOK, body, func() {
+		renderPage(w, http.StatusOK, "mfa-done.html", map[string]any{"BackupCodes": codes, "Next": next})
+	})
 }
-
-// browser: the request is a browser's form, answered with a page (API clients get JSON).
-func browser(r *http.Request, isJSON bool) bool { return !isJSON && isNavigation(r) }
 
 func jsonOnlyToken(isJSON bool, token string) any {
 	if isJSON {
