@@ -167,34 +167,9 @@ func splitStatements(src string) []string {
 	return out
 }
 
-// Change-counter topics: each names the tables whose writes bump it.
-const (
-	TopicUsers    = "users"    // users, MFA state
-	TopicRoles    = "roles"    // roles
-	TopicIPRules  = "ip_rules" // ip_rules, bans
-	TopicDevices  = "devices"  // locked_devices
-	TopicSessions = "sessions" // session and token revocations
-	TopicSettings = "settings" // app_settings
-	TopicGrants   = "grants"   // model_grants, s3_models
-)
-
-// Topics lists every change-counter topic.
-var Topics = []string{TopicUsers, TopicRoles, TopicIPRules, TopicDevices, TopicSessions, TopicSettings, TopicGrants}
-
 func seedBuiltins(ctx context.Context, s *Store, x execer) error {
 	if err := seedCounters(ctx, s, x); err != nil {
 		return err
 	}
 	return s.restoreBuiltinRoles(ctx, x, false)
-}
-
-// seedCounters adds the change counters that are missing (a topic added by a later version).
-func seedCounters(ctx context.Context, s *Store, x execer) error {
-	for _, t := range Topics {
-		if _, err := x.ExecContext(ctx, s.q(s.d.insertIgnore(
-			"INSERT INTO change_counters (topic, version) VALUES (?, 0)", "topic")), t); err != nil {
-			return err
-		}
-	}
-	return nil
 }

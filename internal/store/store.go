@@ -1,9 +1,3 @@
-// Package store is the users database that the operator writes and the auth server reads: one
-// schema and one Go API on SQLite (the embedded default), PostgreSQL and MySQL/MariaDB.
-//
-// All times are stored as UTC Unix milliseconds (BIGINT) on every backend, so that comparisons
-// and indexes behave the same everywhere. SQL is written once with '?' placeholders; the dialect
-// rewrites it where backends really differ (placeholders, upserts, DDL types).
 package store
 
 import (
@@ -323,4 +317,15 @@ func newID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary so MySQL's utf8mb4 never sees half a character.
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
 }

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/mss-login/mss-login/internal/crypt"
+)
+
+// ReencryptFields re-seals the encrypted fields (TOTP secrets, secret settings) for a new
+// SECRET_KEY. PostgreSQL and MySQL need only this to change the secret; SQLite files go through
+// RekeySQLite, which calls it too.
+func (s *Store) ReencryptFields(ctx context.Context, newSecret string) error {
+	if s.opts.SecretKey == "" {
+		return ErrNoSecret
+	}
+	return s.reencryptFields(ctx, s.opts.SecretKey, newSecret)
+}
+
+// reencryptFields re-seals every encrypted field from the old secret to the new one, in one
+// transaction: all of them change or none.
+func (s *Store) reencryptFields(ctx context.Context, oldSecret, newSecret string) error {
+	oldF, err := crypt.NewFields(oldSecret)
+	if err != nil {
+		return err
+	}
+	newF, err := crypt.NewFields(newSecret)
+	if err != nil {
+		return err
+	}
+	type field struct{ key, sealed, ctx string }
+	collect := func(q string, ctxOf func(string) string) ([]field, error) {
+		rows, err := s.query(ctx, s.db, q)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []field
+		for rows.Next() {
+			var f field
+			if err := rows.Scan(&f.key, &f.sealed); err != nil {
+				return nil, err
+			}
+			f.ctx = ctxOf(f.key)
+			out = append(out, f)
+		}
+		return out, rows.Err()
+	}
+	users, err := collect(`SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL AND totp_secret <> ''`, totpContext)
+	if err != nil {
+		return s.wrap("rekey", err)
+	}
+	settings, err := collect(`SELECT name, value FROM app_settings WHERE encrypted = TRUE`, settingContext)
+	if err != nil {
+		return s.wrap("rekey", err)
+	}
+	reseal := func(f field) (string, error) {
+		plain, err := oldF.Open(f.sealed, f.ctx)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", f.ctx, err)
+		}
+		return newF.Seal(plain, f.ctx)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, f := range users {
+			v, err := reseal(f)
+			if err != nil {
+				return err
+			}
+			if _, err := s.exec(ctx, tx, `UPDATE users SET totp_secret = ? WHERE id = ?`, v, f.key); err != nil {
+				return s.wrap("rekey", err)
+			}
+		}
+		for _, f := range settings {
+			v, err := reseal(f)
+			if err != nil {
+				return err
+			}
+			if _, err := s.exec(ctx, tx, `UPDATE app_settings SET value = ? WHERE name = ?`, v, f.key); err != nil {
+				return s.wrap("rekey", err)
+			}
+		}
+		return nil
+	}, TopicUsers, TopicSettings)
+}

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Setting returns an app setting stored in plain text; ok is false when unset.
+func (s *Store) Setting(ctx context.Context, name string) (value string, ok bool, err error) {
+	var enc bool
+	err = s.queryRow(ctx, s.db, `SELECT value, encrypted FROM app_settings WHERE name = ?`, name).Scan(&value, &enc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, s.wrap("read setting", err)
+	}
+	if enc {
+		return "", false, fmt.Errorf("setting %q is encrypted: read it with SecretSetting", name)
+	}
+	return value, true, nil
+}
+
+// SetSetting stores an app setting in plain text.
+func (s *Store) SetSetting(ctx context.Context, name, value string) error {
+	return s.putSetting(ctx, name, value, false)
+}
+
+// SecretSetting returns an app setting stored encrypted (S3 keys, tokens); ok is false when unset.
+func (s *Store) SecretSetting(ctx context.Context, name string) (value string, ok bool, err error) {
+	var sealed string
+	var enc bool
+	err = s.queryRow(ctx, s.db, `SELECT value, encrypted FROM app_settings WHERE name = ?`, name).Scan(&sealed, &enc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, s.wrap("read setting", err)
+	}
+	if !enc {
+		return "", false, fmt.Errorf("setting %q is not encrypted: read it with Setting", name)
+	}
+	if s.fields == nil {
+		return "", false, ErrNoSecret
+	}
+	v, err := s.fields.Open(sealed, settingContext(name))
+	return v, err == nil, err
+}
+
+// SetSecretSetting stores an app setting encrypted with the field key.
+func (s *Store) SetSecretSetting(ctx context.Context, name, value string) error {
+	if s.fields == nil {
+		return ErrNoSecret
+	}
+	sealed, err := s.fields.Seal(value, settingContext(name))
+	if err != nil {
+		return err
+	}
+	return s.putSetting(ctx, name, sealed, true)
+}
+
+func settingContext(name string) string { return "app_settings:" + name }
+
+func (s *Store) putSetting(ctx context.Context, name, value string, encrypted bool) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		t := now().UnixMilli()
+		res, err := s.exec(ctx, tx, `UPDATE app_settings SET value = ?, encrypted = ?, updated_at = ? WHERE name = ?`, value, encrypted, t, name)
+		if err != nil {
+			return s.wrap("write setting", err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return nil
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO app_settings (name, value, encrypted, updated_at) VALUES (?, ?, ?, ?)`, name, value, encrypted, t)
+		return s.wrap("write setting", err)
+	}, TopicSettings)
+}
