@@ -18,37 +18,37 @@ type roleSyncer struct {
 // +kubebuilder:rbac:groups=auth.mss-login.dev,resources=comfyroles/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=auth.mss-login.dev,resources=comfyroles/finalizers,verbs=update
 
-func (s roleSyncer) Apply(ctx context.Context, obj *authv1alpha1.ComfyRole, ref string) (Outcome, error) {
+func (s roleSyncer) Apply(ctx context.Context, obj *authv1alpha1.ComfyRole, ref string) (outcome, error) {
 	name := obj.EffectiveRoleName()
 	obj.Status.RoleName = name
 	obj.Status.Builtin = roles.IsBuiltin(name)
 
 	var claims authv1alpha1.ComfyRoleList
 	if err := s.client.List(ctx, &claims, matchingField(indexRoleName, name)); err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	winner := oldestClaim(ptrs(claims.Items))
 	row, err := s.store.Role(ctx, name)
 	exists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	gone, err := s.ownerGone(ctx, row.OwnerRef)
 	if err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	dec := decideClaim(claimInputs{
 		What: "role " + name, MyRef: ref, RowExists: exists, RowOwnerRef: row.OwnerRef, RowOwnerGone: gone,
 		Adopt: obj.Spec.Adopt, FreeToTake: row.Builtin, WinnerRef: refOf(kindRole, winner),
 	})
 	if !dec.Allowed {
-		return Outcome{Reason: dec.Reason, Message: dec.Message}, nil
+		return outcome{Reason: dec.Reason, Message: dec.Message}, nil
 	}
 	want := desiredRole(name, obj.Spec)
-	out := Outcome{Ready: true, Message: readyRoleMessage(name, obj.Status.Builtin)}
+	out := outcome{Ready: true, Message: readyRoleMessage(name, obj.Status.Builtin)}
 	if !exists || row.OwnerRef != ref || !sameRole(row.Role, want) {
 		if err := s.store.PutRole(ctx, want, ref); err != nil {
-			return Outcome{}, err
+			return outcome{}, err
 		}
 		changed := "permissions"
 		switch {
@@ -63,7 +63,7 @@ func (s roleSyncer) Apply(ctx context.Context, obj *authv1alpha1.ComfyRole, ref 
 	}
 	grants, err := s.syncGrants(ctx, ref, name, "", obj.Spec.Models)
 	if err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	grants.apply(&out, &obj.Status.SyncStatus, &obj.Status.Models)
 	return out, nil

@@ -21,11 +21,11 @@ type userSyncer struct {
 // +kubebuilder:rbac:groups=auth.mss-login.dev,resources=comfyusers/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 
-func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref string) (Outcome, error) {
+func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref string) (outcome, error) {
 	name := u.Spec.Username
 	var claims authv1alpha1.ComfyUserList
 	if err := s.client.List(ctx, &claims, matchingField(indexUsernameKey, usernameKey(name))); err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	var row *store.User
 	found, err := s.store.UserByUsernameKey(ctx, name)
@@ -33,7 +33,7 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	case err == nil:
 		row = &found
 	case !errors.Is(err, store.ErrNotFound):
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	rowOwner := ""
 	if row != nil {
@@ -41,29 +41,29 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	}
 	gone, err := s.ownerGone(ctx, rowOwner)
 	if err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	dec := decideClaim(claimInputs{
 		What: "user " + name, MyRef: ref, RowExists: row != nil, RowOwnerRef: rowOwner, RowOwnerGone: gone,
 		Adopt: u.Spec.Adopt, WinnerRef: refOf(kindUser, oldestClaim(ptrs(claims.Items))),
 	})
 	if !dec.Allowed {
-		return Outcome{Reason: dec.Reason, Message: dec.Message}, nil
+		return outcome{Reason: dec.Reason, Message: dec.Message}, nil
 	}
 	if _, err := s.store.Role(ctx, u.Spec.Role); errors.Is(err, store.ErrNotFound) {
-		return Outcome{Reason: "RoleNotFound", Message: fmt.Sprintf(
+		return outcome{Reason: "RoleNotFound", Message: fmt.Sprintf(
 			"role %q does not exist in the database (built-in: admin, power, user, guest; others come from a ComfyRole); nothing was changed", u.Spec.Role)}, nil
 	} else if err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 
 	pw, err := s.password(ctx, u, row)
 	if err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	pwCond := pw.condition()
 	if row == nil && !pw.OK {
-		return Outcome{Reason: pw.Reason, Message: pw.Message, Conditions: []metav1.Condition{pwCond}}, nil
+		return outcome{Reason: pw.Reason, Message: pw.Message, Conditions: []metav1.Condition{pwCond}}, nil
 	}
 
 	plan := planUserRow(u.Spec, row, ref)
@@ -80,18 +80,18 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 		return s.ownerTaken(ctx, name, pwCond)
 	}
 	if err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	changed := plan.Changed
 	if pw.Hash != "" && plan.Create == nil {
 		if err := s.store.SetPasswordHash(ctx, row.ID, pw.Hash); err != nil {
-			return Outcome{}, err
+			return outcome{}, err
 		}
 		changed = append(changed, "password")
 		// Read back the time the database stamped, so a later change by someone else shows.
 		fresh, err := s.store.UserByID(ctx, row.ID)
 		if err != nil {
-			return Outcome{}, err
+			return outcome{}, err
 		}
 		row = &fresh
 	}
@@ -103,14 +103,14 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 			u.Status.PasswordChangedAt = &t
 		}
 	}
-	out := Outcome{Ready: pw.OK, Conditions: []metav1.Condition{pwCond}, Changed: changed, NewInput: pw.NewInput}
+	out := outcome{Ready: pw.OK, Conditions: []metav1.Condition{pwCond}, Changed: changed, NewInput: pw.NewInput}
 	grants, err := s.syncGrants(ctx, ref, "", row.ID, u.Spec.Models)
 	if err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	grants.apply(&out, &u.Status.SyncStatus, &u.Status.Models)
 	if dec.Adopting {
-		out.Events = append(out.Events, Event{Type: "Normal", Reason: "Adopted", Note: "user " + name + " existed unmanaged and is now owned by this resource"})
+		out.Events = append(out.Events, event{Type: "Normal", Reason: "Adopted", Note: "user " + name + " existed unmanaged and is now owned by this resource"})
 	}
 	if pw.OK {
 		out.Message = "user " + name + " is applied"
@@ -121,12 +121,12 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 }
 
 // ownerTaken reports a second owner. The row was not touched: the write is one transaction.
-func (s userSyncer) ownerTaken(ctx context.Context, name string, pwCond metav1.Condition) (Outcome, error) {
+func (s userSyncer) ownerTaken(ctx context.Context, name string, pwCond metav1.Condition) (outcome, error) {
 	holder := "another user"
 	if o, err := s.store.Owner(ctx); err == nil {
 		holder = "user " + o.Username
 	}
-	return Outcome{Reason: "OwnerTaken", Conditions: []metav1.Condition{pwCond}, Message: fmt.Sprintf(
+	return outcome{Reason: "OwnerTaken", Conditions: []metav1.Condition{pwCond}, Message: fmt.Sprintf(
 		"%s is already the owner and there is at most one; user %s was not changed", holder, name)}, nil
 }
 

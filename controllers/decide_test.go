@@ -232,13 +232,13 @@ func TestPlanMirror(t *testing.T) {
 func TestIsDrift(t *testing.T) {
 	for _, tc := range []struct {
 		inSync bool
-		out    Outcome
+		out    outcome
 		want   bool
 	}{
-		{true, Outcome{Changed: []string{"role"}}, true},
-		{false, Outcome{Changed: []string{"role"}}, false},
-		{true, Outcome{Changed: []string{"password"}, NewInput: true}, false},
-		{true, Outcome{}, false},
+		{true, outcome{Changed: []string{"role"}}, true},
+		{false, outcome{Changed: []string{"role"}}, false},
+		{true, outcome{Changed: []string{"password"}, NewInput: true}, false},
+		{true, outcome{}, false},
 	} {
 		if got := isDrift(tc.inSync, tc.out); got != tc.want {
 			t.Errorf("isDrift(%v, %+v) = %v", tc.inSync, tc.out, got)

@@ -71,5 +71,5 @@ func refOf[T client.Object](kind string, obj T) string {
 	if any(obj) == any(zero) {
 		return ""
 	}
-	return OwnerRef(kind, obj)
+	return ownerRef(kind, obj)
 }

@@ -1,9 +1,9 @@
 // Package controllers reconciles the mss-login resources with the users database.
 //
 // Every kind that owns rows (ComfyRole, ComfyUser, IPRule) goes through one generic path,
-// Reconciler[T] in sqlsync.go: finalizer, apply, status with conditions and
+// reconciler[T] in sqlsync.go: finalizer, apply, status with conditions and
 // observedGeneration, Events, a jittered resync that corrects drift, and retry with backoff
-// on errors. A kind only supplies a Syncer: how to apply a resource to the database and how
+// on errors. A kind only supplies a syncer: how to apply a resource to the database and how
 // to release its rows on deletion. Decisions (who owns a username, what to write, what a
 // deletion does) are pure functions in *_decide.go files with table tests.
 //

@@ -19,11 +19,11 @@ type ipRuleSyncer struct {
 // +kubebuilder:rbac:groups=auth.mss-login.dev,resources=iprules/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=auth.mss-login.dev,resources=iprules/finalizers,verbs=update
 
-func (s ipRuleSyncer) Apply(ctx context.Context, r *authv1alpha1.IPRule, ref string) (Outcome, error) {
+func (s ipRuleSyncer) Apply(ctx context.Context, r *authv1alpha1.IPRule, ref string) (outcome, error) {
 	now := s.now()
 	have, err := s.store.IPRulesOwnedBy(ctx, ref)
 	if err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	if ipRuleExpired(r.Spec, now) {
 		// Expired: the rows go, and the status says so. An IPRule created already expired
@@ -31,32 +31,32 @@ func (s ipRuleSyncer) Apply(ctx context.Context, r *authv1alpha1.IPRule, ref str
 		var changed []string
 		if len(have) > 0 {
 			if err := s.store.DeleteIPRulesOwnedBy(ctx, ref); err != nil {
-				return Outcome{}, err
+				return outcome{}, err
 			}
 			changed = []string{fmt.Sprintf("removed %d expired rules", len(have))}
 		}
 		firstTime := !r.Status.Expired
 		r.Status.Expired, r.Status.Rules = true, 0
-		return Outcome{Reason: "Expired", NewInput: firstTime, Changed: changed, Message: fmt.Sprintf(
+		return outcome{Reason: "Expired", NewInput: firstTime, Changed: changed, Message: fmt.Sprintf(
 			"expired at %s; its rules were removed from the database", r.Spec.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"))}, nil
 	}
 	want, err := desiredIPRules(r.Spec, ref)
 	if err != nil {
-		return Outcome{Reason: "InvalidCIDR", Message: err.Error() + "; nothing was changed"}, nil
+		return outcome{Reason: "InvalidCIDR", Message: err.Error() + "; nothing was changed"}, nil
 	}
 	add, remove := diffIPRules(want, have)
 	for _, w := range add {
 		if _, err := s.store.AddIPRule(ctx, w); err != nil {
-			return Outcome{}, err
+			return outcome{}, err
 		}
 	}
 	for _, id := range remove {
 		if err := s.store.DeleteIPRule(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return Outcome{}, err
+			return outcome{}, err
 		}
 	}
 	r.Status.Expired, r.Status.Rules = false, int32(len(want))
-	out := Outcome{Ready: true, Message: fmt.Sprintf("%d %s rules applied", len(want), r.Spec.Action)}
+	out := outcome{Ready: true, Message: fmt.Sprintf("%d %s rules applied", len(want), r.Spec.Action)}
 	if len(add) > 0 {
 		out.Changed = append(out.Changed, fmt.Sprintf("%d rules written", len(add)))
 	}

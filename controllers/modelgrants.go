@@ -74,7 +74,7 @@ func (d deps) syncGrants(ctx context.Context, ref, role, userID string, spec []a
 
 // apply puts the result into a resource's outcome and status: "models" among what changed,
 // the counts, the ModelsMatched condition (removed without spec.models), a recount soon.
-func (res grantsResult) apply(out *Outcome, st *authv1alpha1.SyncStatus, counts *[]authv1alpha1.ModelGrantStatus) {
+func (res grantsResult) apply(out *outcome, st *authv1alpha1.SyncStatus, counts *[]authv1alpha1.ModelGrantStatus) {
 	if res.Changed {
 		out.Changed = append(out.Changed, "models")
 	}

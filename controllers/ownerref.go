@@ -6,10 +6,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// OwnerRef is the value of the owner_ref column for rows a resource owns:
+// ownerRef is the value of the owner_ref column for rows a resource owns:
 // "<Kind>/<namespace>/<name>". The API limits metadata.name to 63 characters so the value fits
 // the 191-character column.
-func OwnerRef(kind string, obj client.Object) string {
+func ownerRef(kind string, obj client.Object) string {
 	return kind + "/" + obj.GetNamespace() + "/" + obj.GetName()
 }
 

@@ -106,7 +106,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, st *store.Store, o Options) er
 	// start of a deletion do.
 	specChanged := builder.WithPredicates(predicates.SpecOrDeletion)
 
-	roles := &Reconciler[*authv1alpha1.ComfyRole]{
+	roles := &reconciler[*authv1alpha1.ComfyRole]{
 		Client: mgr.GetClient(), Kind: kindRole, New: func() *authv1alpha1.ComfyRole { return &authv1alpha1.ComfyRole{} },
 		Syncer: roleSyncer{d}, Ready: o.DatabaseReady, Recorder: mgr.GetEventRecorder("mss-login-comfyrole"), Resync: o.Resync, Metrics: o.Metrics,
 	}
@@ -117,7 +117,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, st *store.Store, o Options) er
 		return err
 	}
 
-	users := &Reconciler[*authv1alpha1.ComfyUser]{
+	users := &reconciler[*authv1alpha1.ComfyUser]{
 		Client: mgr.GetClient(), Kind: kindUser, New: func() *authv1alpha1.ComfyUser { return &authv1alpha1.ComfyUser{} },
 		Syncer: userSyncer{d}, Ready: o.DatabaseReady, Recorder: mgr.GetEventRecorder("mss-login-comfyuser"), Resync: o.Resync, Metrics: o.Metrics,
 	}
@@ -132,7 +132,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, st *store.Store, o Options) er
 		return err
 	}
 
-	rules := &Reconciler[*authv1alpha1.IPRule]{
+	rules := &reconciler[*authv1alpha1.IPRule]{
 		Client: mgr.GetClient(), Kind: kindIPRule, New: func() *authv1alpha1.IPRule { return &authv1alpha1.IPRule{} },
 		Syncer: ipRuleSyncer{d}, Ready: o.DatabaseReady, Recorder: mgr.GetEventRecorder("mss-login-iprule"), Resync: o.Resync, Metrics: o.Metrics,
 	}

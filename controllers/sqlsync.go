@@ -22,8 +22,8 @@ import (
 	"github.com/mss-login/mss-login/internal/conditions"
 )
 
-// RowsFinalizer keeps a resource until its rows in the users database are released.
-const RowsFinalizer = "auth.mss-login.dev/database-rows"
+// rowsFinalizer keeps a resource until its rows in the users database are released.
+const rowsFinalizer = "auth.mss-login.dev/database-rows"
 
 // Object is a resource that owns rows in the users database.
 type Object interface {
@@ -31,8 +31,8 @@ type Object interface {
 	GetSyncStatus() *authv1alpha1.SyncStatus
 }
 
-// Outcome is what a Syncer reports after applying a resource.
-type Outcome struct {
+// outcome is what a syncer reports after applying a resource.
+type outcome struct {
 	// Ready is true when the database matches the resource.
 	Ready bool
 	// Reason and Message of the Ready condition (CamelCase reason, human message). The
@@ -47,33 +47,33 @@ type Outcome struct {
 	// Secret version, an expiry): writes are then not drift.
 	NewInput bool
 	// Events to record besides the ones the generic path records.
-	Events []Event
+	Events []event
 	// RequeueAfter asks for the next check earlier than the resync (e.g. at an expiry).
 	RequeueAfter time.Duration
 }
 
-// Event is a Kubernetes Event about the resource.
-type Event struct {
+// event is a Kubernetes Event about the resource.
+type event struct {
 	Type, Reason, Note string
 }
 
-// Syncer applies one kind to the database. Apply and Release must be idempotent: they run
+// syncer applies one kind to the database. Apply and Release must be idempotent: they run
 // again after any failure and after a manager restart.
-type Syncer[T Object] interface {
+type syncer[T Object] interface {
 	// Apply makes the database match obj. It returns an error only for failures worth a
 	// retry with backoff (the database is unreachable); a refusal (conflict, missing role)
-	// is an Outcome that is not Ready.
-	Apply(ctx context.Context, obj T, ownerRef string) (Outcome, error)
+	// is an outcome that is not Ready.
+	Apply(ctx context.Context, obj T, ownerRef string) (outcome, error)
 	// Release handles obj's rows when obj is deleted. Rows already gone are not an error.
 	Release(ctx context.Context, obj T, ownerRef string) error
 }
 
-// Reconciler is the one generic path for every kind that owns rows in the users database.
-type Reconciler[T Object] struct {
+// reconciler is the one generic path for every kind that owns rows in the users database.
+type reconciler[T Object] struct {
 	Client   client.Client
 	Kind     string // "ComfyUser", … — also the prefix of the owner_ref values
 	New      func() T
-	Syncer   Syncer[T]
+	Syncer   syncer[T]
 	Recorder events.EventRecorder
 	Resync   time.Duration // drift check interval; jittered by up to +20 %
 	Metrics  *Metrics
@@ -83,16 +83,16 @@ type Reconciler[T Object] struct {
 }
 
 // Reconcile: finalize if deleting → ensure the finalizer → apply → patch status → requeue.
-func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj := r.New()
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	ref := OwnerRef(r.Kind, obj)
+	ref := ownerRef(r.Kind, obj)
 	if !obj.GetDeletionTimestamp().IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, obj, ref)
 	}
-	if controllerutil.AddFinalizer(obj, RowsFinalizer) {
+	if controllerutil.AddFinalizer(obj, rowsFinalizer) {
 		// The finalizer is in place before the first row is written, so no row can outlive
 		// its resource unnoticed.
 		if err := r.Client.Update(ctx, obj); err != nil {
@@ -110,7 +110,7 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	// In sync before this run: Ready at this very generation. Writes needed now, without a
 	// new input, mean someone changed the rows behind the operator's back.
 	wasInSync := prev != nil && prev.Status == metav1.ConditionTrue && obj.GetSyncStatus().ObservedGeneration == obj.GetGeneration()
-	var out Outcome
+	var out outcome
 	var applyErr error
 	if r.Ready != nil {
 		applyErr = r.Ready()
@@ -120,7 +120,7 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 	if applyErr != nil {
 		r.Metrics.errors.WithLabelValues(r.Kind).Inc()
-		out = Outcome{Reason: "DatabaseUnavailable", Message: fmt.Sprintf("not applied, retrying: %v", applyErr)}
+		out = outcome{Reason: "DatabaseUnavailable", Message: fmt.Sprintf("not applied, retrying: %v", applyErr)}
 		log.FromContext(ctx).Error(applyErr, "apply failed, retrying with backoff")
 	}
 	st := obj.GetSyncStatus()
@@ -145,8 +145,8 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 // finalize releases the rows and then the finalizer. A failure is reported in status and
 // retried with backoff; it never blocks forever, because Release treats rows that are
 // already gone as released.
-func (r *Reconciler[T]) finalize(ctx context.Context, obj T, ref string) error {
-	if !controllerutil.ContainsFinalizer(obj, RowsFinalizer) {
+func (r *reconciler[T]) finalize(ctx context.Context, obj T, ref string) error {
+	if !controllerutil.ContainsFinalizer(obj, rowsFinalizer) {
 		return nil
 	}
 	if err := r.Syncer.Release(ctx, obj, ref); err != nil {
@@ -161,7 +161,7 @@ func (r *Reconciler[T]) finalize(ctx context.Context, obj T, ref string) error {
 		return err
 	}
 	patch := client.MergeFrom(obj.DeepCopyObject().(T))
-	controllerutil.RemoveFinalizer(obj, RowsFinalizer)
+	controllerutil.RemoveFinalizer(obj, rowsFinalizer)
 	if err := r.Client.Patch(ctx, obj, patch); err != nil {
 		return client.IgnoreNotFound(err)
 	}
@@ -171,7 +171,7 @@ func (r *Reconciler[T]) finalize(ctx context.Context, obj T, ref string) error {
 
 // patchStatus patches the status when anything changed; the whole object is compared because
 // the kinds keep fields of their own beside SyncStatus (roleName, rules, userID, …).
-func (r *Reconciler[T]) patchStatus(ctx context.Context, before, after T) error {
+func (r *reconciler[T]) patchStatus(ctx context.Context, before, after T) error {
 	if equality.Semantic.DeepEqual(before, after) {
 		return nil
 	}
@@ -180,7 +180,7 @@ func (r *Reconciler[T]) patchStatus(ctx context.Context, before, after T) error 
 
 // record emits the Events a person should notice: writes, drift corrections, and a change
 // of the reason a resource is not applied (not on every retry, so Events do not pile up).
-func (r *Reconciler[T]) record(obj T, prev *metav1.Condition, out Outcome, drift bool) {
+func (r *reconciler[T]) record(obj T, prev *metav1.Condition, out outcome, drift bool) {
 	switch {
 	case drift:
 		r.Metrics.drift.WithLabelValues(r.Kind).Inc()
@@ -202,13 +202,13 @@ func (r *Reconciler[T]) record(obj T, prev *metav1.Condition, out Outcome, drift
 
 // isDrift: rows had to be written although the resource was in sync at this generation and
 // nothing else it depends on moved.
-func isDrift(wasInSync bool, out Outcome) bool {
+func isDrift(wasInSync bool, out outcome) bool {
 	return wasInSync && len(out.Changed) > 0 && !out.NewInput
 }
 
 // next is the time to the next drift check: the resync with up to 20 % jitter, so that a
 // thousand resources created together do not all resync in the same second.
-func (r *Reconciler[T]) next(earlier time.Duration) time.Duration {
+func (r *reconciler[T]) next(earlier time.Duration) time.Duration {
 	d := wait.Jitter(r.Resync, 0.2)
 	if earlier > 0 && earlier < d {
 		return earlier
