@@ -23,11 +23,11 @@ func (s roleSyncer) Apply(ctx context.Context, obj *authv1alpha1.ComfyRole, ref 
 	obj.Status.RoleName = name
 	obj.Status.Builtin = roles.IsBuiltin(name)
 
-	var claims authv1alpha1.ComfyRoleList
-	if err := s.client.List(ctx, &claims, matchingField(indexRoleName, name)); err != nil {
+	var rivals authv1alpha1.ComfyRoleList
+	if err := s.client.List(ctx, &rivals, matchingField(indexRoleName, name)); err != nil {
 		return outcome{}, err
 	}
-	winner := oldestClaim(ptrs(claims.Items))
+	winner := winnerOf(ptrs(rivals.Items))
 	row, err := s.store.Role(ctx, name)
 	exists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -37,7 +37,7 @@ func (s roleSyncer) Apply(ctx context.Context, obj *authv1alpha1.ComfyRole, ref 
 	if err != nil {
 		return outcome{}, err
 	}
-	dec := decideClaim(claimInputs{
+	dec := decideOwnership(ownershipInputs{
 		What: "role " + name, MyRef: ref, RowExists: exists, RowOwnerRef: row.OwnerRef, RowOwnerGone: gone,
 		Adopt: obj.Spec.Adopt, FreeToTake: row.Builtin, WinnerRef: refOf(kindRole, winner),
 	})

@@ -23,8 +23,8 @@ type userSyncer struct {
 
 func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref string) (outcome, error) {
 	name := u.Spec.Username
-	var claims authv1alpha1.ComfyUserList
-	if err := s.client.List(ctx, &claims, matchingField(indexUsernameKey, usernameKey(name))); err != nil {
+	var rivals authv1alpha1.ComfyUserList
+	if err := s.client.List(ctx, &rivals, matchingField(indexUsernameKey, usernameKey(name))); err != nil {
 		return outcome{}, err
 	}
 	var row *store.User
@@ -43,9 +43,9 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	if err != nil {
 		return outcome{}, err
 	}
-	dec := decideClaim(claimInputs{
+	dec := decideOwnership(ownershipInputs{
 		What: "user " + name, MyRef: ref, RowExists: row != nil, RowOwnerRef: rowOwner, RowOwnerGone: gone,
-		Adopt: u.Spec.Adopt, WinnerRef: refOf(kindUser, oldestClaim(ptrs(claims.Items))),
+		Adopt: u.Spec.Adopt, WinnerRef: refOf(kindUser, winnerOf(ptrs(rivals.Items))),
 	})
 	if !dec.Allowed {
 		return outcome{Reason: dec.Reason, Message: dec.Message}, nil

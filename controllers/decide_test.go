@@ -14,29 +14,29 @@ import (
 	"github.com/mss-login/mss-login/internal/store"
 )
 
-func TestDecideClaim(t *testing.T) {
+func TestDecideOwnership(t *testing.T) {
 	const me, other = "ComfyUser/a/me", "ComfyUser/a/other"
 	for _, tc := range []struct {
 		name    string
-		in      claimInputs
+		in      ownershipInputs
 		allowed bool
 		adopt   bool
 		reason  string
 	}{
-		{"no row, no rival", claimInputs{MyRef: me, WinnerRef: me}, true, false, ""},
-		{"no row, older rival", claimInputs{MyRef: me, WinnerRef: other}, false, false, "Conflict"},
-		{"my row", claimInputs{MyRef: me, RowExists: true, RowOwnerRef: me, WinnerRef: other}, true, false, ""},
-		{"row of a live other", claimInputs{MyRef: me, RowExists: true, RowOwnerRef: other, WinnerRef: me}, false, false, "OwnedByOther"},
-		{"row of a gone other, no adopt", claimInputs{MyRef: me, RowExists: true, RowOwnerRef: other, RowOwnerGone: true, WinnerRef: me}, false, false, "NotAdopted"},
-		{"row of a gone other, adopt", claimInputs{MyRef: me, RowExists: true, RowOwnerRef: other, RowOwnerGone: true, Adopt: true, WinnerRef: me}, true, true, ""},
-		{"unowned row, no adopt", claimInputs{MyRef: me, RowExists: true, WinnerRef: me}, false, false, "NotAdopted"},
-		{"unowned row, adopt", claimInputs{MyRef: me, RowExists: true, Adopt: true, WinnerRef: me}, true, true, ""},
-		{"unowned row, adopt, but younger", claimInputs{MyRef: me, RowExists: true, Adopt: true, WinnerRef: other}, false, false, "Conflict"},
-		{"built-in role", claimInputs{MyRef: me, RowExists: true, FreeToTake: true, WinnerRef: me}, true, false, ""},
+		{"no row, no rival", ownershipInputs{MyRef: me, WinnerRef: me}, true, false, ""},
+		{"no row, older rival", ownershipInputs{MyRef: me, WinnerRef: other}, false, false, "Conflict"},
+		{"my row", ownershipInputs{MyRef: me, RowExists: true, RowOwnerRef: me, WinnerRef: other}, true, false, ""},
+		{"row of a live other", ownershipInputs{MyRef: me, RowExists: true, RowOwnerRef: other, WinnerRef: me}, false, false, "OwnedByOther"},
+		{"row of a gone other, no adopt", ownershipInputs{MyRef: me, RowExists: true, RowOwnerRef: other, RowOwnerGone: true, WinnerRef: me}, false, false, "NotAdopted"},
+		{"row of a gone other, adopt", ownershipInputs{MyRef: me, RowExists: true, RowOwnerRef: other, RowOwnerGone: true, Adopt: true, WinnerRef: me}, true, true, ""},
+		{"unowned row, no adopt", ownershipInputs{MyRef: me, RowExists: true, WinnerRef: me}, false, false, "NotAdopted"},
+		{"unowned row, adopt", ownershipInputs{MyRef: me, RowExists: true, Adopt: true, WinnerRef: me}, true, true, ""},
+		{"unowned row, adopt, but younger", ownershipInputs{MyRef: me, RowExists: true, Adopt: true, WinnerRef: other}, false, false, "Conflict"},
+		{"built-in role", ownershipInputs{MyRef: me, RowExists: true, FreeToTake: true, WinnerRef: me}, true, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.in.What = "user x"
-			d := decideClaim(tc.in)
+			d := decideOwnership(tc.in)
 			if d.Allowed != tc.allowed || d.Adopting != tc.adopt || d.Reason != tc.reason {
 				t.Fatalf("got %+v", d)
 			}
@@ -47,18 +47,18 @@ func TestDecideClaim(t *testing.T) {
 	}
 }
 
-func TestOldestClaim(t *testing.T) {
+func TestWinnerOf(t *testing.T) {
 	mk := func(ns, name string, sec int64) *authv1alpha1.ComfyUser {
 		u := &authv1alpha1.ComfyUser{}
 		u.Namespace, u.Name, u.CreationTimestamp = ns, name, metav1.NewTime(time.Unix(sec, 0))
 		return u
 	}
-	got := oldestClaim([]*authv1alpha1.ComfyUser{mk("b", "x", 10), mk("a", "z", 5), mk("a", "y", 5)})
+	got := winnerOf([]*authv1alpha1.ComfyUser{mk("b", "x", 10), mk("a", "z", 5), mk("a", "y", 5)})
 	if got.Name != "y" {
 		t.Fatalf("oldest = %s, want y (older, then by namespace/name)", got.Name)
 	}
-	if refOf(kindUser, oldestClaim([]*authv1alpha1.ComfyUser{})) != "" {
-		t.Fatal("no claims must give no winner")
+	if refOf(kindUser, winnerOf([]*authv1alpha1.ComfyUser{})) != "" {
+		t.Fatal("no rivals must give no winner")
 	}
 }
 

@@ -26,7 +26,7 @@ func mapTo(c client.Client, related func(context.Context, client.Client, client.
 	})
 }
 
-// usersWithSameUsername: when a ComfyUser comes or goes, the others claiming its username
+// usersWithSameUsername: when a ComfyUser comes or goes, the others wanting its username
 // may now win (or lose) the username.
 func usersWithSameUsername(ctx context.Context, c client.Client, o client.Object) []types.NamespacedName {
 	u := o.(*authv1alpha1.ComfyUser)
