@@ -19,6 +19,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 	"github.com/mss-login/mss-login/authserver/policy"
 	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/crypt"
+	"github.com/mss-login/mss-login/internal/listen"
 	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -137,14 +139,24 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 // Run serves the proxy on listen_address and /metrics on metrics_address until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
-	main := &http.Server{Addr: s.cfg.ListenAddress, Handler: s, ReadHeaderTimeout: 10 * time.Second,
+	// Both sockets first: a taken port fails the start with a message naming its key and file.
+	mainL, err := s.open("listen_address", s.cfg.ListenAddress)
+	if err != nil {
+		return err
+	}
+	metricsL, err := s.open("metrics_address", s.cfg.MetricsAddress)
+	if err != nil {
+		_ = mainL.Close()
+		return err
+	}
+	main := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
-	metricsSrv := &http.Server{Addr: s.cfg.MetricsAddress, Handler: s.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	metricsSrv := &http.Server{Handler: s.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.Background(ctx)
 	errc := make(chan error, 2)
-	go func() { errc <- main.ListenAndServe() }()
-	go func() { errc <- metricsSrv.ListenAndServe() }()
-	s.log.Info("auth server listening", "address", s.cfg.ListenAddress, "metrics", s.cfg.MetricsAddress,
+	go func() { errc <- main.Serve(mainL) }()
+	go func() { errc <- metricsSrv.Serve(metricsL) }()
+	s.log.Info("auth server listening", "address", mainL.Addr().String(), "metrics", metricsL.Addr().String(),
 		"upstream", s.upstream.Redacted())
 	select {
 	case <-ctx.Done():
@@ -157,6 +169,15 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	_ = metricsSrv.Shutdown(shutdown)
 	return main.Shutdown(shutdown)
+}
+
+// open listens on the address of a configuration key.
+func (s *Server) open(key, addr string) (net.Listener, error) {
+	file := s.cfg.File
+	if file == "" {
+		file = filepath.Join(s.cfg.DataDir, "config.json")
+	}
+	return listen.Open(addr, listen.Setting{Key: key, Source: s.cfg.Source(key), File: file})
 }
 
 // Background keeps the cache fresh and re-checks open WebSockets until ctx ends.

@@ -25,6 +25,10 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/mss-login/mss-login/internal/config"
+	"github.com/mss-login/mss-login/internal/listen"
+	"github.com/mss-login/mss-login/internal/progress"
 )
 
 // devFlags are the flags of `mss-login dev`.
@@ -63,6 +67,7 @@ func envOr(name, def string) string {
 }
 
 func runDev(ctx context.Context, g *globals, f devFlags) error {
+	steps := &progress.Steps{W: g.stderr, Total: 6, Start: progress.Start(time.Now()), Prefix: "mss-login dev"}
 	dataDir, err := filepath.Abs(f.dataDir)
 	if err != nil {
 		return err
@@ -73,12 +78,23 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 	if err := devEnvironment(dataDir); err != nil {
 		return err
 	}
+	cfg, err := g.load()
+	if err != nil {
+		return err
+	}
+	steps.Next("%s; data in %s", configNote(cfg), dataDir)
+	if err := devPorts(cfg, steps); err != nil {
+		return err
+	}
+	if err := devDatabase(cfg, steps); err != nil {
+		return err
+	}
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(f.assets, b)); err != nil {
-			return fmt.Errorf("%s not found in %s: run hack/control-plane.sh (make run does; about 5 minutes the first time)", b, f.assets)
+			return fmt.Errorf("%s not found in %s: run hack/control-plane.sh (make run does)", b, f.assets)
 		}
 	}
-	fmt.Fprintln(g.stderr, "starting kube-apiserver and etcd from", f.assets)
+	steps.Next("starting kube-apiserver and etcd from %s, installing the CRDs", f.assets)
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: f.assets,
 		CRDDirectoryPaths:     []string{f.crds},
@@ -105,6 +121,7 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 		return err
 	}
 	// The samples are applied once: what the user changed or deleted stays as they left it.
+	steps.Next("applying %s into the namespace default (each object once, see %s)", f.samples, filepath.Join(dataDir, ".samples-applied"))
 	applied := newAppliedOnce(filepath.Join(dataDir, ".samples-applied"))
 	if err := applyDir(ctx, cl, f.samples, applied); err != nil {
 		return err
@@ -115,16 +132,15 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 	if err := applied.save(); err != nil {
 		return err
 	}
+	steps.Printf("%d applied now, %d applied by an earlier run and left as they are", applied.fresh, len(applied.keys)-applied.fresh)
 
 	s3, webhookURL, err := devS3(ctx, cl, dataDir)
 	if err != nil {
 		return err
 	}
+	steps.Next("S3Mount pod webhook on %s", webhookURL)
 
-	cfg, err := g.load()
-	if err != nil {
-		return err
-	}
+	steps.Next("starting the manager and the auth server (database %s)", cfg.SQLitePath())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)
@@ -140,7 +156,9 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 		return runAuthserver(ctx, cfg, slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	})
 	go func() {
+		steps.Next("waiting for the sample owner to be Ready")
 		if user, pw := waitForOwner(ctx, cl); ctx.Err() == nil {
+			steps.Printf("ready")
 			printDevBanner(g, cfg.ListenAddress, cfg.UpstreamURL, dataDir, cfg.SQLitePath(), kubeconfig, f.assets, user, pw, webhookURL)
 		}
 	}()
@@ -151,6 +169,58 @@ func runDev(ctx context.Context, g *globals, f devFlags) error {
 		}
 	}
 	return first
+}
+
+// configNote says which configuration file the run uses, or where one would go.
+func configNote(cfg *config.Config) string {
+	if _, err := os.Stat(cfg.File); err == nil {
+		return "configuration from " + cfg.File
+	}
+	return "no " + cfg.File + ": the embedded defaults"
+}
+
+// devPorts checks listen_address before anything starts, so that a taken port is reported in a
+// second with its key, file and holder, not after the control plane; and moves metrics_address,
+// which only this run uses, to a free loopback port unless the user set it.
+func devPorts(cfg *config.Config, steps *progress.Steps) error {
+	l, err := listen.Open(cfg.ListenAddress, listen.Setting{Key: "listen_address", Source: cfg.Source("listen_address"), File: cfg.File})
+	if err != nil {
+		return err
+	}
+	_ = l.Close()
+	note := ""
+	if cfg.Source("metrics_address") == "config.defaults.json" {
+		cfg.MetricsAddress = "127.0.0.1:0"
+		note = "; metrics on a free loopback port (metrics_address fixes one)"
+	}
+	steps.Printf("listen_address %s is free%s", cfg.ListenAddress, note)
+	return nil
+}
+
+// devDatabase keeps the SQLite file at DATA_DIR/mss_login_data.db unless the user set
+// users_db.sqlite_path: the original's default, data/mss_login_data.db, would put it in
+// ./data/data. A database an earlier run left there is moved (with its -wal and -shm files).
+func devDatabase(cfg *config.Config, steps *progress.Steps) error {
+	if cfg.Source("users_db.sqlite_path") != "config.defaults.json" {
+		return nil
+	}
+	old := cfg.SQLitePath()
+	cfg.UsersDB.SQLitePath = "mss_login_data.db"
+	now := cfg.SQLitePath()
+	if _, err := os.Stat(now); err == nil {
+		return nil
+	}
+	if _, err := os.Stat(old); err != nil {
+		return nil
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Rename(old+suffix, now+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("moving the database of an earlier run to %s: %w", now, err)
+		}
+	}
+	_ = os.Remove(filepath.Dir(old)) // only when empty
+	steps.Printf("moved the database of an earlier run from %s to %s", old, now)
+	return nil
 }
 
 // devEnvironment points the configuration at dataDir and provides a development SECRET_KEY,
@@ -316,17 +386,18 @@ mss-login dev is running (Ctrl-C stops everything)
   KUBECONFIG=%s %s get mss-login
   KUBECONFIG=%s %s get lockouts
   break-glass on this database (another terminal):
-  MSS_LOGIN_DATA_DIR=%s SECRET_KEY="$(cat %s)" bin/mss-login admin users list
+  MSS_LOGIN_DATA_DIR=%s USERS_DB_SQLITE_PATH=%s SECRET_KEY="$(cat %s)" bin/mss-login admin users list
 
-`, port, owner, upstream, dataDir, database, webhook, kubeconfig, kubectl, kubeconfig, kubectl, dataDir, filepath.Join(dataDir, ".dev-secret-key"))
+`, port, owner, upstream, dataDir, database, webhook, kubeconfig, kubectl, kubeconfig, kubectl, dataDir, database, filepath.Join(dataDir, ".dev-secret-key"))
 }
 
 // appliedOnce remembers, in a file of the data directory, which sample objects were applied,
 // so that a later run applies only new ones: a sample the user changed (alice's password) or
 // deleted (an IP rule) is not put back. Deleting the file applies them all again.
 type appliedOnce struct {
-	path string
-	keys map[string]bool
+	path  string
+	keys  map[string]bool
+	fresh int // applied by this run
 }
 
 func newAppliedOnce(path string) *appliedOnce {
@@ -344,8 +415,9 @@ func newAppliedOnce(path string) *appliedOnce {
 func (a *appliedOnce) has(key string) bool { return a != nil && a.keys[key] }
 
 func (a *appliedOnce) add(key string) {
-	if a != nil {
+	if a != nil && !a.keys[key] {
 		a.keys[key] = true
+		a.fresh++
 	}
 }
 

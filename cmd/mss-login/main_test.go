@@ -182,11 +182,13 @@ func TestDevBannerBreakGlassLine(t *testing.T) {
 	if err := devEnvironment(dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, errOut, err := run(t, "admin", "migrate"); err != nil { // the dev auth server would create it
+	// The dev auth server would create it, where dev puts it.
+	t.Setenv("USERS_DB_SQLITE_PATH", "mss_login_data.db")
+	if _, errOut, err := run(t, "admin", "migrate"); err != nil {
 		t.Fatal(err, errOut)
 	}
 	var out bytes.Buffer
-	printDevBanner(&globals{stdout: &out}, "127.0.0.1:8080", "http://127.0.0.1:8188", dir, filepath.Join(dir, "data", "mss_login_data.db"),
+	printDevBanner(&globals{stdout: &out}, "127.0.0.1:8080", "http://127.0.0.1:8188", dir, filepath.Join(dir, "mss_login_data.db"),
 		"kubeconfig", "assets", "owner", "pw", "webhook")
 	var line string
 	for _, l := range strings.Split(out.String(), "\n") {
@@ -194,10 +196,11 @@ func TestDevBannerBreakGlassLine(t *testing.T) {
 			line = strings.TrimSpace(l)
 		}
 	}
-	var dataDir, keyFile string
-	if _, err := fmt.Sscanf(line, `MSS_LOGIN_DATA_DIR=%s SECRET_KEY="$(cat %s`, &dataDir, &keyFile); err != nil || dataDir != dir {
+	var dataDir, database, keyFile string
+	if _, err := fmt.Sscanf(line, `MSS_LOGIN_DATA_DIR=%s USERS_DB_SQLITE_PATH=%s SECRET_KEY="$(cat %s`, &dataDir, &database, &keyFile); err != nil || dataDir != dir {
 		t.Fatalf("the banner's break-glass line: %q (%v)", line, err)
 	}
+	t.Setenv("USERS_DB_SQLITE_PATH", database)
 	key, err := os.ReadFile(strings.TrimSuffix(keyFile, `)"`))
 	if err != nil {
 		t.Fatal(err)

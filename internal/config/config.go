@@ -64,6 +64,9 @@ type Config struct {
 
 	// DataDir is the absolute data directory: $MSS_LOGIN_DATA_DIR, else ~/.comfyui-mss-login.
 	DataDir string `json:"-"`
+	// File is the config file that was read; when none was, the one a user would create
+	// ($MSS_LOGIN_DATA_DIR/config.json, or --config). Messages say to change a key there.
+	File string `json:"-"`
 	// SecretKey is the value of the variable named by secret_key_env (SECRET_KEY by default).
 	SecretKey Secret `json:"-"`
 	// DatabasePassword is USERS_DB_PASSWORD, else POSTGRES_PASSWORD or MYSQL_PASSWORD by backend.
@@ -74,6 +77,8 @@ type Config struct {
 	S3SecretAccessKey Secret `json:"-"`
 	// ReleaseToken comes from the variable named by auto_update.token_env.
 	ReleaseToken Secret `json:"-"`
+
+	sources map[string]string // dotted key → where its value came from (Source)
 }
 
 // UsersDB is users_db: which database holds users, sessions, tokens and lockouts.
@@ -216,7 +221,7 @@ func Load(opts LoadOptions) (*Config, *Report, error) {
 		path = filepath.Join(dir, "config.json")
 		data, err := readFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return LoadBytes(nil, "", env)
+			return withFile(path)(LoadBytes(nil, "", env))
 		}
 		if err != nil {
 			return nil, &Report{}, err
@@ -225,7 +230,7 @@ func Load(opts LoadOptions) (*Config, *Report, error) {
 	}
 	data, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !opts.RequireFile {
-		cfg, rep, err := LoadBytes(nil, "", env)
+		cfg, rep, err := withFile(path)(LoadBytes(nil, "", env))
 		rep.Warnings = append([]string{fmt.Sprintf("config file %s does not exist; using the defaults and the environment", path)}, rep.Warnings...)
 		return cfg, rep, err
 	}
@@ -233,6 +238,25 @@ func Load(opts LoadOptions) (*Config, *Report, error) {
 		return nil, &Report{}, err
 	}
 	return LoadBytes(data, path, env)
+}
+
+// withFile records path as the file to create when loading found none there.
+func withFile(path string) func(*Config, *Report, error) (*Config, *Report, error) {
+	return func(c *Config, r *Report, err error) (*Config, *Report, error) {
+		if c != nil {
+			c.File = path
+		}
+		return c, r, err
+	}
+}
+
+// Source says where the value of a dotted key came from: "config.defaults.json", the config
+// file's name, or "environment NAME".
+func (c *Config) Source(key string) string {
+	if s, ok := c.sources[key]; ok {
+		return s
+	}
+	return defaultsSource
 }
 
 // readFile reads at most maxFileSize bytes of a config file.
@@ -275,6 +299,10 @@ func LoadBytes(file []byte, name string, env func(string) (string, bool)) (*Conf
 	sort.Strings(l.report.Ignored)
 	if len(l.errs) > 0 {
 		return nil, l.report, errors.Join(l.errs...)
+	}
+	cfg.sources = l.sources
+	if file != nil {
+		cfg.File = name
 	}
 	return cfg, l.report, nil
 }
