@@ -33,27 +33,16 @@ func (s *Store) BanIP(ctx context.Context, addr netip.Addr, at, until time.Time,
 	}
 	p := netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen()).String()
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, s.d.insertIgnore(
+		// A ban that exists is renewed only if it has expired, so a live ban is created once.
+		c, err := s.createOrRenew(ctx, tx, "ban", s.d.insertIgnore(
 			`INSERT INTO ip_rules (cidr, action, source, owner_ref, reason, created_at, expires_at) VALUES (?, ?, ?, '', ?, ?, ?)`,
 			"source, owner_ref, action, cidr"),
-			p, Deny, SourceAutomatic, truncate(reason, 255), at.UnixMilli(), ms(until))
-		if err != nil {
-			return s.wrap("ban", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			created = true
-			return nil
-		}
-		// A ban exists: renew it only if it has expired, so a live ban is created once.
-		res, err = s.exec(ctx, tx, `UPDATE ip_rules SET reason = ?, created_at = ?, expires_at = ?
+			[]any{p, Deny, SourceAutomatic, truncate(reason, 255), at.UnixMilli(), ms(until)},
+			`UPDATE ip_rules SET reason = ?, created_at = ?, expires_at = ?
 			WHERE source = ? AND owner_ref = '' AND action = ? AND cidr = ? AND expires_at IS NOT NULL AND expires_at <= ?`,
 			truncate(reason, 255), at.UnixMilli(), ms(until), SourceAutomatic, Deny, p, at.UnixMilli())
-		if err != nil {
-			return s.wrap("ban", err)
-		}
-		n, _ := res.RowsAffected()
-		created = n == 1
-		return nil
+		created = c
+		return err
 	}, TopicIPRules)
 	return created, err
 }

@@ -33,7 +33,7 @@ func (s *Store) CreateChallenge(ctx context.Context, c Challenge) error {
 
 const challengeColumns = `id, user_id, purpose, created_at, expires_at, consumed_at`
 
-func scanChallenge(sc interface{ Scan(...any) error }) (Challenge, error) {
+func scanChallenge(sc scanner) (Challenge, error) {
 	var c Challenge
 	var cr, ex, co sql.NullInt64
 	if err := sc.Scan(&c.ID, &c.UserID, &c.Purpose, &cr, &ex, &co); err != nil {

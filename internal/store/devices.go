@@ -21,25 +21,14 @@ func (s *Store) LockDevice(ctx context.Context, deviceID string, at, until time.
 		return false, errors.New("lock device: the device id must be 1 to 191 characters")
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, s.d.insertIgnore(
+		c, err := s.createOrRenew(ctx, tx, "lock device", s.d.insertIgnore(
 			`INSERT INTO locked_devices (device_id, reason, created_at, expires_at) VALUES (?, ?, ?, ?)`, "device_id"),
-			deviceID, truncate(reason, 255), at.UnixMilli(), ms(until))
-		if err != nil {
-			return s.wrap("lock device", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			created = true
-			return nil
-		}
-		res, err = s.exec(ctx, tx, `UPDATE locked_devices SET reason = ?, created_at = ?, expires_at = ?
+			[]any{deviceID, truncate(reason, 255), at.UnixMilli(), ms(until)},
+			`UPDATE locked_devices SET reason = ?, created_at = ?, expires_at = ?
 			WHERE device_id = ? AND expires_at IS NOT NULL AND expires_at <= ?`,
 			truncate(reason, 255), at.UnixMilli(), ms(until), deviceID, at.UnixMilli())
-		if err != nil {
-			return s.wrap("lock device", err)
-		}
-		n, _ := res.RowsAffected()
-		created = n == 1
-		return nil
+		created = c
+		return err
 	}, TopicDevices)
 	return created, err
 }
@@ -47,34 +36,18 @@ func (s *Store) LockDevice(ctx context.Context, deviceID string, at, until time.
 // UnlockDevice lifts a device lock.
 func (s *Store) UnlockDevice(ctx context.Context, deviceID string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `DELETE FROM locked_devices WHERE device_id = ?`, deviceID)
-		if err != nil {
-			return s.wrap("unlock device", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return s.execOne(ctx, tx, "unlock device", `DELETE FROM locked_devices WHERE device_id = ?`, deviceID)
 	}, TopicDevices)
 }
 
 // LockedDevices returns the device locks active at t.
 func (s *Store) LockedDevices(ctx context.Context, t time.Time) ([]LockedDevice, error) {
-	rows, err := s.query(ctx, s.db, `SELECT device_id, reason, created_at, expires_at FROM locked_devices
-		WHERE expires_at IS NULL OR expires_at > ? ORDER BY device_id`, t.UnixMilli())
-	if err != nil {
-		return nil, s.wrap("list locked devices", err)
-	}
-	defer rows.Close()
-	var out []LockedDevice
-	for rows.Next() {
+	return list(ctx, s, "list locked devices", func(sc scanner) (LockedDevice, error) {
 		var d LockedDevice
 		var c, e sql.NullInt64
-		if err := rows.Scan(&d.DeviceID, &d.Reason, &c, &e); err != nil {
-			return nil, s.wrap("list locked devices", err)
-		}
+		err := sc.Scan(&d.DeviceID, &d.Reason, &c, &e)
 		d.CreatedAt, d.ExpiresAt = fromMS(c), fromMS(e)
-		out = append(out, d)
-	}
-	return out, s.wrap("list locked devices", rows.Err())
+		return d, err
+	}, `SELECT device_id, reason, created_at, expires_at FROM locked_devices
+		WHERE expires_at IS NULL OR expires_at > ? ORDER BY device_id`, t.UnixMilli())
 }

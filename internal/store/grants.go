@@ -28,22 +28,13 @@ func (e *OwnedError) Error() string {
 
 // Grants returns every model grant.
 func (s *Store) Grants(ctx context.Context) ([]Grant, error) {
-	rows, err := s.query(ctx, s.db, `SELECT role, user_id, folder, pattern, owner_ref, created_by, created_at FROM model_grants ORDER BY id`)
-	if err != nil {
-		return nil, s.wrap("read model grants", err)
-	}
-	defer rows.Close()
-	var out []Grant
-	for rows.Next() {
+	return list(ctx, s, "read model grants", func(sc scanner) (Grant, error) {
 		var g Grant
 		var at int64
-		if err := rows.Scan(&g.Role, &g.UserID, &g.Folder, &g.Pattern, &g.OwnerRef, &g.CreatedBy, &at); err != nil {
-			return nil, s.wrap("read model grants", err)
-		}
+		err := sc.Scan(&g.Role, &g.UserID, &g.Folder, &g.Pattern, &g.OwnerRef, &g.CreatedBy, &at)
 		g.CreatedAt = time.UnixMilli(at).UTC()
-		out = append(out, g)
-	}
-	return out, s.wrap("read model grants", rows.Err())
+		return g, err
+	}, `SELECT role, user_id, folder, pattern, owner_ref, created_by, created_at FROM model_grants ORDER BY id`)
 }
 
 // ReplaceOwnedGrants makes grants the only grants ownerRef owns, all to role (or to the user

@@ -100,26 +100,20 @@ func (s *Store) IPRulesOwnedBy(ctx context.Context, ownerRef string) ([]IPRule, 
 }
 
 func (s *Store) ipRules(ctx context.Context, q string, args ...any) ([]IPRule, error) {
-	rows, err := s.query(ctx, s.db, q, args...)
-	if err != nil {
-		return nil, s.wrap("list IP rules", err)
-	}
-	defer rows.Close()
-	var out []IPRule
-	for rows.Next() {
+	return list(ctx, s, "list IP rules", func(sc scanner) (IPRule, error) {
 		var r IPRule
 		var cidr string
 		var c, e sql.NullInt64
-		if err := rows.Scan(&r.ID, &cidr, &r.Action, &r.Source, &r.OwnerRef, &r.Reason, &c, &e); err != nil {
-			return nil, s.wrap("list IP rules", err)
+		if err := sc.Scan(&r.ID, &cidr, &r.Action, &r.Source, &r.OwnerRef, &r.Reason, &c, &e); err != nil {
+			return r, err
 		}
+		var err error
 		if r.CIDR, err = netip.ParsePrefix(cidr); err != nil {
-			return nil, fmt.Errorf("ip_rules row %d: bad CIDR %q", r.ID, cidr)
+			return r, fmt.Errorf("ip_rules row %d: bad CIDR %q", r.ID, cidr)
 		}
 		r.CreatedAt, r.ExpiresAt = fromMS(c), fromMS(e)
-		out = append(out, r)
-	}
-	return out, s.wrap("list IP rules", rows.Err())
+		return r, nil
+	}, q, args...)
 }
 
 // DeleteIPRule removes one rule by id.
@@ -155,13 +149,6 @@ func (s *Store) PurgeExpiredIPRules(ctx context.Context, t time.Time) (int64, er
 
 func (s *Store) deleteIPRules(ctx context.Context, q string, args ...any) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, q, args...)
-		if err != nil {
-			return s.wrap("delete IP rule", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return s.execOne(ctx, tx, "delete IP rule", q, args...)
 	}, TopicIPRules)
 }

@@ -64,18 +64,9 @@ func (s *Store) ListedModels(ctx context.Context, source string) ([]ListedModel,
 	if source != "" {
 		q, args = q+` WHERE source = ?`, []any{source}
 	}
-	rows, err := s.query(ctx, s.db, q, args...)
-	if err != nil {
-		return nil, s.wrap("read listed models", err)
-	}
-	defer rows.Close()
-	var out []ListedModel
-	for rows.Next() {
+	return list(ctx, s, "read listed models", func(sc scanner) (ListedModel, error) {
 		var m ListedModel
-		if err := rows.Scan(&m.Source, &m.Folder, &m.Name); err != nil {
-			return nil, s.wrap("read listed models", err)
-		}
-		out = append(out, m)
-	}
-	return out, s.wrap("read listed models", rows.Err())
+		err := sc.Scan(&m.Source, &m.Folder, &m.Name)
+		return m, err
+	}, q, args...)
 }

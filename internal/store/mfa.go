@@ -23,17 +23,14 @@ func (s *Store) SetMFA(ctx context.Context, userID, totpSecret string, enabled b
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		// totp_last_step is kept: steps only grow, and a code claimed while enrolling must not
 		// be accepted again once MFA is enabled.
-		res, err := s.exec(ctx, tx, `UPDATE users SET totp_secret = ?, mfa_enabled = ?, updated_at = ? WHERE id = ?`,
-			sealed, enabled && totpSecret != "", now().UnixMilli(), userID)
-		if err != nil {
-			return s.wrap("set MFA", err)
+		if err := s.execOne(ctx, tx, "set MFA", `UPDATE users SET totp_secret = ?, mfa_enabled = ?, updated_at = ? WHERE id = ?`,
+			sealed, enabled && totpSecret != "", now().UnixMilli(), userID); err != nil {
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
+		if totpSecret != "" {
+			return nil
 		}
-		if totpSecret == "" {
-			_, err = s.exec(ctx, tx, `DELETE FROM mfa_backup_codes WHERE user_id = ?`, userID)
-		}
+		_, err := s.exec(ctx, tx, `DELETE FROM mfa_backup_codes WHERE user_id = ?`, userID)
 		return s.wrap("set MFA", err)
 	}, TopicUsers)
 }

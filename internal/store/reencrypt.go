@@ -30,30 +30,26 @@ func (s *Store) reencryptFields(ctx context.Context, oldSecret, newSecret string
 		return err
 	}
 	type field struct{ key, sealed, ctx string }
-	collect := func(q string, ctxOf func(string) string) ([]field, error) {
-		rows, err := s.query(ctx, s.db, q)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		var out []field
-		for rows.Next() {
+	type column struct {
+		read, write string
+		ctxOf       func(string) string
+		fields      []field
+	}
+	columns := []*column{
+		{read: `SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL AND totp_secret <> ''`,
+			write: `UPDATE users SET totp_secret = ? WHERE id = ?`, ctxOf: totpContext},
+		{read: `SELECT name, value FROM app_settings WHERE encrypted = TRUE`,
+			write: `UPDATE app_settings SET value = ? WHERE name = ?`, ctxOf: settingContext},
+	}
+	for _, c := range columns {
+		if c.fields, err = list(ctx, s, "rekey", func(sc scanner) (field, error) {
 			var f field
-			if err := rows.Scan(&f.key, &f.sealed); err != nil {
-				return nil, err
-			}
-			f.ctx = ctxOf(f.key)
-			out = append(out, f)
+			err := sc.Scan(&f.key, &f.sealed)
+			f.ctx = c.ctxOf(f.key)
+			return f, err
+		}, c.read); err != nil {
+			return err
 		}
-		return out, rows.Err()
-	}
-	users, err := collect(`SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL AND totp_secret <> ''`, totpContext)
-	if err != nil {
-		return s.wrap("rekey", err)
-	}
-	settings, err := collect(`SELECT name, value FROM app_settings WHERE encrypted = TRUE`, settingContext)
-	if err != nil {
-		return s.wrap("rekey", err)
 	}
 	reseal := func(f field) (string, error) {
 		plain, err := oldF.Open(f.sealed, f.ctx)
@@ -63,22 +59,15 @@ func (s *Store) reencryptFields(ctx context.Context, oldSecret, newSecret string
 		return newF.Seal(plain, f.ctx)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, f := range users {
-			v, err := reseal(f)
-			if err != nil {
-				return err
-			}
-			if _, err := s.exec(ctx, tx, `UPDATE users SET totp_secret = ? WHERE id = ?`, v, f.key); err != nil {
-				return s.wrap("rekey", err)
-			}
-		}
-		for _, f := range settings {
-			v, err := reseal(f)
-			if err != nil {
-				return err
-			}
-			if _, err := s.exec(ctx, tx, `UPDATE app_settings SET value = ? WHERE name = ?`, v, f.key); err != nil {
-				return s.wrap("rekey", err)
+		for _, c := range columns {
+			for _, f := range c.fields {
+				v, err := reseal(f)
+				if err != nil {
+					return err
+				}
+				if _, err := s.exec(ctx, tx, c.write, v, f.key); err != nil {
+					return s.wrap("rekey", err)
+				}
 			}
 		}
 		return nil

@@ -100,20 +100,13 @@ func (s *Store) DeleteRole(ctx context.Context, name string) error {
 		if def, ok := roles.Default(name); ok {
 			return s.wrap("restore built-in role", s.putRole(ctx, tx, def, true, ""))
 		}
-		res, err := s.exec(ctx, tx, `DELETE FROM roles WHERE name = ?`, name)
-		if err != nil {
-			return s.wrap("delete role", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return s.execOne(ctx, tx, "delete role", `DELETE FROM roles WHERE name = ?`, name)
 	}, TopicRoles)
 }
 
 const roleColumns = `name, builtin, permissions, ui_flags, owner_ref, created_at, updated_at`
 
-func scanRole(sc interface{ Scan(...any) error }) (Role, error) {
+func scanRole(sc scanner) (Role, error) {
 	var (
 		r            Role
 		perms, ui    string
@@ -140,19 +133,7 @@ func (s *Store) Role(ctx context.Context, name string) (Role, error) {
 
 // Roles returns every role, sorted by name.
 func (s *Store) Roles(ctx context.Context) ([]Role, error) {
-	rows, err := s.query(ctx, s.db, `SELECT `+roleColumns+` FROM roles`)
-	if err != nil {
-		return nil, s.wrap("list roles", err)
-	}
-	defer rows.Close()
-	var out []Role
-	for rows.Next() {
-		r, err := scanRole(rows)
-		if err != nil {
-			return nil, s.wrap("list roles", err)
-		}
-		out = append(out, r)
-	}
+	out, err := list(ctx, s, "list roles", scanRole, `SELECT `+roleColumns+` FROM roles`)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, s.wrap("list roles", rows.Err())
+	return out, err
 }

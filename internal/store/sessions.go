@@ -38,7 +38,7 @@ func (s *Store) CreateSession(ctx context.Context, x *Session) error {
 
 const sessionColumns = `jti, user_id, created_at, last_used_at, expires_at, revoked_at, client_ip, user_agent`
 
-func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
+func scanSession(sc scanner) (Session, error) {
 	var x Session
 	var c, l, e, r sql.NullInt64
 	if err := sc.Scan(&x.JTI, &x.UserID, &c, &l, &e, &r, &x.ClientIP, &x.UserAgent); err != nil {
@@ -56,61 +56,31 @@ func (s *Store) Session(ctx context.Context, jti string) (Session, error) {
 
 // Sessions lists a user's sessions ("" = every user's, for admins), newest first.
 func (s *Store) Sessions(ctx context.Context, userID string) ([]Session, error) {
-	q, args := `SELECT `+sessionColumns+` FROM sessions ORDER BY created_at DESC, jti`, []any{}
-	if userID != "" {
-		q, args = `SELECT `+sessionColumns+` FROM sessions WHERE user_id = ? ORDER BY created_at DESC, jti`, []any{userID}
-	}
-	rows, err := s.query(ctx, s.db, q, args...)
-	if err != nil {
-		return nil, s.wrap("list sessions", err)
-	}
-	defer rows.Close()
-	var out []Session
-	for rows.Next() {
-		x, err := scanSession(rows)
-		if err != nil {
-			return nil, s.wrap("list sessions", err)
-		}
-		out = append(out, x)
-	}
-	return out, s.wrap("list sessions", rows.Err())
+	q, args := ofUser(`SELECT `+sessionColumns+` FROM sessions`, `created_at DESC, jti`, userID)
+	return list(ctx, s, "list sessions", scanSession, q, args...)
 }
 
 // RevokedSessionsSince returns the ids of sessions revoked at or after t, so that a process
 // can update its cache without reloading every session.
 func (s *Store) RevokedSessionsSince(ctx context.Context, t time.Time) ([]string, error) {
-	rows, err := s.query(ctx, s.db, `SELECT jti FROM sessions WHERE revoked_at >= ?`, t.UnixMilli())
-	if err != nil {
-		return nil, s.wrap("list revoked sessions", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var j string
-		if err := rows.Scan(&j); err != nil {
-			return nil, s.wrap("list revoked sessions", err)
-		}
-		out = append(out, j)
-	}
-	return out, s.wrap("list revoked sessions", rows.Err())
+	return list(ctx, s, "list revoked sessions", scanString, `SELECT jti FROM sessions WHERE revoked_at >= ?`, t.UnixMilli())
 }
 
 // RevokeSession revokes one session; userID, when not "", must own it.
 func (s *Store) RevokeSession(ctx context.Context, jti, userID string) error {
+	return s.revokeOne(ctx, "revoke session", `UPDATE sessions SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL`, jti, userID)
+}
+
+// revokeOne runs update, which stamps one live session or API token (by id) revoked; userID,
+// when not "", must own it.
+func (s *Store) revokeOne(ctx context.Context, op, update, id, userID string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		q, args := `UPDATE sessions SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL`, []any{now().UnixMilli(), jti}
+		q, args := update, []any{now().UnixMilli(), id}
 		if userID != "" {
 			q += ` AND user_id = ?`
 			args = append(args, userID)
 		}
-		res, err := s.exec(ctx, tx, q, args...)
-		if err != nil {
-			return s.wrap("revoke session", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return s.execOne(ctx, tx, op, q, args...)
 	}, TopicSessions)
 }
 

@@ -9,13 +9,9 @@ import (
 
 // Setting returns an app setting stored in plain text; ok is false when unset.
 func (s *Store) Setting(ctx context.Context, name string) (value string, ok bool, err error) {
-	var enc bool
-	err = s.queryRow(ctx, s.db, `SELECT value, encrypted FROM app_settings WHERE name = ?`, name).Scan(&value, &enc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, s.wrap("read setting", err)
+	value, enc, ok, err := s.readSetting(ctx, name)
+	if err != nil || !ok {
+		return "", false, err
 	}
 	if enc {
 		return "", false, fmt.Errorf("setting %q is encrypted: read it with SecretSetting", name)
@@ -30,14 +26,9 @@ func (s *Store) SetSetting(ctx context.Context, name, value string) error {
 
 // SecretSetting returns an app setting stored encrypted (S3 keys, tokens); ok is false when unset.
 func (s *Store) SecretSetting(ctx context.Context, name string) (value string, ok bool, err error) {
-	var sealed string
-	var enc bool
-	err = s.queryRow(ctx, s.db, `SELECT value, encrypted FROM app_settings WHERE name = ?`, name).Scan(&sealed, &enc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, s.wrap("read setting", err)
+	sealed, enc, ok, err := s.readSetting(ctx, name)
+	if err != nil || !ok {
+		return "", false, err
 	}
 	if !enc {
 		return "", false, fmt.Errorf("setting %q is not encrypted: read it with Setting", name)
@@ -59,6 +50,18 @@ func (s *Store) SetSecretSetting(ctx context.Context, name, value string) error 
 		return err
 	}
 	return s.putSetting(ctx, name, sealed, true)
+}
+
+// readSetting returns a setting's stored value and whether it is sealed; ok is false when unset.
+func (s *Store) readSetting(ctx context.Context, name string) (value string, encrypted, ok bool, err error) {
+	err = s.queryRow(ctx, s.db, `SELECT value, encrypted FROM app_settings WHERE name = ?`, name).Scan(&value, &encrypted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, false, nil
+	}
+	if err != nil {
+		return "", false, false, s.wrap("read setting", err)
+	}
+	return value, encrypted, true, nil
 }
 
 func settingContext(name string) string { return "app_settings:" + name }

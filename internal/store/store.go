@@ -237,6 +237,72 @@ type execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// scanner is what *sql.Row and *sql.Rows share.
+type scanner interface{ Scan(...any) error }
+
+// list runs a query on the pool and scans every row with scan; op names it in errors.
+func list[T any](ctx context.Context, s *Store, op string, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := s.query(ctx, s.db, query, args...)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, s.wrap(op, err)
+		}
+		out = append(out, v)
+	}
+	return out, s.wrap(op, rows.Err())
+}
+
+func scanString(sc scanner) (string, error) {
+	var v string
+	err := sc.Scan(&v)
+	return v, err
+}
+
+// ofUser limits a listing to one user's rows (userID "": every user's, for admins) and orders it.
+func ofUser(query, order, userID string) (string, []any) {
+	if userID == "" {
+		return query + ` ORDER BY ` + order, nil
+	}
+	return query + ` WHERE user_id = ? ORDER BY ` + order, []any{userID}
+}
+
+// execOne runs a write that must change a row: when it changes none, the answer is ErrNotFound.
+func (s *Store) execOne(ctx context.Context, x execer, op, query string, args ...any) error {
+	res, err := s.exec(ctx, x, query, args...)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// createOrRenew writes a lock (a ban, a device lock) that one caller per live lock creates:
+// insert is an insert-ignore, and when the lock exists, renew updates it only if it has
+// expired. created says whether either wrote a row.
+func (s *Store) createOrRenew(ctx context.Context, tx *sql.Tx, op, insert string, insertArgs []any, renew string, renewArgs ...any) (created bool, err error) {
+	res, err := s.exec(ctx, tx, insert, insertArgs...)
+	if err != nil {
+		return false, s.wrap(op, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return true, nil
+	}
+	res, err = s.exec(ctx, tx, renew, renewArgs...)
+	if err != nil {
+		return false, s.wrap(op, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
 // inTx runs fn in a transaction and bumps the change counters of topics when it commits, so
 // that every process caching those tables notices the write.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error, topics ...string) error {

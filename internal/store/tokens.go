@@ -40,7 +40,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, t *APIToken) error {
 
 const tokenColumns = `id, token_hash, user_id, label, created_at, expires_at, last_used_at, revoked_at`
 
-func scanToken(sc interface{ Scan(...any) error }) (APIToken, error) {
+func scanToken(sc scanner) (APIToken, error) {
 	var t APIToken
 	var c, e, l, r sql.NullInt64
 	if err := sc.Scan(&t.ID, &t.TokenHash, &t.UserID, &t.Label, &c, &e, &l, &r); err != nil {
@@ -59,43 +59,13 @@ func (s *Store) APITokenByHash(ctx context.Context, hash string) (APIToken, erro
 
 // APITokens lists a user's tokens ("" = every user's, for admins), newest first.
 func (s *Store) APITokens(ctx context.Context, userID string) ([]APIToken, error) {
-	q, args := `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at DESC, id`, []any{}
-	if userID != "" {
-		q, args = `SELECT `+tokenColumns+` FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC, id`, []any{userID}
-	}
-	rows, err := s.query(ctx, s.db, q, args...)
-	if err != nil {
-		return nil, s.wrap("list API tokens", err)
-	}
-	defer rows.Close()
-	var out []APIToken
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, s.wrap("list API tokens", err)
-		}
-		out = append(out, t)
-	}
-	return out, s.wrap("list API tokens", rows.Err())
+	q, args := ofUser(`SELECT `+tokenColumns+` FROM api_tokens`, `created_at DESC, id`, userID)
+	return list(ctx, s, "list API tokens", scanToken, q, args...)
 }
 
 // RevokeAPIToken revokes one token by id; userID, when not "", must own it (self-service).
 func (s *Store) RevokeAPIToken(ctx context.Context, id, userID string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		q, args := `UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, []any{now().UnixMilli(), id}
-		if userID != "" {
-			q += ` AND user_id = ?`
-			args = append(args, userID)
-		}
-		res, err := s.exec(ctx, tx, q, args...)
-		if err != nil {
-			return s.wrap("revoke API token", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	}, TopicSessions)
+	return s.revokeOne(ctx, "revoke API token", `UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, id, userID)
 }
 
 // TouchAPITokens writes last-used times in one batch (the auth server collects them in memory).

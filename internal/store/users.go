@@ -43,7 +43,7 @@ func ValidateUsername(u string) error {
 const userColumns = `id, username, password_hash, role, owner_flag, disabled, mfa_enabled, owner_ref,
 	created_at, updated_at, password_changed_at, last_login_at`
 
-func scanUser(sc interface{ Scan(...any) error }) (User, error) {
+func scanUser(sc scanner) (User, error) {
 	var (
 		u                         User
 		owner                     sql.NullInt64
@@ -122,7 +122,11 @@ func (s *Store) UserByName(ctx context.Context, username string) (User, error) {
 
 // UserByID returns the user with this id.
 func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
-	u, err := scanUser(s.queryRow(ctx, s.db, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	return s.userByID(ctx, s.db, id)
+}
+
+func (s *Store) userByID(ctx context.Context, x execer, id string) (User, error) {
+	u, err := scanUser(s.queryRow(ctx, x, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 	return u, s.wrap("read user", err)
 }
 
@@ -141,20 +145,7 @@ func (s *Store) Owner(ctx context.Context) (User, error) {
 
 // Users returns every user, ordered by username.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.query(ctx, s.db, `SELECT `+userColumns+` FROM users ORDER BY username`)
-	if err != nil {
-		return nil, s.wrap("list users", err)
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, s.wrap("list users", err)
-		}
-		out = append(out, u)
-	}
-	return out, s.wrap("list users", rows.Err())
+	return list(ctx, s, "list users", scanUser, `SELECT `+userColumns+` FROM users ORDER BY username`)
 }
 
 // CountUsers returns how many users exist (0 = first run: registration creates the owner).
@@ -168,40 +159,35 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 // revokes all of its sessions and API tokens in the same transaction.
 func (s *Store) UpdateUser(ctx context.Context, u User) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.checkOwner(ctx, tx, u.ID, u.Owner); err != nil {
-			return err
-		}
-		t := now().UnixMilli()
-		res, err := s.exec(ctx, tx, `UPDATE users SET role = ?, owner_flag = ?, disabled = ?, owner_ref = ?, updated_at = ? WHERE id = ?`,
-			u.Role, ownerFlag(u.Owner), u.Disabled, u.OwnerRef, t, u.ID)
-		if err != nil {
-			return s.wrap("update user", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		if u.Disabled {
-			return s.revokeUserCredentials(ctx, tx, u.ID, t)
-		}
-		return nil
+		return s.updateUser(ctx, tx, u, now().UnixMilli())
 	}, TopicUsers, TopicSessions)
+}
+
+func (s *Store) updateUser(ctx context.Context, tx *sql.Tx, u User, t int64) error {
+	if err := s.checkOwner(ctx, tx, u.ID, u.Owner); err != nil {
+		return err
+	}
+	if err := s.execOne(ctx, tx, "update user", `UPDATE users SET role = ?, owner_flag = ?, disabled = ?, owner_ref = ?, updated_at = ? WHERE id = ?`,
+		u.Role, ownerFlag(u.Owner), u.Disabled, u.OwnerRef, t, u.ID); err != nil {
+		return err
+	}
+	if u.Disabled {
+		return s.revokeUserCredentials(ctx, tx, u.ID, t)
+	}
+	return nil
 }
 
 // SetPasswordHash replaces the user's password hash. Sessions stay valid; callers that change a
 // password for security reasons also call RevokeUserSessions.
 func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		t := now().UnixMilli()
-		res, err := s.exec(ctx, tx, `UPDATE users SET password_hash = ?, password_changed_at = ?, updated_at = ? WHERE id = ?`,
-			hash, t, t, id)
-		if err != nil {
-			return s.wrap("set password", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return s.setPasswordHash(ctx, tx, id, hash, now().UnixMilli())
 	}, TopicUsers)
+}
+
+func (s *Store) setPasswordHash(ctx context.Context, tx *sql.Tx, id, hash string, t int64) error {
+	return s.execOne(ctx, tx, "set password", `UPDATE users SET password_hash = ?, password_changed_at = ?, updated_at = ? WHERE id = ?`,
+		hash, t, t, id)
 }
 
 // RehashPassword replaces the stored hash of the same password by a stronger one (bcrypt or
@@ -233,15 +219,11 @@ func (s *Store) RecordLogin(ctx context.Context, id string, at time.Time) error 
 // DeleteUser removes the user with its sessions, tokens and MFA data.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `DELETE FROM users WHERE id = ?`, id)
-		if err != nil {
-			return s.wrap("delete user", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
+		if err := s.execOne(ctx, tx, "delete user", `DELETE FROM users WHERE id = ?`, id); err != nil {
+			return err
 		}
 		// The user's grants go with them.
-		_, err = s.exec(ctx, tx, `DELETE FROM model_grants WHERE user_id = ?`, id)
+		_, err := s.exec(ctx, tx, `DELETE FROM model_grants WHERE user_id = ?`, id)
 		return s.wrap("delete user's model grants", err)
 	}, TopicUsers, TopicSessions, TopicGrants)
 }
