@@ -13,10 +13,30 @@ import (
 	"github.com/mss-login/mss-login/internal/store"
 )
 
+// attemptStore is what attempt counting asks of the users database: the failure counters of
+// addresses and usernames, the ban and device lock they lead to, and the ban's audit line.
+type attemptStore interface {
+	AdmitAttempt(ctx context.Context, scope, subject string, at time.Time, window time.Duration,
+		refuse func(failures int, last time.Time) bool) (n int, admitted bool, err error)
+	ForgetAttempt(ctx context.Context, scope, subject string) error
+	ResetFailures(ctx context.Context, scope, subject string) error
+	RecordFailure(ctx context.Context, scope, subject string, at time.Time, window time.Duration) (int, error)
+	FailureState(ctx context.Context, scope, subject string, at time.Time, window time.Duration) (int, time.Time, error)
+	BanIP(ctx context.Context, addr netip.Addr, at, until time.Time, reason string) (created bool, err error)
+	LockDevice(ctx context.Context, deviceID string, at, until time.Time, reason string) (created bool, err error)
+	Audit(ctx context.Context, e store.AuditEvent) error
+}
+
+var _ attemptStore = (*store.Store)(nil)
+
+// attempts is the users database as attempt counting sees it.
+func (s *Server) attempts() attemptStore { return s.db }
+
 // attempt is one credential check from an address, counted before any password hash is
 // computed, so that a storm of parallel guesses cannot buy more hashes than the cooldowns allow.
 type attempt struct {
 	s       *Server
+	db      attemptStore
 	ip      netip.Addr
 	device  string
 	counted bool
@@ -48,13 +68,13 @@ func (r *refusal) body() map[string]any {
 // or in security.json's unlock_ips, and every address while disable_lockout_until is in the
 // future, are not counted (as the original).
 func (s *Server) beginAttempt(ctx context.Context, ip netip.Addr, device string, now time.Time) (*attempt, *refusal, error) {
-	a := &attempt{s: s, ip: ip, device: device}
+	a := &attempt{s: s, db: s.attempts(), ip: ip, device: device}
 	if s.exempt(ip, now) {
 		return a, nil, nil
 	}
 	window := time.Duration(s.cfg.FailureWindowMinutes) * time.Minute
 	var wait time.Duration
-	n, admitted, err := s.db.AdmitAttempt(ctx, store.ScopeIP, ip.String(), now, window, func(failures int, last time.Time) bool {
+	n, admitted, err := a.db.AdmitAttempt(ctx, store.ScopeIP, ip.String(), now, window, func(failures int, last time.Time) bool {
 		wait = ipaccess.CooldownRemaining(failures, last, now)
 		return wait > 0
 	})
@@ -79,7 +99,7 @@ func (a *attempt) finish(ctx context.Context, success bool, now time.Time) {
 	}
 	ctx = context.WithoutCancel(ctx) // a client that hangs up does not cancel its ban
 	if success {
-		_ = a.s.db.ResetFailures(ctx, store.ScopeIP, a.ip.String())
+		_ = a.db.ResetFailures(ctx, store.ScopeIP, a.ip.String())
 		return
 	}
 	if limit := a.s.cfg.BlacklistAfterAttempts; limit > 0 && a.n >= limit {
@@ -90,7 +110,7 @@ func (a *attempt) finish(ctx context.Context, success bool, now time.Time) {
 // uncount takes this attempt back out of the address's count.
 func (a *attempt) uncount(ctx context.Context) {
 	if a.counted {
-		_ = a.s.db.ForgetAttempt(context.WithoutCancel(ctx), store.ScopeIP, a.ip.String())
+		_ = a.db.ForgetAttempt(context.WithoutCancel(ctx), store.ScopeIP, a.ip.String())
 	}
 }
 
@@ -115,20 +135,21 @@ func (s *Server) exempt(ip netip.Addr, now time.Time) bool {
 func (s *Server) ban(ctx context.Context, ip netip.Addr, device string, now time.Time, failures int) {
 	until := now.Add(time.Duration(s.cfg.BlacklistExpiryHours) * time.Hour)
 	reason := fmt.Sprintf("%d failed attempts", failures)
-	created, err := s.db.BanIP(ctx, ip, now, until, reason)
+	db := s.attempts()
+	created, err := db.BanIP(ctx, ip, now, until, reason)
 	if err != nil {
 		s.log.Error("creating a ban failed", "ip", ip, "error", err)
 		return
 	}
 	if device != "" {
-		if _, err := s.db.LockDevice(ctx, device, now, until, "banned with "+ip.String()); err != nil {
+		if _, err := db.LockDevice(ctx, device, now, until, "banned with "+ip.String()); err != nil {
 			s.log.Warn("locking the device failed", "error", err)
 		}
 	}
 	if created {
 		s.metrics.bans.Inc()
 		s.log.Warn("address banned after failed attempts", "ip", ip, "failures", failures, "until", until)
-		_ = s.db.Audit(ctx, store.AuditEvent{Actor: "system", Action: "ban.created", Target: ip.String(),
+		_ = db.Audit(ctx, store.AuditEvent{Actor: "system", Action: "ban.created", Target: ip.String(),
 			ClientIP: ip.String(), Detail: reason})
 	}
 	s.cache.reloadRules(ctx)
@@ -138,14 +159,14 @@ func (s *Server) ban(ctx context.Context, ip netip.Addr, device string, now time
 // never locks the account, it only slows further guesses at it.
 func (s *Server) countUserFailure(ctx context.Context, username string, now time.Time) {
 	window := time.Duration(s.cfg.FailureWindowMinutes) * time.Minute
-	_, _ = s.db.RecordFailure(ctx, store.ScopeUser, username, now, window)
+	_, _ = s.attempts().RecordFailure(ctx, store.ScopeUser, username, now, window)
 }
 
 // userThrottle is the delay before checking a password for a username that many addresses
 // have been guessing at.
 func (s *Server) userThrottle(ctx context.Context, username string, now time.Time) time.Duration {
 	window := time.Duration(s.cfg.FailureWindowMinutes) * time.Minute
-	n, _, err := s.db.FailureState(ctx, store.ScopeUser, username, now, window)
+	n, _, err := s.attempts().FailureState(ctx, store.ScopeUser, username, now, window)
 	if err != nil || n < 20 {
 		return 0
 	}

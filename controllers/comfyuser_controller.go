@@ -8,12 +8,32 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/internal/modelgrant"
 	"github.com/mss-login/mss-login/internal/store"
 )
+
+// userStore is what the ComfyUser path asks of the users database, besides the grants
+// (deps.syncGrants): the user's row, the role it names, who holds the owner flag, and the
+// release of the row and its grants.
+type userStore interface {
+	UserByUsernameKey(ctx context.Context, name string) (store.User, error)
+	UserByID(ctx context.Context, id string) (store.User, error)
+	Owner(ctx context.Context) (store.User, error)
+	Role(ctx context.Context, name string) (store.Role, error)
+	CreateUser(ctx context.Context, u *store.User) error
+	UpdateUser(ctx context.Context, u store.User) error
+	SetPasswordHash(ctx context.Context, id, hash string) error
+	DeleteUser(ctx context.Context, id string) error
+	ReplaceOwnedGrants(ctx context.Context, ownerRef, role, userID string, grants []modelgrant.Grant) error
+	DisownGrants(ctx context.Context, ownerRef string) error
+}
+
+var _ userStore = (*store.Store)(nil)
 
 // userSyncer writes a ComfyUser to its user row.
 type userSyncer struct {
 	deps
+	users userStore
 }
 
 // +kubebuilder:rbac:groups=auth.mss-login.dev,resources=comfyusers,verbs=get;list;watch;update;patch
@@ -28,7 +48,7 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 		return outcome{}, err
 	}
 	var row *store.User
-	found, err := s.store.UserByUsernameKey(ctx, name)
+	found, err := s.users.UserByUsernameKey(ctx, name)
 	switch {
 	case err == nil:
 		row = &found
@@ -50,7 +70,7 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	if !dec.Allowed {
 		return outcome{Reason: dec.Reason, Message: dec.Message}, nil
 	}
-	if _, err := s.store.Role(ctx, u.Spec.Role); errors.Is(err, store.ErrNotFound) {
+	if _, err := s.users.Role(ctx, u.Spec.Role); errors.Is(err, store.ErrNotFound) {
 		return outcome{Reason: "RoleNotFound", Message: fmt.Sprintf(
 			"role %q does not exist in the database (built-in: admin, power, user, guest; others come from a ComfyRole); nothing was changed", u.Spec.Role)}, nil
 	} else if err != nil {
@@ -70,10 +90,10 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	switch {
 	case plan.Create != nil:
 		plan.Create.PasswordHash = pw.Hash
-		err = s.store.CreateUser(ctx, plan.Create)
+		err = s.users.CreateUser(ctx, plan.Create)
 		row = plan.Create
 	case plan.Update != nil:
-		err = s.store.UpdateUser(ctx, *plan.Update)
+		err = s.users.UpdateUser(ctx, *plan.Update)
 		row = plan.Update
 	}
 	if errors.Is(err, store.ErrOwnerTaken) {
@@ -84,12 +104,12 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	}
 	changed := plan.Changed
 	if pw.Hash != "" && plan.Create == nil {
-		if err := s.store.SetPasswordHash(ctx, row.ID, pw.Hash); err != nil {
+		if err := s.users.SetPasswordHash(ctx, row.ID, pw.Hash); err != nil {
 			return outcome{}, err
 		}
 		changed = append(changed, "password")
 		// Read back the time the database stamped, so a later change by someone else shows.
-		fresh, err := s.store.UserByID(ctx, row.ID)
+		fresh, err := s.users.UserByID(ctx, row.ID)
 		if err != nil {
 			return outcome{}, err
 		}
@@ -123,7 +143,7 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 // ownerTaken reports a second owner. The row was not touched: the write is one transaction.
 func (s userSyncer) ownerTaken(ctx context.Context, name string, pwCond metav1.Condition) (outcome, error) {
 	holder := "another user"
-	if o, err := s.store.Owner(ctx); err == nil {
+	if o, err := s.users.Owner(ctx); err == nil {
 		holder = "user " + o.Username
 	}
 	return outcome{Reason: "OwnerTaken", Conditions: []metav1.Condition{pwCond}, Message: fmt.Sprintf(
@@ -134,7 +154,7 @@ func (s userSyncer) ownerTaken(ctx context.Context, name string, pwCond metav1.C
 // belongs to someone else is left alone and the finalizer is released.
 func (s userSyncer) Release(ctx context.Context, u *authv1alpha1.ComfyUser, ref string) error {
 	var row *store.User
-	found, err := s.store.UserByUsernameKey(ctx, u.Spec.Username)
+	found, err := s.users.UserByUsernameKey(ctx, u.Spec.Username)
 	switch {
 	case err == nil:
 		row = &found
@@ -142,19 +162,19 @@ func (s userSyncer) Release(ctx context.Context, u *authv1alpha1.ComfyUser, ref 
 		return err
 	}
 	// The grants this resource made go with it; an orphaned user keeps them as their own.
-	grants := func() error { return s.store.ReplaceOwnedGrants(ctx, ref, "", "", nil) }
+	grants := func() error { return s.users.ReplaceOwnedGrants(ctx, ref, "", "", nil) }
 	switch decideUserRelease(u.Spec.DeletionPolicy, row, ref) {
 	case releaseDelete:
-		err = s.store.DeleteUser(ctx, row.ID)
+		err = s.users.DeleteUser(ctx, row.ID)
 	case releaseOrphan:
 		row.OwnerRef = ""
-		if err = s.store.UpdateUser(ctx, *row); err == nil {
-			grants = func() error { return s.store.DisownGrants(ctx, ref) }
+		if err = s.users.UpdateUser(ctx, *row); err == nil {
+			grants = func() error { return s.users.DisownGrants(ctx, ref) }
 		}
 	case releaseDisable:
 		// UpdateUser revokes the user's sessions and API tokens in the same transaction.
 		row.Disabled = true
-		err = s.store.UpdateUser(ctx, *row)
+		err = s.users.UpdateUser(ctx, *row)
 	}
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		err = grants()

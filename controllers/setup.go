@@ -119,7 +119,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, st *store.Store, o Options) er
 
 	users := &reconciler[*authv1alpha1.ComfyUser]{
 		Client: mgr.GetClient(), Kind: kindUser, New: func() *authv1alpha1.ComfyUser { return &authv1alpha1.ComfyUser{} },
-		Syncer: userSyncer{d}, Ready: o.DatabaseReady, Recorder: mgr.GetEventRecorder("mss-login-comfyuser"), Resync: o.Resync, Metrics: o.Metrics,
+		Syncer: userSyncer{deps: d, users: st}, Ready: o.DatabaseReady, Recorder: mgr.GetEventRecorder("mss-login-comfyuser"), Resync: o.Resync, Metrics: o.Metrics,
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("comfyuser").
 		For(&authv1alpha1.ComfyUser{}, specChanged).
