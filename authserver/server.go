@@ -1,13 +1,8 @@
-// Package authserver is mss-login's auth server: a reverse proxy in front of ComfyUI (HTTP and
-// WebSocket) that authenticates every request with one authenticator, decides it with one
-// policy (authserver/policy), enforces IP rules and lockout (authserver/ipaccess), and serves
-// login, registration, tokens and the mss-login API.
 package authserver
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -17,10 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"net/url"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -227,67 +220,6 @@ func (s *Server) sweepSockets() {
 	})
 }
 
-// request is what the middleware established about a request.
-type request struct {
-	ip        netip.Addr
-	https     bool
-	path      policy.Path
-	rule      policy.Rule
-	id        *identity // &idv when authenticated, else nil
-	idv       identity
-	rec       statusRecorder
-	device    string
-	comfyUser string     // the comfy-user header sent upstream (ComfyUI's --multi-user id)
-	filter    comfyRoute // an answer filtered to the caller's prompts (routeOther: none)
-	models    *modelView // the models the caller may see, on model routes (nil: all)
-	route     string     // the path of the auth server's own route that matched
-	// The request's credentials as authentication read them; what goes upstream is rebuilt
-	// from these parsed forms, never patched on the raw header or query string.
-	cookies    []*http.Cookie // from every Cookie line
-	query      url.Values     // decoded keys; nil without a query
-	queryDirty bool           // the raw query differs from what goes upstream (a credential, or a pair that did not parse)
-	token      string
-	viaCookie  bool
-}
-
-// readCredentials parses the Cookie lines and the query once, for authentication, the device
-// id and the upstream rewrite.
-func (rq *request) readCredentials(r *http.Request) {
-	if len(r.Header["Cookie"]) > 0 {
-		rq.cookies = r.Cookies()
-	}
-	if r.URL.RawQuery != "" {
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		rq.query, rq.queryDirty = q, err != nil
-		for _, k := range tokenParams {
-			if _, ok := q[k]; ok {
-				rq.queryDirty = true
-			}
-		}
-	}
-	rq.token, rq.viaCookie = credential(r.Header, rq.cookies, rq.query)
-	rq.device = deviceID(r.Header, rq.cookies)
-}
-
-// upstreamQuery is the query that goes upstream: the raw one when it is exactly its parsed form
-// without credentials, else that form re-encoded.
-func (rq *request) upstreamQuery(r *http.Request) string {
-	if !rq.queryDirty {
-		return r.URL.RawQuery
-	}
-	q := make(url.Values, len(rq.query))
-	for k, v := range rq.query {
-		if !slices.Contains(tokenParams, k) {
-			q[k] = v
-		}
-	}
-	return q.Encode()
-}
-
-type ctxKey struct{}
-
-func reqInfo(r *http.Request) *request { return r.Context().Value(ctxKey{}).(*request) }
-
 // ServeHTTP is the single entry point: every request, the auth server's own included, passes
 // the same checks in the same order before anything else happens.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -405,66 +337,6 @@ func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, rq *req
 	writeError(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "Authentication required.")
 }
 
-// isNavigation: a browser loading a page (Sec-Fetch-Mode: navigate, or HTML wanted over JSON).
-func isNavigation(r *http.Request) bool {
-	if r.Header.Get("Upgrade") != "" {
-		return false
-	}
-	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
-		return m == "navigate"
-	}
-	a := r.Header.Get("Accept")
-	return strings.Contains(a, "text/html") && !strings.Contains(a, "application/json")
-}
-
-func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" }
-
-// sameOrigin: the request comes from a page of this site, or from no browser page at all.
-func sameOrigin(r *http.Request, base string) bool { return sameOriginHost(r.Header, r.Host, base) }
-
-// sameOriginHost: browsers send Origin on unsafe requests and upgrades (and Sec-Fetch-Site); it
-// must name host, or the host of the site's base URL. A request without either is not from a
-// browser page.
-func sameOriginHost(h http.Header, host, base string) bool {
-	if site := h.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return false
-	}
-	origin := h.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	if base != "" {
-		// Once the site's address is known, only it is this site: a Host header is the
-		// client's to choose (DNS rebinding points another name at this server).
-		b, err := url.Parse(base)
-		return err == nil && strings.EqualFold(b.Host, u.Host)
-	}
-	return strings.EqualFold(u.Host, host)
-}
-
-func deviceID(h http.Header, cookies []*http.Cookie) string {
-	if d := h["X-Device-Id"]; len(d) > 0 && d[0] != "" { // X-Device-ID in canonical form: no allocation
-		return truncateString(d[0], 191)
-	}
-	for _, c := range cookies {
-		if c.Name == "mss_login_device_id" {
-			return truncateString(c.Value, 191)
-		}
-	}
-	return ""
-}
-
-func truncateString(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
 // The security headers' values, shared by every response instead of allocated for each. Each
 // slice has len == cap, so an Add (the reverse proxy copying ComfyUI's own header of that name)
 // makes a new array rather than writing into the shared one.
@@ -494,43 +366,3 @@ func (s *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// writeError answers an error as JSON, or as a small HTML page to a browser.
-func writeError(w http.ResponseWriter, r *http.Request, code int, errCode, msg string) {
-	if isNavigation(r) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", pageCSP)
-		w.WriteHeader(code)
-		rq, _ := r.Context().Value(ctxKey{}).(*request)
-		_ = pages.ExecuteTemplate(w, "error.html", map[string]any{"Code": code, "Message": msg,
-			"SignedIn": rq != nil && rq.id != nil}) // signed in: the account page and sign-out too
-		return
-	}
-	writeJSON(w, code, map[string]any{"error": msg, "code": errCode})
-}
-
-// dbUnavailable answers a request whose database work failed.
-func dbUnavailable(w http.ResponseWriter, r *http.Request) {
-	writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
-}
-
-// storeFailed answers a failed store call — 404 with notFound for store.ErrNotFound, else
-// dbUnavailable — and reports whether err was set.
-func storeFailed(w http.ResponseWriter, r *http.Request, err error, notFound string) bool {
-	switch {
-	case err == nil:
-		return false
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, r, http.StatusNotFound, "NOT_FOUND", notFound)
-	default:
-		dbUnavailable(w, r)
-	}
-	return true
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
