@@ -1,7 +1,8 @@
-// Package password hashes and verifies passwords. New hashes are argon2id (OWASP parameters);
-// bcrypt hashes made by the original MSS-Login verify too, including its legacy form where the
-// password had been run through an input sanitizer before hashing, and report that they should
-// be replaced by a fresh argon2id hash.
+// Package password owns how mss-login treats a password: it hashes and verifies them, prices
+// a failed check (FailureCost), and holds the policy for a new one (CheckPolicy). New hashes
+// are argon2id (OWASP parameters); bcrypt hashes made by the original MSS-Login verify too,
+// including its legacy form where the password had been run through an input sanitizer
+// before hashing, and report that they should be replaced by a fresh argon2id hash.
 package password
 
 import (

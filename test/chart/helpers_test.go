@@ -1,3 +1,6 @@
+// Package chart_test tests the Helm chart (charts/mss-login): its generated templates are
+// up to date with config/, it lints and renders every topology and option, refuses bad values
+// naming them, wires the webhook and its certificates, and installs into a real kube-apiserver.
 package chart_test
 
 import (
