@@ -17,12 +17,11 @@ import (
 // release of the row and its grants.
 type userStore interface {
 	UserByUsernameKey(ctx context.Context, name string) (store.User, error)
-	UserByID(ctx context.Context, id string) (store.User, error)
 	Owner(ctx context.Context) (store.User, error)
 	Role(ctx context.Context, name string) (store.Role, error)
 	CreateUser(ctx context.Context, u *store.User) error
 	UpdateUser(ctx context.Context, u store.User) error
-	SetPasswordHash(ctx context.Context, id, hash string) error
+	UpdateUserAndPassword(ctx context.Context, id string, u *store.User, hash string) (store.User, error)
 	DeleteUser(ctx context.Context, id string) error
 	ReplaceOwnedGrants(ctx context.Context, ownerRef, role, userID string, grants []modelgrant.Grant) error
 	DisownGrants(ctx context.Context, ownerRef string) error
@@ -87,33 +86,28 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	}
 
 	plan := planUserRow(u.Spec, row, ref)
+	changed := plan.Changed
 	switch {
 	case plan.Create != nil:
 		plan.Create.PasswordHash = pw.Hash
 		err = s.users.CreateUser(ctx, plan.Create)
 		row = plan.Create
-	case plan.Update != nil:
-		err = s.users.UpdateUser(ctx, *plan.Update)
-		row = plan.Update
+	case plan.Update != nil || pw.Hash != "":
+		// One transaction writes the fields and the password and reads back the time the
+		// database stamped, so that a later change by someone else shows.
+		var fresh store.User
+		if fresh, err = s.users.UpdateUserAndPassword(ctx, row.ID, plan.Update, pw.Hash); err == nil {
+			row = &fresh
+			if pw.Hash != "" {
+				changed = append(changed, "password")
+			}
+		}
 	}
 	if errors.Is(err, store.ErrOwnerTaken) {
 		return s.ownerTaken(ctx, name, pwCond)
 	}
 	if err != nil {
 		return outcome{}, err
-	}
-	changed := plan.Changed
-	if pw.Hash != "" && plan.Create == nil {
-		if err := s.users.SetPasswordHash(ctx, row.ID, pw.Hash); err != nil {
-			return outcome{}, err
-		}
-		changed = append(changed, "password")
-		// Read back the time the database stamped, so a later change by someone else shows.
-		fresh, err := s.users.UserByID(ctx, row.ID)
-		if err != nil {
-			return outcome{}, err
-		}
-		row = &fresh
 	}
 	u.Status.UserID = row.ID
 	if pw.RV != "" {

@@ -190,6 +190,38 @@ func (s *Store) setPasswordHash(ctx context.Context, tx *sql.Tx, id, hash string
 		hash, t, t, id)
 }
 
+// UpdateUserAndPassword is UpdateUser (when u is not nil) and SetPasswordHash (when hash is not
+// "") in one transaction, which then reads the row back: the answer carries the times the
+// database stamped (password_changed_at). id is the user's; u, when given, must be that row.
+// Either write failing leaves the row as it was (a second owner changes no password).
+func (s *Store) UpdateUserAndPassword(ctx context.Context, id string, u *User, hash string) (User, error) {
+	if u != nil && u.ID != id {
+		return User{}, errors.New("update user and password: the row is another user's")
+	}
+	topics := []string{TopicUsers}
+	if u != nil {
+		topics = append(topics, TopicSessions) // as UpdateUser: disabling revokes
+	}
+	var row User
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		t := now().UnixMilli()
+		if u != nil {
+			if err := s.updateUser(ctx, tx, *u, t); err != nil {
+				return err
+			}
+		}
+		if hash != "" {
+			if err := s.setPasswordHash(ctx, tx, id, hash, t); err != nil {
+				return err
+			}
+		}
+		var err error
+		row, err = s.userByID(ctx, tx, id)
+		return err
+	}, topics...)
+	return row, err
+}
+
 // RehashPassword replaces the stored hash of the same password by a stronger one (bcrypt or
 // weak argon2id to argon2id, after a login proved the password). It is not a password change:
 // password_changed_at stays, so the operator, which compares it with what it applied, does not
