@@ -2,10 +2,12 @@ package authserver
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/mss-login/mss-login/internal/netaddr"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -54,9 +56,9 @@ func (s *Server) handleConsoleIPAction(w http.ResponseWriter, r *http.Request) {
 	var done string
 	switch f["action"] {
 	case "add":
-		p, err := store.ParsePrefix(f["cidr"])
+		p, err := netaddr.ParsePrefix(f["cidr"])
 		if err != nil {
-			s.renderIP(w, r, http.StatusBadRequest, "", "cidr: "+err.Error())
+			s.renderIP(w, r, http.StatusBadRequest, "", fmt.Sprintf("cidr: %q: %v", f["cidr"], err))
 			return
 		}
 		rule := store.IPRule{CIDR: p, Action: f["rule"], Source: store.SourceManual, Reason: f["reason"]}

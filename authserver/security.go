@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mss-login/mss-login/authserver/ipaccess"
-	"github.com/mss-login/mss-login/internal/store"
+	"github.com/mss-login/mss-login/internal/netaddr"
 )
 
 // securityFile is DATA_DIR/security.json, the owner's break-glass: re-read when it changes
@@ -82,7 +82,7 @@ func (f *securityFile) load() (_ ipaccess.Security, changed bool) {
 	}
 	next := ipaccess.Security{UnlockDevices: map[string]bool{}}
 	for _, s := range doc.Lockout.UnlockIPs {
-		p, err := store.ParsePrefix(s)
+		p, err := netaddr.ParsePrefix(s)
 		if err != nil {
 			f.log.Warn("security.json: ignoring a bad unlock_ips entry", "entry", s)
 			continue

@@ -1,11 +1,13 @@
 package controllers
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
 	"time"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
+	"github.com/mss-login/mss-login/internal/netaddr"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -23,9 +25,9 @@ func desiredIPRules(spec authv1alpha1.IPRuleSpec, ref string) ([]store.IPRule, e
 	seen := map[netip.Prefix]bool{}
 	var out []store.IPRule
 	for _, c := range spec.CIDRs {
-		p, err := store.ParsePrefix(c)
+		p, err := netaddr.ParsePrefix(c)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%q: %w", c, err)
 		}
 		if seen[p] {
 			continue

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mss-login/mss-login/internal/netaddr"
 	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -102,7 +103,7 @@ func Decide(d *Dump, t Target, now time.Time) Plan {
 		p.Bans = append(p.Bans, b)
 	}
 	for _, a := range d.Allow {
-		pfx, err := store.ParsePrefix(a)
+		pfx, err := netaddr.ParsePrefix(a)
 		if err != nil {
 			p.Skipped = append(p.Skipped, fmt.Sprintf("allow-list entry %q: not an IP or CIDR", a))
 			continue

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 )
 
@@ -34,24 +33,6 @@ type IPRule struct {
 
 // Active reports whether the rule applies at t.
 func (r IPRule) Active(t time.Time) bool { return r.ExpiresAt.IsZero() || r.ExpiresAt.After(t) }
-
-// ParsePrefix accepts an IP or a CIDR, v4 or v6, and returns it masked and canonical.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
 
 // AddIPRule stores r (CIDR, action and source required) and returns its id. The same
 // source, owner, action and CIDR is stored once: a second add updates reason and expiry.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mss-login/mss-login/internal/netaddr"
 	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
@@ -331,7 +332,7 @@ func TestIPRulesAndBans(t *testing.T) {
 	testenv.ForEachBackend(t, func(t *testing.T, s *store.Store) {
 		now := time.Now().UTC()
 		for _, c := range []string{"10.0.0.0/8", "2001:db8::/32", "192.0.2.7"} {
-			p, err := store.ParsePrefix(c)
+			p, err := netaddr.ParsePrefix(c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -339,7 +340,7 @@ func TestIPRulesAndBans(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := store.ParsePrefix("10.0.0.300/8"); err == nil {
+		if _, err := netaddr.ParsePrefix("10.0.0.300/8"); err == nil {
 			t.Fatal("bad CIDR parsed")
 		}
 		rules, _ := s.IPRulesOwnedBy(ctx, "IPRule/ns/office")
@@ -373,7 +374,7 @@ func TestIPRulesAndBans(t *testing.T) {
 			t.Fatalf("unbanned address still banned: %v", bans)
 		}
 		// Resource rules go with their resource; expired rules are purged.
-		p, _ := store.ParsePrefix("203.0.113.0/24")
+		p, _ := netaddr.ParsePrefix("203.0.113.0/24")
 		if _, err := s.AddIPRule(ctx, store.IPRule{CIDR: p, Action: store.Deny, Source: store.SourceManual, ExpiresAt: now.Add(-time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
