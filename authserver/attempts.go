@@ -132,6 +132,15 @@ func (s *Server) exempt(ip netip.Addr, now time.Time) bool {
 	return allowListed
 }
 
+// shortDevice names a device in the audit trail by a prefix of its id: enough to tell devices
+// apart, not enough to present as the device.
+func shortDevice(id string) string {
+	if len(id) > 8 {
+		return id[:8] + "…"
+	}
+	return id
+}
+
 func (s *Server) ban(ctx context.Context, ip netip.Addr, device string, now time.Time, failures int) {
 	until := now.Add(time.Duration(s.cfg.BlacklistExpiryHours) * time.Hour)
 	reason := fmt.Sprintf("%d failed attempts", failures)
@@ -142,8 +151,11 @@ func (s *Server) ban(ctx context.Context, ip netip.Addr, device string, now time
 		return
 	}
 	if device != "" {
-		if _, err := db.LockDevice(ctx, device, now, until, "banned with "+ip.String()); err != nil {
+		if locked, err := db.LockDevice(ctx, device, now, until, "banned with "+ip.String()); err != nil {
 			s.log.Warn("locking the device failed", "error", err)
+		} else if locked {
+			_ = db.Audit(ctx, store.AuditEvent{Actor: "system", Action: "device.locked", Target: shortDevice(device),
+				ClientIP: ip.String(), Detail: "banned with " + ip.String()})
 		}
 	}
 	if created {

@@ -23,6 +23,7 @@ import (
 	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/crypt"
 	"github.com/mss-login/mss-login/internal/listen"
+	"github.com/mss-login/mss-login/internal/notify"
 	"github.com/mss-login/mss-login/internal/password"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -43,6 +44,8 @@ type Options struct {
 	// DisableIsolation switches the keeping apart of ComfyUI users off. Tests only: it shows
 	// that the isolation tests fail without it.
 	DisableIsolation bool
+	// Notify overrides the notifier's timings (tests); the configuration's keys apply on top.
+	Notify notify.Options
 }
 
 // Server is the auth server. Create it with New and serve Handler (or call Run).
@@ -64,11 +67,13 @@ type Server struct {
 	previews    previews
 	models      models
 	noIsolation bool
-	routes      []route
-	policy      *policy.Policy
-	idleTimeout time.Duration
-	refresh     time.Duration
-	now         func() time.Time
+	// notifyOptions are the notifier's (notify.OptionsFrom and Options.Notify).
+	notifyOptions notify.Options
+	routes        []route
+	policy        *policy.Policy
+	idleTimeout   time.Duration
+	refresh       time.Duration
+	now           func() time.Time
 	// detectedBase is the host base URL stored or detected at run time (see hostbase.go).
 	detectedBase atomic.Pointer[string]
 }
@@ -104,6 +109,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.refresh <= 0 {
 		s.refresh = 500 * time.Millisecond
 	}
+	s.notifyOptions = notify.OptionsFrom(cfg)
+	s.notifyOptions.Poll, s.notifyOptions.Settle, s.notifyOptions.MinBackoff = o.Notify.Poll, o.Notify.Settle, o.Notify.MinBackoff
 	if o.Now != nil {
 		s.now = func() time.Time { return o.Now().UTC() }
 	}
@@ -176,6 +183,9 @@ func (s *Server) open(key, addr string) (net.Listener, error) {
 // Background keeps the cache fresh and re-checks open WebSockets until ctx ends.
 func (s *Server) Background(ctx context.Context) {
 	go s.cache.run(ctx, s.refresh, 10*time.Second)
+	if sinks := notify.Sinks(s.cfg); len(sinks) > 0 {
+		go notify.New(s.db, sinks, s.log.With("component", "notify"), s.metrics.registry, s.notifyOptions).Run(ctx)
+	}
 	tick := time.NewTicker(s.refresh)
 	defer tick.Stop()
 	prune := time.NewTicker(10 * time.Minute)

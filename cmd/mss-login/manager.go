@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -21,12 +23,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	authv1alpha1 "github.com/mss-login/mss-login/api/v1alpha1"
 	"github.com/mss-login/mss-login/controllers"
 	"github.com/mss-login/mss-login/internal/config"
+	"github.com/mss-login/mss-login/internal/notify"
 	"github.com/mss-login/mss-login/internal/releasecheck"
 	"github.com/mss-login/mss-login/internal/store"
 )
@@ -151,6 +156,14 @@ func runManager(ctx context.Context, cfg *config.Config, f managerFlags) error {
 	}
 	if err := setupS3(ctx, mgr, restCfg, f.s3, f.namespace, st); err != nil {
 		return err
+	}
+	// Leader only, like the auth servers' notifiers: each sink's cursor lease in the database
+	// lets one of them send each event (docs/authserver.md#notifications).
+	if sinks := notify.Sinks(cfg); len(sinks) > 0 {
+		n := notify.New(st, sinks, slog.New(logr.ToSlogHandler(ctrl.Log.WithName("notify"))), ctrlmetrics.Registry, notify.OptionsFrom(cfg))
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { n.Run(ctx); return nil })); err != nil {
+			return err
+		}
 	}
 	ctrl.Log.Info("starting manager", "database", st.Where(), "lockoutNamespace", f.namespace, "leaderElect", f.leaderElect)
 	return mgr.Start(ctx)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"net/url"
+	"slices"
 )
 
 // SQLitePath is the absolute path of the SQLite database: users_db.sqlite_path, resolved under
@@ -63,6 +64,13 @@ func (c *Config) Redacted() ([]byte, error) {
 		&view.AutoUpdate.ChangelogURL, &view.AutoUpdate.ChangelogRawBaseURL, &view.S3Storage.EndpointURL, &view.LoginBackground.URL} {
 		*u = redactURL(*u)
 	}
+	// A webhook URL's path is often its credential (Slack's, Teams').
+	view.Webhooks = slices.Clone(c.Webhooks)
+	for i := range view.Webhooks {
+		if u, err := url.Parse(view.Webhooks[i].URL); err == nil && u.Host != "" {
+			view.Webhooks[i].URL = u.Scheme + "://" + u.Host + "/[redacted]"
+		}
+	}
 	setOrUnset := func(s Secret) string {
 		if s.IsSet() {
 			return "set"
@@ -82,6 +90,7 @@ func (c *Config) Redacted() ([]byte, error) {
 			c.S3Storage.AccessKeyIDEnv:     setOrUnset(c.S3AccessKeyID),
 			c.S3Storage.SecretAccessKeyEnv: setOrUnset(c.S3SecretAccessKey),
 			c.AutoUpdate.TokenEnv:          setOrUnset(c.ReleaseToken),
+			"NTFY_API_TOKEN":               setOrUnset(c.NtfyToken),
 		},
 	}, "", "  ")
 }

@@ -59,6 +59,9 @@ type Config struct {
 	MetricsAddress                string          `json:"metrics_address"`
 	TrustedProxies                []string        `json:"trusted_proxies"`
 	LockoutMirror                 LockoutMirror   `json:"lockout_mirror"`
+	Ntfy                          Ntfy            `json:"ntfy"`
+	Webhooks                      []Webhook       `json:"webhooks"`
+	Notifications                 Notifications   `json:"notifications"`
 
 	// Not from config.json.
 
@@ -77,6 +80,8 @@ type Config struct {
 	S3SecretAccessKey Secret `json:"-"`
 	// ReleaseToken comes from the variable named by auto_update.token_env.
 	ReleaseToken Secret `json:"-"`
+	// NtfyToken is the ntfy access token: NTFY_API_TOKEN, else the original's NTFY_API_KEY.
+	NtfyToken Secret `json:"-"`
 
 	sources map[string]string // dotted key → where its value came from (Source)
 }

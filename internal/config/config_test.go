@@ -448,7 +448,6 @@ func TestIgnoredKeys(t *testing.T) {
 		"log_rotation": {"max_bytes": 1, "archive_dir": "logs"},
 		"whitelist": "data/whitelist.txt",
 		"seperate_users": false,
-		"ntfy": {"topic": "t", "api_token": "` + ntfyToken + `", "unknown_sub_key": [1, {"x": null}]},
 		"experimental_failsafe": {"last_failure_reason": "` + failsafeValue + `"},
 		"experimental": {"mfa": true, "model_isolation": "` + failsafeValue + `", "tailscale_local_auth": true},
 		"quarantine": 7,
@@ -459,8 +458,8 @@ func TestIgnoredKeys(t *testing.T) {
 	cfg, rep := mustLoad(t, file, env("NTFY_API_KEY", ntfyToken, "AUTO_INSTALL_DEPS", "true", "EXPERIMENTAL_MODEL_ISOLATION", "1"))
 	want := []string{
 		"api_token_store", "environment AUTO_INSTALL_DEPS", "environment EXPERIMENTAL_MODEL_ISOLATION",
-		"environment NTFY_API_KEY", "experimental.model_isolation", "experimental.tailscale_local_auth",
-		"experimental_failsafe", "log", "log_rotation", "ntfy", "quarantine", "seperate_users", "whitelist",
+		"experimental.model_isolation", "experimental.tailscale_local_auth",
+		"experimental_failsafe", "log", "log_rotation", "quarantine", "seperate_users", "whitelist",
 	}
 	if !slices.Equal(rep.Ignored, want) {
 		t.Errorf("Ignored =\n%q\nwant\n%q", rep.Ignored, want)
@@ -473,16 +472,59 @@ func TestIgnoredKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	printed := string(out) + fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg) + strings.Join(rep.Warnings, " ")
-	for _, v := range []string{ntfyToken, failsafeValue, "api_token", "ntfy", "model_isolation"} {
+	for _, v := range []string{ntfyToken, failsafeValue, "model_isolation"} {
 		if strings.Contains(printed, v) {
 			t.Errorf("ignored key or value %q appears in the output", v)
 		}
 	}
 
-	// Values of ignored keys stay out of error messages too.
-	_, _, err = LoadBytes([]byte(`{"ntfy": {"api_token": "`+ntfyToken+`"}, "bogus": 1}`), "config.json", env())
-	if err == nil || strings.Contains(err.Error(), ntfyToken) || strings.Contains(err.Error(), "ntfy") {
-		t.Errorf("error = %v, want one about bogus only", err)
+	// The ntfy token in the file is refused, without its value.
+	_, _, err = LoadBytes([]byte(`{"ntfy": {"api_token": "`+ntfyToken+`"}}`), "config.json", env())
+	if err == nil || strings.Contains(err.Error(), ntfyToken) || !strings.Contains(err.Error(), "ntfy.api_token: the ntfy token is read from the environment only") {
+		t.Errorf("error = %v, want the ntfy token refused without its value", err)
+	}
+}
+
+func TestNotificationKeys(t *testing.T) {
+	cfg, _ := mustLoad(t, `{"ntfy": {"topic": "studio_alerts-1", "base_url": "http://127.0.0.1:8090", "enabled_events": ["ip_banned"]},
+		"webhooks": [{"name": "ops", "url": "https://hooks.example.com/services/T000/B000/XXXX", "secret_env": "OPS_HOOK_KEY", "events": ["user_created"]},
+		             {"name": "tickets", "url": "http://localhost:9000/in"}]}`,
+		env("NTFY_API_TOKEN", ntfyToken, "OPS_HOOK_KEY", "hook-key-Zq9"))
+	if cfg.Ntfy.Topic != "studio_alerts-1" || cfg.NtfyToken.Reveal() != ntfyToken || len(cfg.Webhooks) != 2 ||
+		cfg.Webhooks[0].Secret.Reveal() != "hook-key-Zq9" || cfg.Webhooks[1].Secret.IsSet() || cfg.Notifications.BurstThreshold != 3 {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	out, _ := cfg.Redacted()
+	for _, s := range []string{"T000/B000/XXXX", "hook-key-Zq9", ntfyToken} {
+		if strings.Contains(string(out), s) {
+			t.Errorf("the effective configuration shows %q:\n%s", s, out)
+		}
+	}
+	for _, c := range []struct{ file, want string }{
+		{`{"ntfy": {"topic": "a b"}}`, `config.json: ntfy.topic: must be 1 to 64 letters`},
+		{`{"ntfy": {"topic": "t", "base_url": "http://ntfy.example.com"}}`, `ntfy.base_url: must be https:// (http:// only to a loopback address), got "http://ntfy.example.com"`},
+		{`{"ntfy": {"enabled_events": ["ip_baned"]}}`, `ntfy.enabled_events[0]: unknown event "ip_baned"; one of`},
+		{`{"webhooks": [{"name": "Ops", "url": "https://x.example"}]}`, `webhooks[0].name: must be 1 to 40 lower-case`},
+		{`{"webhooks": [{"name": "a", "url": "https://x.example"}, {"name": "a", "url": "https://y.example"}]}`, `webhooks[1].name: "a" is the name of an earlier webhook`},
+		{`{"webhooks": [{"name": "a"}]}`, `webhooks[0].url: must not be empty`},
+		{`{"webhooks": [{"name": "a", "url": "http://hooks.example/secret-path"}]}`, `webhooks[0].url: must be https://`},
+		{`{"webhooks": [{"name": "a", "url": "https://x.example", "events": ["nope"]}]}`, `webhooks[0].events[0]: unknown event "nope"`},
+		{`{"webhooks": [{"name": "a", "url": "https://x.example", "sekret_env": "X"}]}`, `unknown key "webhooks[0].sekret_env"`},
+		{`{"webhooks": ["https://x.example"]}`, `webhooks[0]: expected an object, got a string`},
+		{`{"notifications": {"burst_threshold": 0}}`, `notifications.burst_threshold`},
+	} {
+		_, _, err := LoadBytes([]byte(c.file), "config.json", env())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.file, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret-path") {
+			t.Errorf("%s: the error shows the URL's path: %v", c.file, err)
+		}
+	}
+	// A secret_env that is not set: a warning, unsigned.
+	_, rep, err := LoadBytes([]byte(`{"webhooks": [{"name": "a", "url": "https://x.example", "secret_env": "NOT_SET_HERE"}]}`), "config.json", env())
+	if err != nil || !strings.Contains(strings.Join(rep.Warnings, "\n"), "NOT_SET_HERE is not set; this webhook's requests are not signed") {
+		t.Errorf("unset secret_env: %v %v", rep.Warnings, err)
 	}
 }
 
@@ -505,6 +547,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		{cfg.S3AccessKeyID.Reveal(), s3KeyID},
 		{cfg.S3SecretAccessKey.Reveal(), s3SecretKey},
 		{cfg.ReleaseToken.Reveal(), releaseToken},
+		{cfg.NtfyToken.Reveal(), ntfyToken},
 	} {
 		if c.got != c.want {
 			t.Errorf("Reveal() = %q, want %q", c.got, c.want)
@@ -544,7 +587,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	if err := json.Unmarshal(out, &view); err != nil {
 		t.Fatal(err)
 	}
-	wantEnv := map[string]string{"SECRET_KEY": "set", "database_password": "set", "S3_ACCESS_KEY_ID": "set", "S3_SECRET_ACCESS_KEY": "set", "MSS_LOGIN_RELEASE_TOKEN": "set"}
+	wantEnv := map[string]string{"SECRET_KEY": "set", "database_password": "set", "S3_ACCESS_KEY_ID": "set", "S3_SECRET_ACCESS_KEY": "set", "MSS_LOGIN_RELEASE_TOKEN": "set", "NTFY_API_TOKEN": "set"}
 	if !reflect.DeepEqual(view.Environment, wantEnv) {
 		t.Errorf("environment = %v, want %v", view.Environment, wantEnv)
 	}

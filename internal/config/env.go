@@ -55,7 +55,6 @@ var ignoredEnv = []string{
 	"EXPERIMENTAL_MODEL_ISOLATION",
 	"EXPERIMENTAL_TAILSCALE_LOCAL_AUTH",
 	"MSS_LOGIN_EXPERIMENTAL_FAILSAFE",
-	"NTFY_API_KEY",
 }
 
 // minSecretKeyLength is the shortest SECRET_KEY accepted: an HMAC key needs 256 bits.
@@ -188,6 +187,12 @@ func (l *loader) readSecrets(cfg *Config) {
 	cfg.S3AccessKeyID = l.secretEnv(cfg.S3Storage.AccessKeyIDEnv)
 	cfg.S3SecretAccessKey = l.secretEnv(cfg.S3Storage.SecretAccessKeyEnv)
 	cfg.ReleaseToken = l.secretEnv(cfg.AutoUpdate.TokenEnv)
+	for _, n := range []string{"NTFY_API_TOKEN", "NTFY_API_KEY"} {
+		if v, ok := l.lookup(n); ok && v != "" {
+			cfg.NtfyToken = Secret(v)
+			break
+		}
+	}
 }
 
 // secretEnv returns the variable a *_env key names; unset, or an invalid name (which validate

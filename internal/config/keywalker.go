@@ -28,7 +28,6 @@ var ignoredKeys = []string{
 	"log",
 	"log_rotation",
 	"manager_admin_only",
-	"ntfy",
 	"quarantine",
 	"seperate_users",
 	"session_token_store",
@@ -72,6 +71,12 @@ func (w walker) object(path string, obj map[string]any, t reflect.Type) map[stri
 		if path == "users_db" && strings.HasSuffix(strings.ToLower(key), "password") {
 			w.l.fail(w.source, full, "database passwords are read from the environment only "+
 				"(USERS_DB_PASSWORD, POSTGRES_PASSWORD or MYSQL_PASSWORD); remove this key from the file")
+			continue
+		}
+		if full == "ntfy.api_token" {
+			if v, _ := val.(string); v != "" {
+				w.l.fail(w.source, full, "the ntfy token is read from the environment only (NTFY_API_TOKEN or NTFY_API_KEY); remove this key from the file")
+			}
 			continue
 		}
 		field, ok := fieldByKey(t, key)
@@ -122,10 +127,13 @@ func (w walker) value(key string, val any, t reflect.Type) (any, bool) {
 		}
 		w.l.sources[key] = w.source
 		return val, true
-	case reflect.Slice: // []string, the only kind of list in Config
+	case reflect.Slice: // []string, or a list of objects (webhooks)
 		arr, ok := val.([]any)
 		if !ok {
 			break
+		}
+		if t.Elem().Kind() == reflect.Struct {
+			return w.objects(key, arr, t.Elem())
 		}
 		good := true
 		for i, item := range arr {
@@ -141,6 +149,25 @@ func (w walker) value(key string, val any, t reflect.Type) (any, bool) {
 	}
 	w.l.fail(w.source, key, "expected %s, got %s", want, jsonKind(val))
 	return nil, false
+}
+
+// objects checks a list of objects; a list replaces the layer's below as a whole.
+func (w walker) objects(key string, arr []any, t reflect.Type) (any, bool) {
+	out := make([]any, 0, len(arr))
+	good := true
+	for i, item := range arr {
+		obj, ok := item.(map[string]any)
+		if !ok {
+			w.l.fail(w.source, fmt.Sprintf("%s[%d]", key, i), "expected an object, got %s", jsonKind(item))
+			good = false
+			continue
+		}
+		out = append(out, w.object(fmt.Sprintf("%s[%d]", key, i), obj, t))
+	}
+	if good {
+		w.l.sources[key] = w.source
+	}
+	return out, good
 }
 
 // mergeInto merges src into dst: objects merge key by key, everything else replaces.

@@ -70,6 +70,7 @@ func (l *loader) validate(c *Config) {
 		l.failKey("metrics_address", "must differ from listen_address (%s)", quote(c.ListenAddress))
 	}
 	l.intRange("lockout_mirror.max_objects", c.LockoutMirror.MaxObjects, 1, 100000)
+	l.validateNotifications(c)
 }
 
 func (l *loader) validateUsersDB(c *Config) {

@@ -3,6 +3,7 @@ package releasecheck
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -52,6 +53,9 @@ type Options struct {
 	Regarding runtime.Object
 	Gauge     *prometheus.GaugeVec
 	Log       logr.Logger
+	// Audit records an announced release in the audit trail, which notifications read (nil: not
+	// recorded).
+	Audit func(ctx context.Context, latest, detail string)
 
 	Timeout    time.Duration // per request; default 10 s, as the original
 	FirstDelay time.Duration // before the first check; default 30 s–2 min
@@ -181,6 +185,9 @@ func (c *Checker) CheckOnce(ctx context.Context) {
 		if c.o.Recorder != nil && c.o.Regarding != nil {
 			c.o.Recorder.Eventf(c.o.Regarding, nil, corev1.EventTypeNormal, "UpdateAvailable", "ReleaseCheck",
 				"mss-login %s is available (running %s): %s", st.LatestVersion, st.CurrentVersion, st.ReleaseURL)
+		}
+		if c.o.Audit != nil {
+			c.o.Audit(ctx, st.LatestVersion, fmt.Sprintf("%s, running %s: %s", st.LatestVersion, st.CurrentVersion, st.ReleaseURL))
 		}
 	}
 }

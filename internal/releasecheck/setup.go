@@ -1,6 +1,7 @@
 package releasecheck
 
 import (
+	"context"
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/mss-login/mss-login/internal/config"
+	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/version"
 )
 
@@ -44,6 +46,13 @@ func Setup(mgr manager.Manager, st Settings, cfg *config.Config, namespace strin
 		Regarding: NamespaceRef(namespace),
 		Gauge:     gauge,
 		Log:       log,
+	}
+	if a, ok := st.(interface {
+		Audit(context.Context, store.AuditEvent) error
+	}); ok {
+		o.Audit = func(ctx context.Context, latest, detail string) {
+			_ = a.Audit(ctx, store.AuditEvent{Actor: "operator", Action: "update.available", Target: latest, Detail: detail})
+		}
 	}
 	for _, f := range tune {
 		f(&o)

@@ -36,6 +36,7 @@ var migrations = []migration{
 	{version: 2, name: "builtin roles and change counters", apply: seedBuiltins},
 	{version: 3, name: "prompt owners", sql: mustSQL("0003_prompt_owners.sql")},
 	{version: 4, name: "model grants", sql: mustSQL("0004_model_grants.sql"), apply: seedCounters},
+	{version: 5, name: "notification cursors", sql: mustSQL("0005_notify.sql")},
 }
 
 // LatestVersion is the schema version this binary writes.

@@ -199,6 +199,11 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if !ready && (prev == nil || prev.Reason != reason || prev.Message != msg) {
 		r.recorder.Eventf(m, nil, corev1.EventTypeWarning, reason, "Check", "%s", msg)
 	}
+	// Into the audit trail (and so to notifications) once per turn to failing, or a new reason.
+	if !ready && r.o.Store != nil && (prev == nil || prev.Status == metav1.ConditionTrue || prev.Reason != reason) {
+		_ = r.o.Store.Audit(ctx, store.AuditEvent{Actor: "operator", Action: "s3mount.failing",
+			Target: m.Namespace + "/" + m.Name, Detail: reason + ": " + msg})
+	}
 	if ready && (prev == nil || prev.Status != metav1.ConditionTrue) {
 		r.recorder.Eventf(m, nil, corev1.EventTypeNormal, "Reachable", "Check", "%s", msg)
 	}
