@@ -43,7 +43,7 @@ type Options struct {
 	// Settle is how old an entry must be before it is read: an insert that took a lower id may
 	// commit a moment after a higher one, and the cursor must not pass it (2 s).
 	Settle time.Duration
-	Now            func() time.Time
+	Now    func() time.Time
 }
 
 func (o *Options) defaults() {
