@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+
+	"github.com/mss-login/mss-login/internal/netaddr"
 )
 
 // SQLitePath is the absolute path of the SQLite database: users_db.sqlite_path, resolved under
@@ -36,7 +38,7 @@ func (c *Config) ParsedRecoveryModeHosts() []netip.Prefix { return parsePrefixes
 func parsePrefixes(list []string) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(list))
 	for _, s := range list {
-		if p, err := ParseIPOrPrefix(s); err == nil {
+		if p, err := netaddr.ParsePrefix(s); err == nil {
 			out = append(out, p)
 		}
 	}

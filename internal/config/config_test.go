@@ -754,24 +754,6 @@ func TestLoadFindsTheFile(t *testing.T) {
 	}
 }
 
-func TestParseIPOrPrefix(t *testing.T) {
-	for in, want := range map[string]string{
-		"1.2.3.4": "1.2.3.4/32", "10.9.8.7/16": "10.9.0.0/16", "::1": "::1/128", "2001:db8::/48": "2001:db8::/48",
-		"::ffff:1.2.3.4": "1.2.3.4/32", "bad": "", "1.2.3.4/40": "", "": "", "1.2.3": "", "fe80::1%en0": "",
-	} {
-		p, err := ParseIPOrPrefix(in)
-		if want == "" {
-			if err == nil {
-				t.Errorf("%q accepted as %v", in, p)
-			}
-			continue
-		}
-		if err != nil || p.String() != want {
-			t.Errorf("%q = %v, %v; want %s", in, p, err, want)
-		}
-	}
-}
-
 func FuzzLoadBytes(f *testing.F) {
 	f.Add(msslogin.DefaultConfigJSON)
 	f.Add([]byte(`{"users_db": {"backend": "postgres", "password": "x"}, "ntfy": {"api_token": "y"}}`))

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mss-login/mss-login/internal/netaddr"
 )
 
 // maxLifetime caps durations so that converting them to time.Duration cannot overflow.
@@ -198,7 +199,7 @@ func (l *loader) duration(key string, v int, unit time.Duration) {
 func (l *loader) addressList(key string, list []string) {
 	for i, entry := range list {
 		list[i] = strings.TrimSpace(entry)
-		if _, err := ParseIPOrPrefix(entry); err != nil {
+		if _, err := netaddr.ParsePrefix(entry); err != nil {
 			l.fail(l.sourceOf(key), fmt.Sprintf("%s[%d]", key, i), "%s: %v", quote(entry), err)
 		}
 	}
@@ -243,28 +244,6 @@ func (l *loader) hostPort(key, s string) {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		l.failKey(key, "the port must be a number from 0 to 65535, got %s", quote(s))
 	}
-}
-
-// ParseIPOrPrefix parses an IP address (a /32 or /128 prefix) or a CIDR, IPv4 or IPv6. The
-// prefix is masked (10.1.2.3/8 becomes 10.0.0.0/8) and IPv4-mapped IPv6 addresses become IPv4.
-func ParseIPOrPrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, errors.New("not a valid CIDR")
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, errors.New("not a valid IP address or CIDR")
-	}
-	if a.Zone() != "" {
-		return netip.Prefix{}, errors.New("IPv6 zones are not allowed")
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // resolveUnder resolves a configured path: absolute paths are kept, relative ones are joined to
