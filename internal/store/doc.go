@@ -19,6 +19,7 @@
 //	failures.go    login_failures: failed-attempt counters and attempt admission
 //	settings.go    app_settings: plain and encrypted settings
 //	audit.go       audit_log: the audit trail
+//	notify.go      notify_cursors, and the audit trail as the notifier reads it
 //	versions.go    change_counters: the change counters caches poll
 //	reencrypt.go   re-sealing the encrypted fields for a new SECRET_KEY
 //	migrate.go     schema_migrations and the migrations (migrations/*.sql)

@@ -88,6 +88,8 @@ func (s *Store) ipRules(ctx context.Context, q string, args ...any) ([]IPRule, e
 		if err := sc.Scan(&r.ID, &cidr, &r.Action, &r.Source, &r.OwnerRef, &r.Reason, &c, &e); err != nil {
 			return r, err
 		}
+		// Stored text is the canonical prefix AddIPRule and BanIP wrote (netaddr parsed what
+		// people typed): it is read strictly, not parsed again as input.
 		var err error
 		if r.CIDR, err = netip.ParsePrefix(cidr); err != nil {
 			return r, fmt.Errorf("ip_rules row %d: bad CIDR %q", r.ID, cidr)
