@@ -144,7 +144,7 @@ func TestBrowserConsole(t *testing.T) {
 	step("the audit log", chromedp.Navigate(e.url+"/mss-login/admin/audit?user=owner"), chromedp.WaitVisible(chromedp.CSS("table")))
 	shot("audit")
 	got := text()
-	for _, want := range []string{"user.created", "user.updated", "model_grant.added", "model_grant.removed", "ip_rule.added", "ban.lifted", "token.revoked", "role.updated"} {
+	for _, want := range []string{"user.created", "user.role_changed", "user.disabled", "model_grant.added", "model_grant.removed", "ip_rule.added", "ban.lifted", "token.revoked", "role.updated"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the audit page lacks %s: %s", want, got)
 		}

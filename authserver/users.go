@@ -71,6 +71,7 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
 // and the console; on a refusal it returns the status, code and message.
 func (s *Server) updateUser(r *http.Request, u store.User, f map[string]string) (int, string, string) {
 	rq := reqInfo(r)
+	before := u
 	if role, set := f["role"]; set {
 		if _, ok := s.cache.get().roles[role]; !ok {
 			return http.StatusBadRequest, "BAD_ROLE", "role: no such role"
@@ -87,8 +88,18 @@ func (s *Server) updateUser(r *http.Request, u store.User, f map[string]string) 
 		return http.StatusInternalServerError, "FAILED", "Could not update the user."
 	}
 	_ = s.cache.refresh(r.Context(), false) // re-checks the user's sockets
-	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "user.updated", Target: u.Username,
-		ClientIP: rq.ip.String(), Detail: fmt.Sprintf("role %s disabled %t", u.Role, u.Disabled)})
+	// One entry per change, named for it (notifications tell a role change from a disable).
+	action := "user.updated"
+	switch {
+	case u.Role != before.Role:
+		action = "user.role_changed"
+	case u.Disabled && !before.Disabled:
+		action = "user.disabled"
+	case !u.Disabled && before.Disabled:
+		action = "user.enabled"
+	}
+	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: action, Target: u.Username,
+		ClientIP: rq.ip.String(), Detail: fmt.Sprintf("role %s → %s, disabled %t → %t", before.Role, u.Role, before.Disabled, u.Disabled)})
 	return 0, "", ""
 }
 

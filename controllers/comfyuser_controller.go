@@ -25,9 +25,30 @@ type userStore interface {
 	DeleteUser(ctx context.Context, id string) error
 	ReplaceOwnedGrants(ctx context.Context, ownerRef, role, userID string, grants []modelgrant.Grant) error
 	DisownGrants(ctx context.Context, ownerRef string) error
+	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
 var _ userStore = (*store.Store)(nil)
+
+// auditRow records what a write did to a user row (notifications read the trail): created,
+// role changed, disabled or enabled; prev is the row before (nil: created).
+func (s userSyncer) auditRow(ctx context.Context, prev *store.User, now store.User, ref string) {
+	action := ""
+	switch {
+	case prev == nil:
+		action = "user.created"
+	case prev.Role != now.Role:
+		action = "user.role_changed"
+	case now.Disabled && !prev.Disabled:
+		action = "user.disabled"
+	case !now.Disabled && prev.Disabled:
+		action = "user.enabled"
+	default:
+		return
+	}
+	_ = s.users.Audit(ctx, store.AuditEvent{Actor: "operator", Action: action, Target: now.Username,
+		Detail: fmt.Sprintf("%s, role %s", ref, now.Role)})
+}
 
 // userSyncer writes a ComfyUser to its user row.
 type userSyncer struct {
@@ -90,13 +111,16 @@ func (s userSyncer) Apply(ctx context.Context, u *authv1alpha1.ComfyUser, ref st
 	switch {
 	case plan.Create != nil:
 		plan.Create.PasswordHash = pw.Hash
-		err = s.users.CreateUser(ctx, plan.Create)
+		if err = s.users.CreateUser(ctx, plan.Create); err == nil {
+			s.auditRow(ctx, nil, *plan.Create, ref)
+		}
 		row = plan.Create
 	case plan.Update != nil || pw.Hash != "":
 		// One transaction writes the fields and the password and reads back the time the
 		// database stamped, so that a later change by someone else shows.
 		var fresh store.User
 		if fresh, err = s.users.UpdateUserAndPassword(ctx, row.ID, plan.Update, pw.Hash); err == nil {
+			s.auditRow(ctx, row, fresh, ref)
 			row = &fresh
 			if pw.Hash != "" {
 				changed = append(changed, "password")
@@ -159,7 +183,9 @@ func (s userSyncer) Release(ctx context.Context, u *authv1alpha1.ComfyUser, ref 
 	grants := func() error { return s.users.ReplaceOwnedGrants(ctx, ref, "", "", nil) }
 	switch decideUserRelease(u.Spec.DeletionPolicy, row, ref) {
 	case releaseDelete:
-		err = s.users.DeleteUser(ctx, row.ID)
+		if err = s.users.DeleteUser(ctx, row.ID); err == nil {
+			_ = s.users.Audit(ctx, store.AuditEvent{Actor: "operator", Action: "user.deleted", Target: row.Username, Detail: ref})
+		}
 	case releaseOrphan:
 		row.OwnerRef = ""
 		if err = s.users.UpdateUser(ctx, *row); err == nil {
@@ -167,8 +193,11 @@ func (s userSyncer) Release(ctx context.Context, u *authv1alpha1.ComfyUser, ref 
 		}
 	case releaseDisable:
 		// UpdateUser revokes the user's sessions and API tokens in the same transaction.
+		prev := *row
 		row.Disabled = true
-		err = s.users.UpdateUser(ctx, *row)
+		if err = s.users.UpdateUser(ctx, *row); err == nil {
+			s.auditRow(ctx, &prev, *row, ref)
+		}
 	}
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		err = grants()

@@ -69,6 +69,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Run("model-grants", func(t *testing.T) { modelGrants(t, k.with(t), bin) })
 	t.Run("manager-through-database-outage", func(t *testing.T) { managerThroughOutage(t, k.with(t), bin) })
+	t.Run("notifications", func(t *testing.T) { notifications(t, k.with(t), bin, up.URL) })
 }
 
 // story is the end-to-end story on one database, in its own namespace.

@@ -101,8 +101,8 @@ var actions = map[string]kind{
 	"password.reset":      {AdminChange, "Admin change", 3, []string{"wrench"}},
 	"model_grant.added":   {AdminChange, "Admin change", 3, []string{"wrench"}},
 	"model_grant.removed": {AdminChange, "Admin change", 3, []string{"wrench"}},
-	"iprule.created":      {AdminChange, "Admin change", 3, []string{"wrench"}},
-	"iprule.deleted":      {AdminChange, "Admin change", 3, []string{"wrench"}},
+	"ip_rule.added":       {AdminChange, "Admin change", 3, []string{"wrench"}},
+	"ip_rule.removed":     {AdminChange, "Admin change", 3, []string{"wrench"}},
 }
 
 // Kinds lists every kind, for validation and docs.
