@@ -12,6 +12,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 dir=${MSS_K8S_DIR:-$root/bin/k8s/$K8S_VERSION}
 if [[ -x $dir/kube-apiserver && -x $dir/etcd && -x $dir/kubectl ]]; then
+	if [[ -n ${MSS_PROGRESS_STEP:-} ]]; then
+		"$("$root/hack/progress.sh")" step "$MSS_PROGRESS_STEP" "control plane $K8S_VERSION: in ${dir#"$root"/} already"
+	fi
 	echo "$dir"
 	exit 0
 fi

@@ -37,7 +37,7 @@ func (b GoBuild) Run(ctx context.Context, s *Steps) error {
 		return fmt.Errorf("go mod download: %w", err)
 	}
 	if n := mods.Count(); n > 0 {
-		s.Printf("%s: %d Go modules downloaded in %s", b.What, n, Elapsed(s.now().Sub(began)))
+		s.Printf("%s: %s downloaded in %s", b.What, plural(n, "Go module"), Elapsed(s.now().Sub(began)))
 	}
 
 	total, err := b.stale(ctx)
@@ -45,7 +45,7 @@ func (b GoBuild) Run(ctx context.Context, s *Steps) error {
 		return err
 	}
 	if total > 0 {
-		s.Printf("%s: compiling %d packages (the build cache has the rest)", b.What, total)
+		s.Printf("%s: compiling %s (the build cache has the rest)", b.What, plural(total, "package"))
 	}
 	pkgs := &Counter{Out: s.W}
 	args := append([]string{"build", "-v"}, b.Flags...)
@@ -96,4 +96,11 @@ func (b GoBuild) watch(ctx context.Context, s *Steps, every time.Duration, c *Co
 			s.Printf("%s", msg(c.Count()))
 		}
 	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }

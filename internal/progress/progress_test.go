@@ -111,7 +111,7 @@ func TestGoBuild(t *testing.T) {
 	if _, err := os.Stat(b.Out); err != nil {
 		t.Fatalf("no binary: %v", err)
 	}
-	for _, want := range []string{"[1/2 0s] test binary: compiling 2 packages", "test binary: built in"} {
+	for _, want := range []string{"] test binary: compiling 2 packages", "test binary: built in"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("no %q in\n%s", want, buf.String())
 		}
