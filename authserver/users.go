@@ -89,14 +89,9 @@ func (s *Server) updateUser(r *http.Request, u store.User, f map[string]string) 
 	}
 	_ = s.cache.refresh(r.Context(), false) // re-checks the user's sockets
 	// One entry per change, named for it (notifications tell a role change from a disable).
-	action := "user.updated"
-	switch {
-	case u.Role != before.Role:
-		action = "user.role_changed"
-	case u.Disabled && !before.Disabled:
-		action = "user.disabled"
-	case !u.Disabled && before.Disabled:
-		action = "user.enabled"
+	action := store.UserChangeAction(&before, u)
+	if action == "" {
+		action = "user.updated"
 	}
 	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: action, Target: u.Username,
 		ClientIP: rq.ip.String(), Detail: fmt.Sprintf("role %s → %s, disabled %t → %t", before.Role, u.Role, before.Disabled, u.Disabled)})

@@ -33,17 +33,8 @@ var _ userStore = (*store.Store)(nil)
 // auditRow records what a write did to a user row (notifications read the trail): created,
 // role changed, disabled or enabled; prev is the row before (nil: created).
 func (s userSyncer) auditRow(ctx context.Context, prev *store.User, now store.User, ref string) {
-	action := ""
-	switch {
-	case prev == nil:
-		action = "user.created"
-	case prev.Role != now.Role:
-		action = "user.role_changed"
-	case now.Disabled && !prev.Disabled:
-		action = "user.disabled"
-	case !now.Disabled && prev.Disabled:
-		action = "user.enabled"
-	default:
+	action := store.UserChangeAction(prev, now)
+	if action == "" {
 		return
 	}
 	_ = s.users.Audit(ctx, store.AuditEvent{Actor: "operator", Action: action, Target: now.Username,

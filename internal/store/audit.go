@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"time"
@@ -76,22 +77,9 @@ func (s *Store) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, int
 	// Not prepared: the statement's shape changes with the filters.
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, at, actor, action, target, client_ip, detail FROM audit_log WHERE `+
 		strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`), args...)
+	out, err := s.scanAudit(rows, err)
 	if err != nil {
-		return nil, 0, s.wrap("read audit log", err)
-	}
-	defer rows.Close()
-	var out []AuditEvent
-	for rows.Next() {
-		var e AuditEvent
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.ClientIP, &e.Detail); err != nil {
-			return nil, 0, s.wrap("read audit log", err)
-		}
-		e.At = time.UnixMilli(at).UTC()
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, s.wrap("read audit log", err)
+		return nil, 0, err
 	}
 	var next int64
 	if len(out) > q.Limit {
@@ -99,6 +87,49 @@ func (s *Store) QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, int
 		next = out[len(out)-1].ID
 	}
 	return out, next, nil
+}
+
+// scanAudit reads the rows of a SELECT of an audit entry's columns (err: the query's own).
+func (s *Store) scanAudit(rows *sql.Rows, err error) ([]AuditEvent, error) {
+	if err != nil {
+		return nil, s.wrap("read audit log", err)
+	}
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		e, err := scanAuditEvent(rows)
+		if err != nil {
+			return nil, s.wrap("read audit log", err)
+		}
+		out = append(out, e)
+	}
+	return out, s.wrap("read audit log", rows.Err())
+}
+
+// scanAuditEvent reads id, at, actor, action, target, client_ip, detail.
+func scanAuditEvent(sc scanner) (AuditEvent, error) {
+	var e AuditEvent
+	var at int64
+	err := sc.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.ClientIP, &e.Detail)
+	e.At = time.UnixMilli(at).UTC()
+	return e, err
+}
+
+// UserChangeAction names the audit action of a write to a user row (prev nil: created), so that
+// the API, the console and the operator name the same change the same way; "" when nothing a
+// notification is about changed.
+func UserChangeAction(prev *User, now User) string {
+	switch {
+	case prev == nil:
+		return "user.created"
+	case prev.Role != now.Role:
+		return "user.role_changed"
+	case now.Disabled && !prev.Disabled:
+		return "user.disabled"
+	case !now.Disabled && prev.Disabled:
+		return "user.enabled"
+	}
+	return ""
 }
 
 // AuditLog returns the newest limit events, newest first.

@@ -8,23 +8,8 @@ import (
 // AuditAfter lists up to limit audit entries with an id above after, oldest first: the
 // notifier's reading of the trail from its cursor.
 func (s *Store) AuditAfter(ctx context.Context, after int64, limit int) ([]AuditEvent, error) {
-	rows, err := s.query(ctx, s.db, `SELECT id, at, actor, action, target, client_ip, detail FROM audit_log
+	return list(ctx, s, "read audit log", scanAuditEvent, `SELECT id, at, actor, action, target, client_ip, detail FROM audit_log
 		WHERE id > ? ORDER BY id LIMIT ?`, after, max(1, min(limit, 1000)))
-	if err != nil {
-		return nil, s.wrap("read audit log", err)
-	}
-	defer rows.Close()
-	var out []AuditEvent
-	for rows.Next() {
-		var e AuditEvent
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.ClientIP, &e.Detail); err != nil {
-			return nil, s.wrap("read audit log", err)
-		}
-		e.At = time.UnixMilli(at).UTC()
-		out = append(out, e)
-	}
-	return out, s.wrap("read audit log", rows.Err())
 }
 
 // CountAudit counts the entries of action from clientIP at or after since with an id up to
