@@ -52,6 +52,21 @@ func start(t testing.TB, db *store.Store, edit func(*config.Config)) *env {
 // are set here.
 func startWith(t testing.TB, db *store.Store, edit func(*config.Config), o authserver.Options) *env {
 	t.Helper()
+	return startAt(t, db, func(c *config.Config, _ string) {
+		if edit != nil {
+			edit(c)
+		}
+	}, o)
+}
+
+// startAt is startWith whose edit also gets the server's own URL, known before it starts (a
+// single sign-on provider needs it as the redirect address).
+func startAt(t testing.TB, db *store.Store, edit func(*config.Config, string), o authserver.Options) *env {
+	t.Helper()
+	var handler http.Handler
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(front.Close)
+	frontURL := "http://" + front.Listener.Addr().String()
 	dir := t.TempDir()
 	vars := map[string]string{"SECRET_KEY": testenv.Secret, "MSS_LOGIN_DATA_DIR": dir}
 	cfg, _, err := config.LoadBytes([]byte(`{"trusted_proxies": ["127.0.0.1/32", "::1/128"]}`), "config.json",
@@ -63,9 +78,7 @@ func startWith(t testing.TB, db *store.Store, edit func(*config.Config), o auths
 	up := httptest.NewServer(stub)
 	t.Cleanup(up.Close)
 	cfg.UpstreamURL = up.URL
-	if edit != nil {
-		edit(cfg)
-	}
+	edit(cfg, frontURL)
 	logs := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -76,8 +89,8 @@ func startWith(t testing.TB, db *store.Store, edit func(*config.Config), o auths
 		t.Fatal(err)
 	}
 	go srv.Background(ctx)
-	front := httptest.NewServer(srv)
-	t.Cleanup(front.Close)
+	handler = srv
+	front.Start()
 	u, _ := url.Parse(front.URL)
 	return &env{t: t, db: db, srv: srv, url: front.URL, stub: stub, logs: logs, dataDir: dir, hostPort: u.Host, upstream: up.URL}
 }

@@ -83,7 +83,19 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusFound)
 		return
 	}
-	renderPage(w, http.StatusOK, "login.html", map[string]any{"Next": next, "Guest": s.cfg.AllowGuestJWT, "News": s.newsItems()})
+	renderPage(w, http.StatusOK, "login.html", s.loginPage(next, map[string]any{"News": s.newsItems()}))
+}
+
+// loginPage is the login page's data: the form, the guest button, the provider's button.
+func (s *Server) loginPage(next string, extra map[string]any) map[string]any {
+	d := map[string]any{"Next": next, "Guest": s.cfg.AllowGuestJWT, "Password": s.sso == nil || s.cfg.OIDC.PasswordLogin}
+	if s.sso != nil {
+		d["SSO"], d["SSOLabel"] = ssoLogin+"?next="+url.QueryEscape(next), s.cfg.OIDC.ButtonLabel
+	}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
 }
 
 // handleLogin checks a password (or logs in the guest) and starts a session. A refused or
@@ -98,7 +110,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	// A refusal: the login page again for a browser.
 	fail := func(code int, msg string) {
 		answer(w, r, isJSON, code, map[string]any{"error": msg}, func() {
-			renderPage(w, code, "login.html", map[string]any{"Next": next, "Error": msg, "Guest": s.cfg.AllowGuestJWT})
+			renderPage(w, code, "login.html", s.loginPage(next, map[string]any{"Error": msg}))
 		})
 	}
 	if f["guest_login"] == "true" {
@@ -143,6 +155,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		_ = s.db.Audit(ctx, store.AuditEvent{Actor: truncateString(username, 128), Action: "login.failure",
 			ClientIP: rq.ip.String(), Detail: "invalid credentials"})
 		fail(http.StatusUnauthorized, "Invalid credentials")
+		return
+	}
+	if !s.passwordSignIn(u) {
+		// The right password, but passwords are for the owner only here: no session, and the
+		// attempt is not counted against the address.
+		att.uncount(ctx)
+		fail(http.StatusForbidden, s.passwordSignInOff())
 		return
 	}
 	step := s.mfaStep(u, s.cache.get().roles[u.Role])

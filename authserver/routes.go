@@ -34,6 +34,8 @@ func (s *Server) routeTable() []route {
 		{"POST", "/login", public, s.handleLogin},
 		{"GET", "/logout", public, s.handleLogout},
 		{"POST", "/logout", public, s.handleLogout},
+		{"GET", ssoLogin, public, s.handleSSOLogin},
+		{"GET", ssoCallback, public, s.handleSSOCallback},
 		{"GET", "/register", public, s.handleRegister},
 		{"POST", "/register", public, s.handleRegister},
 		{"GET", "/healthz", public, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }},

@@ -69,11 +69,13 @@ type Server struct {
 	noIsolation bool
 	// notifyOptions are the notifier's (notify.OptionsFrom and Options.Notify).
 	notifyOptions notify.Options
-	routes        []route
-	policy        *policy.Policy
-	idleTimeout   time.Duration
-	refresh       time.Duration
-	now           func() time.Time
+	// sso is single sign-on, nil when oidc.issuer is not set.
+	sso         *sso
+	routes      []route
+	policy      *policy.Policy
+	idleTimeout time.Duration
+	refresh     time.Duration
+	now         func() time.Time
 	// detectedBase is the host base URL stored or detected at run time (see hostbase.go).
 	detectedBase atomic.Pointer[string]
 }
@@ -108,6 +110,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if s.refresh <= 0 {
 		s.refresh = 500 * time.Millisecond
+	}
+	if s.sso, err = newSSO(cfg); err != nil {
+		return nil, err
 	}
 	s.notifyOptions = notify.OptionsFrom(cfg)
 	s.notifyOptions.Poll, s.notifyOptions.Settle, s.notifyOptions.MinBackoff = o.Notify.Poll, o.Notify.Settle, o.Notify.MinBackoff
@@ -183,6 +188,7 @@ func (s *Server) open(key, addr string) (net.Listener, error) {
 // Background keeps the cache fresh and re-checks open WebSockets until ctx ends.
 func (s *Server) Background(ctx context.Context) {
 	go s.cache.run(ctx, s.refresh, 10*time.Second)
+	s.applySSOMapping(ctx)
 	if sinks := notify.Sinks(s.cfg); len(sinks) > 0 {
 		go notify.New(s.db, sinks, s.log.With("component", "notify"), s.metrics.registry, s.notifyOptions).Run(ctx)
 	}

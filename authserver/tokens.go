@@ -170,6 +170,8 @@ func (s *Server) tokenCaller(r *http.Request, f map[string]string) (*identity, s
 		return nil, ref.message()
 	case !ok || u.Disabled:
 		return nil, invalid
+	case !s.passwordSignIn(u):
+		return nil, s.passwordSignInOff()
 	}
 	if s.cfg.MFAEnabled() && u.MFAEnabled {
 		code, backup := f["code"], f["backup_code"]

@@ -93,6 +93,7 @@ func (c *Config) Redacted() ([]byte, error) {
 			c.S3Storage.SecretAccessKeyEnv: setOrUnset(c.S3SecretAccessKey),
 			c.AutoUpdate.TokenEnv:          setOrUnset(c.ReleaseToken),
 			"NTFY_API_TOKEN":               setOrUnset(c.NtfyToken),
+			c.OIDC.ClientSecretEnv:         setOrUnset(c.OIDC.ClientSecret),
 		},
 	}, "", "  ")
 }

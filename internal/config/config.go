@@ -62,6 +62,7 @@ type Config struct {
 	Ntfy                          Ntfy            `json:"ntfy"`
 	Webhooks                      []Webhook       `json:"webhooks"`
 	Notifications                 Notifications   `json:"notifications"`
+	OIDC                          OIDC            `json:"oidc"`
 
 	// Not from config.json.
 

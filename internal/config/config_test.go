@@ -25,6 +25,7 @@ const (
 	s3KeyID       = "AKIA-S3-KEY-ID-Wq6"
 	s3SecretKey   = "s3-secret-access-key-Vp5"
 	ntfyToken     = "tk_ntfy-token-Uo4"
+	oidcSecret    = "oidc-client-secret-Pw8"
 	releaseToken  = "ghp_release-token-Qz7"
 	failsafeValue = "failsafe-reason-Tn3"
 )
@@ -533,7 +534,7 @@ func allSecretsEnv(extra ...string) func(string) (string, bool) {
 	return env(append([]string{
 		"SECRET_KEY", secretKey, "USERS_DB_PASSWORD", dbPassword, "POSTGRES_PASSWORD", pgPassword,
 		"S3_ACCESS_KEY_ID", s3KeyID, "S3_SECRET_ACCESS_KEY", s3SecretKey, "NTFY_API_KEY", ntfyToken,
-		"MSS_LOGIN_RELEASE_TOKEN", releaseToken,
+		"MSS_LOGIN_RELEASE_TOKEN", releaseToken, "OIDC_CLIENT_SECRET", oidcSecret,
 	}, extra...)...)
 }
 
@@ -575,7 +576,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"slog":         logged.String(),
 	}
 	for where, text := range printed {
-		for _, s := range []string{secretKey, dbPassword, pgPassword, s3KeyID, s3SecretKey, ntfyToken, releaseToken} {
+		for _, s := range []string{secretKey, dbPassword, pgPassword, s3KeyID, s3SecretKey, ntfyToken, releaseToken, oidcSecret} {
 			if strings.Contains(text, s) {
 				t.Errorf("%s prints a secret:\n%s", where, text)
 			}
@@ -587,7 +588,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	if err := json.Unmarshal(out, &view); err != nil {
 		t.Fatal(err)
 	}
-	wantEnv := map[string]string{"SECRET_KEY": "set", "database_password": "set", "S3_ACCESS_KEY_ID": "set", "S3_SECRET_ACCESS_KEY": "set", "MSS_LOGIN_RELEASE_TOKEN": "set", "NTFY_API_TOKEN": "set"}
+	wantEnv := map[string]string{"SECRET_KEY": "set", "database_password": "set", "S3_ACCESS_KEY_ID": "set", "S3_SECRET_ACCESS_KEY": "set", "MSS_LOGIN_RELEASE_TOKEN": "set", "NTFY_API_TOKEN": "set", "OIDC_CLIENT_SECRET": "set"}
 	if !reflect.DeepEqual(view.Environment, wantEnv) {
 		t.Errorf("environment = %v, want %v", view.Environment, wantEnv)
 	}
@@ -789,4 +790,34 @@ func FuzzLoadBytes(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestOIDCKeys(t *testing.T) {
+	cfg, _ := mustLoad(t, `{"oidc": {"issuer": "https://idp.example.com/realms/studio", "client_id": "comfy",
+		"group_roles": [{"group": "comfy-admins", "role": "admin"}, {"group": "artists", "role": "user"}]}}`, env("OIDC_CLIENT_SECRET", oidcSecret))
+	if !cfg.OIDC.Enabled() || cfg.OIDC.ClientSecret.Reveal() != oidcSecret || cfg.OIDC.Users != "create" || !cfg.OIDC.PasswordLogin {
+		t.Fatalf("loaded %+v", cfg.OIDC)
+	}
+	for groups, want := range map[string]string{"artists comfy-admins": "admin", "artists": "user", "other": "", "": ""} {
+		if got := cfg.OIDC.RoleFor(strings.Fields(groups)); got != want {
+			t.Errorf("RoleFor(%q) = %q, want %q (the first entry the user matches)", groups, got, want)
+		}
+	}
+	for _, c := range []struct{ file, want string }{
+		{`{"oidc": {"issuer": "http://idp.example.com", "client_id": "c", "group_roles": [{"group": "g", "role": "user"}]}}`, `oidc.issuer: must be https://`},
+		{`{"oidc": {"issuer": "https://idp.example.com", "group_roles": [{"group": "g", "role": "user"}]}}`, `oidc.client_id: must not be empty`},
+		{`{"oidc": {"issuer": "https://idp.example.com", "client_id": "c"}}`, `oidc.group_roles: must map at least one group`},
+		{`{"oidc": {"issuer": "https://idp.example.com", "client_id": "c", "group_roles": [{"group": "g"}]}}`, `oidc.group_roles[0]: needs a group and a role`},
+		{`{"oidc": {"issuer": "https://idp.example.com", "client_id": "c", "users": "all", "group_roles": [{"group": "g", "role": "user"}]}}`, `oidc.users: must be create or existing`},
+		{`{"oidc": {"issuer": "https://idp.example.com", "client_id": "c", "scopes": ["profile"], "group_roles": [{"group": "g", "role": "user"}]}}`, `oidc.scopes: must include openid`},
+	} {
+		_, _, err := LoadBytes([]byte(c.file), "config.json", env("OIDC_CLIENT_SECRET", oidcSecret))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.file, err, c.want)
+		}
+	}
+	_, _, err := LoadBytes([]byte(`{"oidc": {"issuer": "https://idp.example.com", "client_id": "c", "group_roles": [{"group": "g", "role": "user"}]}}`), "config.json", env())
+	if err == nil || !strings.Contains(err.Error(), "OIDC_CLIENT_SECRET is not set") {
+		t.Errorf("no client secret: %v", err)
+	}
 }

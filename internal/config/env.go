@@ -187,6 +187,7 @@ func (l *loader) readSecrets(cfg *Config) {
 	cfg.S3AccessKeyID = l.secretEnv(cfg.S3Storage.AccessKeyIDEnv)
 	cfg.S3SecretAccessKey = l.secretEnv(cfg.S3Storage.SecretAccessKeyEnv)
 	cfg.ReleaseToken = l.secretEnv(cfg.AutoUpdate.TokenEnv)
+	cfg.OIDC.ClientSecret = l.secretEnv(cfg.OIDC.ClientSecretEnv)
 	for _, n := range []string{"NTFY_API_TOKEN", "NTFY_API_KEY"} {
 		if v, ok := l.lookup(n); ok && v != "" {
 			cfg.NtfyToken = Secret(v)

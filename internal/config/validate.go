@@ -72,6 +72,7 @@ func (l *loader) validate(c *Config) {
 	}
 	l.intRange("lockout_mirror.max_objects", c.LockoutMirror.MaxObjects, 1, 100000)
 	l.validateNotifications(c)
+	l.validateOIDC(c)
 }
 
 func (l *loader) validateUsersDB(c *Config) {

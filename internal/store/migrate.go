@@ -37,6 +37,7 @@ var migrations = []migration{
 	{version: 3, name: "prompt owners", sql: mustSQL("0003_prompt_owners.sql")},
 	{version: 4, name: "model grants", sql: mustSQL("0004_model_grants.sql"), apply: seedCounters},
 	{version: 5, name: "notification cursors", sql: mustSQL("0005_notify.sql")},
+	{version: 6, name: "single sign-on identities", sql: mustSQL("0006_sso.sql")},
 }
 
 // LatestVersion is the schema version this binary writes.
