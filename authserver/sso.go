@@ -66,7 +66,7 @@ func (o *sso) discover(ctx context.Context) (*oidc.Provider, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	p, err := oidc.NewProvider(ctx, o.cfg.Issuer)
+	p, err := oidc.NewProvider(providerContext(ctx), o.cfg.Issuer)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +78,13 @@ func (o *sso) oauth(p *oidc.Provider, redirect string) *oauth2.Config {
 	return &oauth2.Config{ClientID: o.cfg.ClientID, ClientSecret: o.cfg.ClientSecret.Reveal(), Endpoint: p.Endpoint(),
 		RedirectURL: redirect, Scopes: o.cfg.Scopes}
 }
+
+// providerClient bounds every call to the provider (discovery, keys, token exchange): a slow
+// provider must not hold a request forever.
+var providerClient = &http.Client{Timeout: 10 * time.Second}
+
+// providerContext makes go-oidc and x/oauth2 use providerClient.
+func providerContext(ctx context.Context) context.Context { return oidc.ClientContext(ctx, providerClient) }
 
 // flow is what the cookie carries between the redirect to the provider and the callback.
 type flow struct {
@@ -180,14 +187,14 @@ func (s *Server) handleSSOCallback(w http.ResponseWriter, r *http.Request) {
 		s.ssoRefuse(w, r, http.StatusBadGateway, "The sign-in provider cannot be reached; try again.")
 		return
 	}
-	tok, err := s.sso.oauth(p, s.ssoRedirectURL(r)).Exchange(ctx, q.Get("code"), oauth2.VerifierOption(f.Verifier))
+	tok, err := s.sso.oauth(p, s.ssoRedirectURL(r)).Exchange(providerContext(ctx), q.Get("code"), oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		s.ssoFailure(ctx, rq, "", "code exchange failed")
 		s.ssoRefuse(w, r, http.StatusForbidden, "The sign-in could not be completed. Start again.")
 		return
 	}
 	raw, _ := tok.Extra("id_token").(string)
-	claims, err := s.sso.verify(ctx, p, raw, f.Nonce)
+	claims, err := s.sso.verify(providerContext(ctx), p, raw, f.Nonce)
 	if err != nil {
 		s.ssoFailure(ctx, rq, "", err.Error())
 		s.ssoRefuse(w, r, http.StatusForbidden, "The sign-in could not be verified. Start again.")
@@ -304,8 +311,17 @@ func (s *Server) ssoUser(ctx context.Context, c ssoClaims, now time.Time) (store
 		switch {
 		case c.username == "":
 			return store.User{}, "The sign-in provider sent no username (" + s.cfg.OIDC.UsernameClaim + ")."
+		case found && existing.Owner:
+			return store.User{}, "The owner signs in with a password, not through the provider."
 		case found && s.cfg.OIDC.Users == "existing":
-			u = existing // named in advance (a ComfyUser, the console): linked now
+			// Named in advance (a ComfyUser, the console): linked now — unless another identity
+			// holds it already (someone who renamed themselves at the provider to take it).
+			if _, err := s.db.SSOIdentityOfUser(ctx, existing.ID); err == nil {
+				return store.User{}, "This account is linked to another sign-in identity."
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return store.User{}, "The users database is not reachable; try again."
+			}
+			u = existing
 		case found:
 			return store.User{}, "A local account has this name; an administrator can link it (oidc.users: existing)."
 		case s.cfg.OIDC.Users == "existing":

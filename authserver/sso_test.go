@@ -318,3 +318,38 @@ func TestSingleSignOnPolicies(t *testing.T) {
 		t.Error("a user row was made with oidc.users existing")
 	}
 }
+
+// Someone who renames themselves at the provider to an account another identity holds does not
+// get it, nor the owner's; in "create" mode a local account's name is not taken over either.
+func TestSingleSignOnTakeover(t *testing.T) {
+	db := testenv.Open(t, store.SQLite)
+	users := []testenv.OIDCUser{
+		{Username: "alice", Password: "alice-idp-pass", Groups: []string{"comfy-artists"}, Subject: "sub-alice"},
+		{Username: "owner", Password: "owner-idp-pass", Groups: []string{"comfy-admins"}, Subject: "sub-fake-owner"},
+	}
+	var op *testenv.OIDCProvider
+	e := startAt(t, db, func(c *config.Config, self string) {
+		op = testenv.StartOIDCProvider(t, []string{self + "/mss-login/sso/callback"}, users...)
+		ssoConfig(op)(c, self)
+		c.OIDC.Users = "existing"
+	}, authserver.Options{})
+	e.bootstrap()
+	if err := db.CreateUser(context.Background(), &store.User{Username: "alice", Role: "user", PasswordHash: hashOf(t, "Alice-local-pass-1!")}); err != nil {
+		t.Fatal(err)
+	}
+	cb, c := signIn(t, e, "alice", "alice-idp-pass")
+	if code, body := fetchURL(t, c, cb); code != 200 {
+		t.Fatalf("alice links her account: %d %s", code, body)
+	}
+	// Eve renamed herself "alice" at the provider: the same name, another subject.
+	op.RewriteIDTokens(nil, func(claims map[string]any) { claims["sub"] = "sub-eve" })
+	cb, c = signIn(t, e, "alice", "alice-idp-pass")
+	if code, body := fetchURL(t, c, cb); code != 403 || !strings.Contains(body, "linked to another sign-in identity") {
+		t.Errorf("another identity named alice: %d %s", code, body)
+	}
+	op.RewriteIDTokens(nil, nil)
+	cb, c = signIn(t, e, "owner", "owner-idp-pass")
+	if code, body := fetchURL(t, c, cb); code != 403 || !strings.Contains(body, "owner signs in with a password") {
+		t.Errorf("an identity named owner: %d %s", code, body)
+	}
+}

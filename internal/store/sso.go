@@ -35,6 +35,18 @@ func (s *Store) SSOIdentityBySubject(ctx context.Context, subject string) (SSOId
 	return id, nil
 }
 
+// SSOIdentityOfUser returns the identity linked to a user (ErrNotFound when none).
+func (s *Store) SSOIdentityOfUser(ctx context.Context, userID string) (SSOIdentity, error) {
+	id := SSOIdentity{UserID: userID}
+	var groups string
+	err := s.queryRow(ctx, s.db, `SELECT subject, groups_json FROM sso_identities WHERE user_id = ?`, userID).Scan(&id.Subject, &groups)
+	if err != nil {
+		return SSOIdentity{}, s.wrap("read sso identity", err)
+	}
+	_ = json.Unmarshal([]byte(groups), &id.Groups)
+	return id, nil
+}
+
 // LinkSSOIdentity records (or renews) the link of a provider identity to a user, with the
 // groups of this sign-in. A user has at most one identity: an older link of the same user (or
 // of the same identity) is replaced.

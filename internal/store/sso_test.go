@@ -42,6 +42,12 @@ func TestSSOIdentities(t *testing.T) {
 		if err := s.LinkSSOIdentity(ctx, store.SSOIdentity{Subject: c, UserID: "u2", Groups: []string{}}, now); err != nil {
 			t.Fatal(err)
 		}
+		if id, err := s.SSOIdentityOfUser(ctx, "u2"); err != nil || id.Subject != c {
+			t.Errorf("u2's identity: %+v %v", id, err)
+		}
+		if _, err := s.SSOIdentityOfUser(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a user without an identity: %v", err)
+		}
 		all, err := s.SSOIdentities(ctx)
 		if err != nil || len(all) != 2 {
 			t.Fatalf("identities: %+v %v", all, err)
