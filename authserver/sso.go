@@ -84,7 +84,9 @@ func (o *sso) oauth(p *oidc.Provider, redirect string) *oauth2.Config {
 var providerClient = &http.Client{Timeout: 10 * time.Second}
 
 // providerContext makes go-oidc and x/oauth2 use providerClient.
-func providerContext(ctx context.Context) context.Context { return oidc.ClientContext(ctx, providerClient) }
+func providerContext(ctx context.Context) context.Context {
+	return oidc.ClientContext(ctx, providerClient)
+}
 
 // flow is what the cookie carries between the redirect to the provider and the callback.
 type flow struct {
