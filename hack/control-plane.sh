@@ -74,7 +74,7 @@ if [[ ${MSS_ENVTEST_BUILD:-1} == 0 ]]; then
 	say "$why; not building (MSS_ENVTEST_BUILD=0)"
 	exit 1
 fi
-say "$why; building kube-apiserver, etcd and kubectl from the Go module proxy instead (about 12 minutes on 2 cores the first time, cached afterwards)"
+say "$why; building kube-apiserver, etcd and kubectl from the Go module proxy instead (about 10 minutes on 2 cores the first time, cached afterwards)"
 minor=${K8S_VERSION#v1.}
 minor=${minor%%.*}
 ldflags="-s -w"
