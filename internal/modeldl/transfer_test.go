@@ -209,4 +209,3 @@ func TestDirectory(t *testing.T) {
 		}
 	}
 }
-
