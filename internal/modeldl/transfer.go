@@ -119,7 +119,12 @@ func Run(ctx context.Context, client *http.Client, src Source, dst Dest, st *Sta
 			break
 		}
 	}
-	if want := max(src.Size, st.Total); want > 0 && st.Done != want {
+	// The server's own length is exact; a published size (CivitAI's is in KB) is the fallback.
+	want := st.Total
+	if want == 0 {
+		want = src.Size
+	}
+	if want > 0 && st.Done != want {
 		if st.Done < want && ctx.Err() == nil {
 			return fmt.Errorf("the source ended at %d of %d bytes", st.Done, want) // resumable
 		}
