@@ -154,14 +154,19 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.metrics.auth.WithLabelValues("login_failure").Inc()
 		_ = s.db.Audit(ctx, store.AuditEvent{Actor: truncateString(username, 128), Action: "login.failure",
 			ClientIP: rq.ip.String(), Detail: "invalid credentials"})
+		if s.sso != nil && !s.cfg.OIDC.PasswordLogin {
+			fail(http.StatusUnauthorized, s.passwordSignInOff())
+			return
+		}
 		fail(http.StatusUnauthorized, "Invalid credentials")
 		return
 	}
 	if !s.passwordSignIn(u) {
-		// The right password, but passwords are for the owner only here: no session, and the
-		// attempt is not counted against the address.
-		att.uncount(ctx)
-		fail(http.StatusForbidden, s.passwordSignInOff())
+		// The right password, but passwords are the owner's only here: answered and counted as
+		// a wrong one, so that no password can be confirmed through this form.
+		att.finish(ctx, false, now)
+		s.timing.pad(start)
+		fail(http.StatusUnauthorized, s.passwordSignInOff())
 		return
 	}
 	step := s.mfaStep(u, s.cache.get().roles[u.Role])

@@ -148,8 +148,14 @@ func (s *Server) handleSSOLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
+	// A sign-in another site started goes to /, not where that site asked: the provider may sign
+	// an already signed-in person in silently, and the page that follows is same-origin.
+	next := "/"
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "same-origin" || site == "none" {
+		next = safeNext(r.URL.Query().Get("next"))
+	}
 	f := flow{State: randomID(), Nonce: randomID(), Verifier: oauth2.GenerateVerifier(),
-		Next: safeNext(r.URL.Query().Get("next")), Expires: now.Add(ssoMaxAge).Unix()}
+		Next: next, Expires: now.Add(ssoMaxAge).Unix()}
 	// Lax: the provider's redirect back is a cross-site top-level GET, which must carry it.
 	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: s.sso.seal(f), Path: "/mss-login/sso/", HttpOnly: true,
 		Secure: reqInfo(r).https, SameSite: http.SameSiteLaxMode, MaxAge: int(ssoMaxAge.Seconds())})
@@ -220,7 +226,8 @@ func (s *Server) handleSSOCallback(w http.ResponseWriter, r *http.Request) {
 // ssoClaims is what mss-login reads of an ID token.
 type ssoClaims struct {
 	subject  string
-	username string
+	claimed  string // the username claim as sent
+	username string // made a username: characters other than letters, digits and _ become _
 	groups   []string
 }
 
@@ -251,10 +258,9 @@ func (o *sso) verify(ctx context.Context, p *oidc.Provider, raw, nonce string) (
 			return ssoClaims{}, errors.New("ID token refused: acr is not one of the required")
 		}
 	}
-	name, _ := all[o.cfg.UsernameClaim].(string)
-	name = usernameChars.ReplaceAllString(name, "_")
-	return ssoClaims{subject: store.SSOSubject(o.cfg.Issuer, idt.Subject), username: name,
-		groups: strings_(all[o.cfg.GroupsClaim])}, nil
+	claimed, _ := all[o.cfg.UsernameClaim].(string)
+	return ssoClaims{subject: store.SSOSubject(o.cfg.Issuer, idt.Subject), claimed: claimed,
+		username: usernameChars.ReplaceAllString(claimed, "_"), groups: strings_(all[o.cfg.GroupsClaim])}, nil
 }
 
 // passwordSignIn says whether u may sign in with a password: always, unless single sign-on
@@ -263,8 +269,10 @@ func (s *Server) passwordSignIn(u store.User) bool {
 	return s.sso == nil || s.cfg.OIDC.PasswordLogin || u.Owner
 }
 
+// passwordSignInOff is the answer to every failed password sign-in while passwords are the
+// owner's only — the same for a right password as for a wrong one, so it tells nothing.
 func (s *Server) passwordSignInOff() string {
-	return "Password sign-in is off here: use " + s.cfg.OIDC.ButtonLabel + "."
+	return "Invalid credentials. Password sign-in is for the owner only here: use " + s.cfg.OIDC.ButtonLabel + "."
 }
 
 // providerMFA says whether the provider's MFA claims stand for mss-login's own second factor.
@@ -292,6 +300,11 @@ func strings_(v any) []string {
 func (s *Server) ssoUser(ctx context.Context, c ssoClaims, now time.Time) (store.User, string) {
 	role := s.cfg.OIDC.RoleFor(c.groups)
 	if role == "" {
+		// Out of the mapped groups now: what a linked user still holds goes too.
+		if linked, err := s.db.SSOIdentityBySubject(ctx, c.subject); err == nil {
+			_ = s.db.RevokeUserCredentials(ctx, linked.UserID)
+			_ = s.db.LinkSSOIdentity(ctx, store.SSOIdentity{Subject: c.subject, UserID: linked.UserID, Groups: c.groups}, now)
+		}
 		return store.User{}, "Your account is not in a group that may use this ComfyUI."
 	}
 	if _, ok := s.cache.get().roles[role]; !ok {
@@ -309,10 +322,18 @@ func (s *Server) ssoUser(ctx context.Context, c ssoClaims, now time.Time) (store
 		return store.User{}, "The users database is not reachable; try again."
 	}
 	if u.ID == "" { // not linked (or the linked user is gone)
+		if c.claimed == "" {
+			return store.User{}, "The sign-in provider sent no username (" + s.cfg.OIDC.UsernameClaim + ")."
+		}
+		if err := store.ValidateUsername(c.username); err != nil {
+			return store.User{}, "Your username at the provider cannot be used here (" + err.Error() + ")."
+		}
 		existing, found := s.userByName(ctx, c.username)
 		switch {
-		case c.username == "":
-			return store.User{}, "The sign-in provider sent no username (" + s.cfg.OIDC.UsernameClaim + ")."
+		case found && s.cfg.OIDC.Users == "existing" && (c.claimed != c.username || existing.Username != c.claimed):
+			// Linking by name must be by exactly that name: "bob.smith" and "Bob_Smith" are not
+			// the account "bob_smith" someone made for another person.
+			return store.User{}, "Your username at the provider is not exactly an account's name here."
 		case found && existing.Owner:
 			return store.User{}, "The owner signs in with a password, not through the provider."
 		case found && s.cfg.OIDC.Users == "existing":
@@ -338,7 +359,8 @@ func (s *Server) ssoUser(ctx context.Context, c ssoClaims, now time.Time) (store
 			}
 			nu := store.User{Username: c.username, Role: role, PasswordHash: h}
 			if err := s.db.CreateUser(ctx, &nu); err != nil {
-				return store.User{}, "Your account could not be created (" + oneLine(err.Error()) + ")."
+				s.log.Warn("creating a single sign-on user failed", "user", c.username, "error", err)
+				return store.User{}, "Your account could not be created; try again, or tell an administrator."
 			}
 			_ = s.db.Audit(ctx, store.AuditEvent{Actor: "sso", Action: "user.created", Target: nu.Username, Detail: "first single sign-on, role " + role})
 			u = nu
@@ -356,7 +378,9 @@ func (s *Server) ssoUser(ctx context.Context, c ssoClaims, now time.Time) (store
 		_ = s.db.Audit(ctx, store.AuditEvent{Actor: "sso", Action: store.UserChangeAction(&prev, u), Target: u.Username,
 			Detail: "role " + prev.Role + " → " + role + " from the provider's groups"})
 	}
-	if err := s.db.LinkSSOIdentity(ctx, store.SSOIdentity{Subject: c.subject, UserID: u.ID, Groups: c.groups}, now); err != nil {
+	if err := s.db.LinkSSOIdentity(ctx, store.SSOIdentity{Subject: c.subject, UserID: u.ID, Groups: c.groups}, now); errors.Is(err, store.ErrConflict) {
+		return store.User{}, "This account is linked to another sign-in identity."
+	} else if err != nil {
 		return store.User{}, "The users database is not reachable; try again."
 	}
 	return u, ""
@@ -379,6 +403,7 @@ func (s *Server) completeSSOLogin(w http.ResponseWriter, r *http.Request, u stor
 	setSessionCookie(w, token, expires, now, rq.https)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer") // the callback URL holds the code
 	_ = ssoDone.Execute(w, next)
 }
 
@@ -425,8 +450,8 @@ func (s *Server) applySSOMapping(ctx context.Context) {
 	}
 	for _, id := range ids {
 		u, err := s.db.UserByID(ctx, id.UserID)
-		if err != nil || u.Owner || u.OwnerRef != "" {
-			continue // gone, or managed elsewhere (the owner, a ComfyUser)
+		if err != nil || u.Owner {
+			continue // gone, or the owner (whose password is the way in)
 		}
 		switch role := s.cfg.OIDC.RoleFor(id.Groups); {
 		case role == "":
@@ -434,7 +459,7 @@ func (s *Server) applySSOMapping(ctx context.Context) {
 				s.log.Info("single sign-on mapping no longer admits a user: sessions revoked", "user", u.Username)
 				_ = s.db.Audit(ctx, store.AuditEvent{Actor: "sso", Action: "sessions.revoked", Target: u.Username, Detail: "the group mapping no longer admits the user"})
 			}
-		case role != u.Role:
+		case role != u.Role && u.OwnerRef == "": // a ComfyUser's role is the resource's
 			prev := u
 			u.Role = role
 			if err := s.db.UpdateUser(ctx, u); err == nil {

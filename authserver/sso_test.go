@@ -2,6 +2,8 @@ package authserver_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -174,8 +176,11 @@ func TestBrowserSingleSignOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if r := e.do("POST", "/login", map[string]string{"username": "localuser", "password": "Local-pass-123!"}, from("192.0.2.30")); r.code != 403 || !strings.Contains(r.raw, "Password sign-in is off here: use Sign in with StudioID") {
-		t.Errorf("a local user's password with password_login off: %d %s", r.code, r.raw)
+	// The right password and a wrong one get the same answer: no password can be confirmed.
+	right := e.do("POST", "/login", map[string]string{"username": "localuser", "password": "Local-pass-123!"}, from("192.0.2.30"))
+	wrong := e.do("POST", "/login", map[string]string{"username": "localuser", "password": "Not-the-pass-1!"}, from("192.0.2.32"))
+	if right.code != 401 || right.raw != wrong.raw || !strings.Contains(right.raw, "Password sign-in is for the owner only here: use Sign in with StudioID") {
+		t.Errorf("a local user's password with password_login off: %d %s / %d %s", right.code, right.raw, wrong.code, wrong.raw)
 	}
 	if r := e.do("POST", "/login", map[string]string{"username": "owner", "password": ownerPassword}, from("192.0.2.31")); r.code != 200 {
 		t.Errorf("the owner's break-glass password: %d %s", r.code, r.raw)
@@ -263,7 +268,39 @@ func TestSingleSignOnRefusals(t *testing.T) {
 	if r := e.do("GET", "/mss-login/api/me", nil, bearer(rootSess)); r.code != 200 || e.do("GET", "/mss-login/api/me", nil, bearer(tok)).code != 200 {
 		t.Errorf("root's session or token after the mapping change: %d", r.code)
 	}
-	// And alice, out of the mapped groups now, is refused at her next sign-in there.
+
+	// root leaves the admins at the provider: his next sign-in is refused and his token goes.
+	op.RewriteIDTokens(nil, func(claims map[string]any) { claims["groups"] = []string{"contractors"} })
+	cb, c = signIn(t, e, "root", "root-idp-pass")
+	if code, _ := fetchURL(t, c, cb); code != 403 {
+		t.Errorf("root out of the groups: %d", code)
+	}
+	op.RewriteIDTokens(nil, nil)
+	eventually(t, "root's token revoked after a refused sign-in", func() bool {
+		return e.do("GET", "/mss-login/api/me", nil, bearer(tok)).code == 401
+	})
+
+	// A user a ComfyUser owns keeps the resource's role, but a mapping that no longer admits
+	// them still revokes what they hold.
+	cb, c = signIn(t, e, "root", "root-idp-pass")
+	if code, _ := fetchURL(t, c, cb); code != 200 {
+		t.Fatalf("root again: %d", code)
+	}
+	rootSess = sessionOf(c, e.url)
+	root, _ := db.UserByName(context.Background(), "root")
+	root.OwnerRef = "ComfyUser/studio/root"
+	if err := db.UpdateUser(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	startAt(t, db, func(c *config.Config, self string) {
+		ssoConfig(op, config.GroupRole{Group: "nobody-has-this", Role: "user"})(c, self)
+	}, authserver.Options{})
+	eventually(t, "the ComfyUser-owned user's session revoked by the new mapping", func() bool {
+		return e.do("GET", "/mss-login/api/me", nil, bearer(rootSess)).code == 401
+	})
+	if u, _ := db.UserByName(context.Background(), "root"); u.Role != "admin" {
+		t.Errorf("the ComfyUser-owned user's role was changed to %s", u.Role)
+	}
 }
 
 func hashOf(t *testing.T, pw string) string {
@@ -351,5 +388,77 @@ func TestSingleSignOnTakeover(t *testing.T) {
 	cb, c = signIn(t, e, "owner", "owner-idp-pass")
 	if code, body := fetchURL(t, c, cb); code != 403 || !strings.Contains(body, "owner signs in with a password") {
 		t.Errorf("an identity named owner: %d %s", code, body)
+	}
+}
+
+// The review's holes: a provider name that is a reserved one (guest) or folds onto another
+// account's, a sign-in another site starts with its own next, a ComfyUser-owned user out of the
+// mapping, a refused sign-in that leaves tokens behind.
+func TestSingleSignOnReservedAndFolded(t *testing.T) {
+	db := testenv.Open(t, store.SQLite)
+	users := []testenv.OIDCUser{
+		{Username: "guest", Password: "g-idp-pass", Groups: []string{"comfy-admins"}},
+		{Username: "bob.smith", Password: "b-idp-pass", Groups: []string{"comfy-artists"}},
+		{Username: "Carol", Password: "c-idp-pass", Groups: []string{"comfy-artists"}},
+	}
+	var op *testenv.OIDCProvider
+	e := startAt(t, db, func(c *config.Config, self string) {
+		op = testenv.StartOIDCProvider(t, []string{self + "/mss-login/sso/callback"}, users...)
+		ssoConfig(op)(c, self)
+		c.OIDC.Users = "existing"
+		c.AllowGuestJWT = true
+	}, authserver.Options{})
+	e.bootstrap()
+	ctx := context.Background()
+	for _, name := range []string{"bob_smith", "carol"} {
+		if err := db.CreateUser(ctx, &store.User{Username: name, Role: "user", PasswordHash: hashOf(t, "Some-local-pass-1!")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The guest row exists once someone used guest login.
+	if r := e.do("POST", "/login", map[string]string{"guest_login": "true"}, from("192.0.2.40")); r.code != 200 {
+		t.Fatalf("guest login: %d %s", r.code, r.raw)
+	}
+	// Carol: on MySQL the lookup folds case and the exact-name rule refuses; elsewhere there
+	// is no such account. Either way no link.
+	for user, want := range map[string]string{"guest": "cannot be used here", "bob.smith": "not exactly an account's name", "Carol": ""} {
+		cb, c := signIn(t, e, user, map[string]string{"guest": "g-idp-pass", "bob.smith": "b-idp-pass", "Carol": "c-idp-pass"}[user])
+		if code, body := fetchURL(t, c, cb); code != 403 || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %s", user, code, body)
+		}
+	}
+	if g, _ := db.UserByName(ctx, "guest"); g.Role != "guest" {
+		t.Errorf("the guest row's role: %s", g.Role)
+	}
+	if ids, _ := db.SSOIdentities(ctx); len(ids) != 0 {
+		t.Errorf("links made: %+v", ids)
+	}
+
+	// A sign-in started from another site goes to /, whatever next it names.
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for site, want := range map[string]string{"cross-site": "/", "same-origin": "/queue"} {
+		req, _ := http.NewRequest("GET", e.url+"/mss-login/sso/login?next=/queue", nil)
+		req.Header.Set("Sec-Fetch-Site", site)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		var next string
+		for _, ck := range res.Cookies() {
+			if ck.Name == "mss_sso" {
+				body, _, _ := strings.Cut(ck.Value, ".")
+				raw, _ := base64.RawURLEncoding.DecodeString(body)
+				var f struct {
+					X string `json:"x"`
+				}
+				_ = json.Unmarshal(raw, &f)
+				next = f.X
+			}
+		}
+		if next != want {
+			t.Errorf("started %s: next %q, want %q", site, next, want)
+		}
 	}
 }

@@ -171,7 +171,7 @@ func (s *Server) tokenCaller(r *http.Request, f map[string]string) (*identity, s
 	case !ok || u.Disabled:
 		return nil, invalid
 	case !s.passwordSignIn(u):
-		return nil, s.passwordSignInOff()
+		return nil, invalid // as a wrong password: nothing to confirm a password with
 	}
 	if s.cfg.MFAEnabled() && u.MFAEnabled {
 		code, backup := f["code"], f["backup_code"]

@@ -810,6 +810,7 @@ func TestOIDCKeys(t *testing.T) {
 		{`{"oidc": {"issuer": "https://idp.example.com", "client_id": "c", "group_roles": [{"group": "g"}]}}`, `oidc.group_roles[0]: needs a group and a role`},
 		{`{"oidc": {"issuer": "https://idp.example.com", "client_id": "c", "users": "all", "group_roles": [{"group": "g", "role": "user"}]}}`, `oidc.users: must be create or existing`},
 		{`{"oidc": {"issuer": "https://idp.example.com", "client_id": "c", "scopes": ["profile"], "group_roles": [{"group": "g", "role": "user"}]}}`, `oidc.scopes: must include openid`},
+		{`{"oidc": {"issuer": "https://idp.example.com", "client_id": "c", "require_amr": ["mfa", "pwd"], "group_roles": [{"group": "g", "role": "user"}]}}`, `oidc.require_amr[1]: "pwd" is a password alone`},
 	} {
 		_, _, err := LoadBytes([]byte(c.file), "config.json", env("OIDC_CLIENT_SECRET", oidcSecret))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

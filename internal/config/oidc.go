@@ -81,6 +81,12 @@ func (l *loader) validateOIDC(c *Config) {
 			l.failKey(fmt.Sprintf("oidc.group_roles[%d]", i), "needs a group and a role")
 		}
 	}
+	for i, a := range o.RequireAMR {
+		if a == "pwd" {
+			// Any one listed value passes: "pwd" would let a password alone stand for MFA.
+			l.failKey(fmt.Sprintf("oidc.require_amr[%d]", i), `"pwd" is a password alone, not a second factor`)
+		}
+	}
 	if o.Users != "create" && o.Users != "existing" {
 		l.failKey("oidc.users", "must be create or existing, got %s", quote(o.Users))
 	}

@@ -336,3 +336,54 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// A batch that takes longer than the lease: the holder renews it before each delivery, so the
+// other notifier never takes over and sends again.
+func TestSlowReceiverNotSentTwice(t *testing.T) {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	s := testenv.Open(t, store.SQLite)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(150 * time.Millisecond) // six of them outlast the lease below
+		var b notify.WebhookBody
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		mu.Lock()
+		seen[b.ID]++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	o := fast()
+	o.Lease, o.SendTimeout = 400*time.Millisecond, 200*time.Millisecond
+	for range 2 {
+		go notify.New(s, []notify.Sink{notify.NewWebhook("ops", srv.URL, nil, nil, srv.Client())}, slog.New(slog.DiscardHandler), nil, o).Run(ctx)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i := range 6 {
+		if err := s.Audit(ctx, store.AuditEvent{Action: "user.deleted", Actor: "admin", Target: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n >= 6 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(400 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 6 {
+		t.Errorf("%d of 6 delivered", len(seen))
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", id, c)
+		}
+	}
+}

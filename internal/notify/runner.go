@@ -34,7 +34,8 @@ type Store interface {
 // Options tune a Notifier; zero values take the defaults.
 type Options struct {
 	Poll           time.Duration // how often the trail is read (1 s)
-	Lease          time.Duration // how long a cursor is held without renewal (30 s)
+	Lease          time.Duration // how long a cursor is held without renewal (30 s, at least 2 × SendTimeout)
+	SendTimeout    time.Duration // one delivery's limit (10 s)
 	MaxAge         time.Duration // an event undelivered for longer is dropped (1 h)
 	MinBackoff     time.Duration // first retry (1 s), doubling …
 	MaxBackoff     time.Duration // … up to (5 min)
@@ -53,7 +54,10 @@ func (o *Options) defaults() {
 		}
 	}
 	def(&o.Poll, time.Second)
+	def(&o.SendTimeout, 10*time.Second)
 	def(&o.Lease, 30*time.Second)
+	// Renewed before each delivery, the lease must outlast the longest one by far.
+	o.Lease = max(o.Lease, 2*o.SendTimeout)
 	def(&o.MaxAge, time.Hour)
 	def(&o.MinBackoff, time.Second)
 	def(&o.MaxBackoff, 5*time.Minute)
@@ -165,8 +169,17 @@ func (n *Notifier) step(ctx context.Context, s Sink, st *sinkState) {
 		if ctx.Err() != nil || n.opts.Now().Sub(e.At) < n.opts.Settle {
 			return
 		}
-		ev, ok := n.event(ctx, s, e)
+		ev, ok, err := n.event(ctx, s, e)
+		if err != nil {
+			return // the burst count could not be read: this entry again next time
+		}
 		if ok {
+			// The lease again before each delivery, so that it outlasts the send (10 s) by far:
+			// a slow receiver must not let another process take the cursor and send it twice.
+			now := n.opts.Now()
+			if _, held, err := n.db.HoldNotifyCursor(ctx, s.Name(), n.holder, now, now.Add(n.opts.Lease)); err != nil || !held {
+				return
+			}
 			if err := n.deliver(ctx, s, ev, st); err != nil {
 				if n.opts.Now().Sub(e.At) <= n.opts.MaxAge {
 					return // retried at st.retryAt, from this entry
@@ -183,20 +196,23 @@ func (n *Notifier) step(ctx context.Context, s Sink, st *sinkState) {
 
 // event is the entry's notification for s, if any: its kind is wanted, and a failed login
 // only when it opens a burst.
-func (n *Notifier) event(ctx context.Context, s Sink, e store.AuditEvent) (Event, bool) {
+func (n *Notifier) event(ctx context.Context, s Sink, e store.AuditEvent) (Event, bool, error) {
 	ev, ok := events.FromAudit(events.Entry(e))
 	if !ok || !s.Wants(ev.Kind) {
-		return Event{}, false
+		return Event{}, false, nil
 	}
 	if ev.Kind == events.LoginFailedBurst {
 		since := events.WindowStart(e.At, n.opts.BurstWindow)
 		c, err := n.db.CountAudit(ctx, e.Action, e.ClientIP, since, e.ID)
-		if err != nil || !events.Burst(c, n.opts.BurstThreshold) {
-			return Event{}, false
+		if err != nil {
+			return Event{}, false, err
+		}
+		if !events.Burst(c, n.opts.BurstThreshold) {
+			return Event{}, false, nil
 		}
 		ev.Message = burstMessage(ev.Address, n.opts.BurstThreshold, n.opts.BurstWindow)
 	}
-	return ev, true
+	return ev, true, nil
 }
 
 func burstMessage(addr string, threshold int, window time.Duration) string {
@@ -210,7 +226,7 @@ func burstMessage(addr string, threshold int, window time.Duration) string {
 // deliver sends one event, keeping the sink's failure state: a log line on the first failure
 // and on recovery, exponential backoff in between.
 func (n *Notifier) deliver(ctx context.Context, s Sink, ev Event, st *sinkState) error {
-	sendCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sendCtx, cancel := context.WithTimeout(ctx, n.opts.SendTimeout)
 	defer cancel()
 	err := s.Send(sendCtx, ev)
 	if err == nil {

@@ -48,15 +48,17 @@ func (s *Store) SSOIdentityOfUser(ctx context.Context, userID string) (SSOIdenti
 }
 
 // LinkSSOIdentity records (or renews) the link of a provider identity to a user, with the
-// groups of this sign-in. A user has at most one identity: an older link of the same user (or
-// of the same identity) is replaced.
+// groups of this sign-in. A user has at most one identity: linking a second is ErrConflict.
 func (s *Store) LinkSSOIdentity(ctx context.Context, id SSOIdentity, at time.Time) error {
 	groups, _ := json.Marshal(id.Groups)
 	if id.Groups == nil {
 		groups = []byte("[]")
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `DELETE FROM sso_identities WHERE subject = ? OR user_id = ?`, id.Subject, id.UserID); err != nil {
+		// Only the identity's own row: a user linked to another identity stays linked to it (the
+		// unique index refuses a second, ErrConflict), so two sign-ins racing for one account
+		// cannot both win.
+		if _, err := s.exec(ctx, tx, `DELETE FROM sso_identities WHERE subject = ?`, id.Subject); err != nil {
 			return s.wrap("link sso identity", err)
 		}
 		_, err := s.exec(ctx, tx, `INSERT INTO sso_identities (subject, user_id, groups_json, updated_at) VALUES (?, ?, ?, ?)`,

@@ -38,11 +38,12 @@ func TestSSOIdentities(t *testing.T) {
 		if err := s.LinkSSOIdentity(ctx, store.SSOIdentity{Subject: a, UserID: "u1", Groups: []string{"artists"}}, now); err != nil {
 			t.Fatal(err)
 		}
+		// A second identity for u2 (someone renamed at the provider, or a race) is refused.
 		c := store.SSOSubject("https://idp.example", "sub-3")
-		if err := s.LinkSSOIdentity(ctx, store.SSOIdentity{Subject: c, UserID: "u2", Groups: []string{}}, now); err != nil {
-			t.Fatal(err)
+		if err := s.LinkSSOIdentity(ctx, store.SSOIdentity{Subject: c, UserID: "u2", Groups: []string{}}, now); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("a second identity for one user: %v", err)
 		}
-		if id, err := s.SSOIdentityOfUser(ctx, "u2"); err != nil || id.Subject != c {
+		if id, err := s.SSOIdentityOfUser(ctx, "u2"); err != nil || id.Subject != b {
 			t.Errorf("u2's identity: %+v %v", id, err)
 		}
 		if _, err := s.SSOIdentityOfUser(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
@@ -58,12 +59,12 @@ func TestSSOIdentities(t *testing.T) {
 				if id.UserID != "u1" || !slices.Equal(id.Groups, []string{"artists"}) {
 					t.Errorf("a: %+v", id)
 				}
-			case c:
+			case b:
 				if id.UserID != "u2" || len(id.Groups) != 0 {
-					t.Errorf("c: %+v", id)
+					t.Errorf("b: %+v", id)
 				}
 			default:
-				t.Errorf("a replaced link is still there: %+v", id)
+				t.Errorf("an unknown link: %+v", id)
 			}
 		}
 	})
