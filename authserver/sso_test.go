@@ -117,7 +117,8 @@ func sessionOf(c *http.Client, base string) string {
 // why; password sign-in left to the owner.
 func TestBrowserSingleSignOn(t *testing.T) {
 	ctx := browser(t)
-	e, _ := ssoServer(t, testenv.Open(t, store.SQLite))
+	db := testenv.Open(t, store.SQLite)
+	e, op := ssoServer(t, db)
 	e.bootstrap()
 
 	me := func() string {
@@ -185,6 +186,40 @@ func TestBrowserSingleSignOn(t *testing.T) {
 	if r := e.do("POST", "/login", map[string]string{"username": "owner", "password": ownerPassword}, from("192.0.2.31")); r.code != 200 {
 		t.Errorf("the owner's break-glass password: %d %s", r.code, r.raw)
 	}
+
+	// The refusals, in the browser: a state this browser did not start, a nonce that is not
+	// this sign-in's, an ID token of another issuer — each a page that says so, no session.
+	page := func(what, want string) {
+		t.Helper()
+		eventually(t, what, func() bool {
+			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+			return strings.Contains(text, want)
+		})
+		if strings.Contains(me(), `"username"`) {
+			t.Errorf("%s: a session was started", what)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/mss-login/sso/callback?code=forged&state=forged")); err != nil {
+		t.Fatal(err)
+	}
+	page("a tampered state", "not started here")
+	op.RewriteIDTokens(nil, func(claims map[string]any) { claims["nonce"] = "not-this-sign-in" })
+	signInAs("alice", "alice-idp-pass")
+	page("a foreign nonce", "could not be verified")
+	other := testenv.StartOIDCProvider(t, []string{e.url + "/mss-login/sso/callback"}, ssoUsers...)
+	op.RewriteIDTokens(other, func(claims map[string]any) { claims["iss"] = other.Issuer })
+	signInAs("alice", "alice-idp-pass")
+	page("an ID token of another issuer", "could not be verified")
+	op.RewriteIDTokens(nil, nil)
+
+	// Signed in; then a replica starts with a mapping that no longer admits comfy-artists:
+	// the browser's session ends.
+	signInAs("alice", "alice-idp-pass")
+	eventually(t, "alice signed in again", func() bool { return strings.Contains(me(), `"alice"`) })
+	startAt(t, db, func(c *config.Config, self string) {
+		ssoConfig(op, config.GroupRole{Group: "comfy-admins", Role: "admin"})(c, self)
+	}, authserver.Options{})
+	eventually(t, "the browser's session revoked by the changed mapping", func() bool { return !strings.Contains(me(), `"alice"`) })
 }
 
 // The refusals, through the real provider: a tampered state, a nonce that is not this
