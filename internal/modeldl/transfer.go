@@ -69,12 +69,16 @@ var (
 	ErrChecksum = errors.New("the file does not match the checksum its source publishes")
 	ErrSize     = errors.New("the file is not of the size its source publishes")
 	ErrExists   = errors.New("a file of this name exists already")
+	// ErrCancelled, returned by the saved callback, stops the transfer and removes every
+	// trace of it (a user's cancel). Any other error from it stops the transfer resumably.
+	ErrCancelled = errors.New("the download was cancelled")
 )
 
 // Run transfers src into dst from st (its Done bytes are stored already), calling saved after
-// each part is stored with the state to keep. On ErrChecksum, ErrSize or a cancelled ctx the
-// destination is aborted; on any other error st stays resumable.
-func Run(ctx context.Context, client *http.Client, src Source, dst Dest, st *State, saved func(State)) error {
+// each part is stored with the state to keep. On ErrChecksum, ErrSize, ErrExists or
+// ErrCancelled (from saved) the destination is aborted; on any other error — a cancelled ctx
+// (the process stops) included — st stays resumable.
+func Run(ctx context.Context, client *http.Client, src Source, dst Dest, st *State, saved func(State) error) error {
 	h := sha256.New()
 	if st.Done > 0 {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.HashState); err != nil {
@@ -94,7 +98,7 @@ func Run(ctx context.Context, client *http.Client, src Source, dst Dest, st *Sta
 		h.Reset()
 	}
 	if err := dst.Begin(ctx, st); err != nil {
-		return fail(ctx, dst, st, err)
+		return err
 	}
 	buf := make([]byte, PartSize)
 	for {
@@ -102,17 +106,22 @@ func Run(ctx context.Context, client *http.Client, src Source, dst Dest, st *Sta
 		if rerr != nil && rerr != io.EOF {
 			// A broken connection: the unfinished part is dropped (only the last part may be
 			// short), the next attempt asks for it again.
-			return fail(ctx, dst, st, fmt.Errorf("reading from the source: %w", rerr))
+			return fmt.Errorf("reading from the source: %w", rerr)
 		}
 		if n > 0 {
 			if err := dst.Write(ctx, buf[:n], st); err != nil {
-				return fail(ctx, dst, st, err)
+				return err
 			}
 			h.Write(buf[:n])
 			st.Done += int64(n)
 			st.HashState, _ = h.(encoding.BinaryMarshaler).MarshalBinary()
 			if saved != nil {
-				saved(*st)
+				if err := saved(*st); errors.Is(err, ErrCancelled) {
+					_ = dst.Abort(context.WithoutCancel(ctx), st)
+					return err
+				} else if err != nil {
+					return err
+				}
 			}
 		}
 		if rerr == io.EOF {
@@ -157,16 +166,6 @@ func fill(r io.Reader, buf []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// fail aborts the destination when the transfer was cancelled (a cancel leaves nothing), and
-// otherwise leaves it resumable.
-func fail(ctx context.Context, dst Dest, st *State, err error) error {
-	if ctx.Err() != nil {
-		_ = dst.Abort(context.WithoutCancel(ctx), st)
-		return ctx.Err()
-	}
-	return err
 }
 
 // open asks the source for the bytes from st.Done; restarted says the answer is the whole file.

@@ -106,7 +106,7 @@ func TestS3ResumeAfterDroppedConnection(t *testing.T) {
 	dst, b := s3dest(t, "model.safetensors")
 	var kept modeldl.State
 	st := &modeldl.State{}
-	err := modeldl.Run(context.Background(), srv.Client(), modeldl.Source{URL: srv.URL, Header: key, SHA256: src.sum()}, dst, st, func(s modeldl.State) { kept = s })
+	err := modeldl.Run(context.Background(), srv.Client(), modeldl.Source{URL: srv.URL, Header: key, SHA256: src.sum()}, dst, st, func(s modeldl.State) error { kept = s; return nil })
 	if err == nil {
 		t.Fatal("a dropped connection was not an error")
 	}
@@ -151,16 +151,19 @@ func TestS3Refusals(t *testing.T) {
 	if !errors.As(err, &se) || !strings.Contains(err.Error(), "API key") {
 		t.Errorf("without the key: %v", err)
 	}
-	// Cancelled mid-way: nothing left.
-	ctx, cancel := context.WithCancel(context.Background())
-	n := 0
-	err = modeldl.Run(ctx, srv.Client(), modeldl.Source{URL: srv.URL, Header: key}, dst, &modeldl.State{}, func(modeldl.State) {
-		if n++; n == 1 {
-			cancel()
-		}
+	// Cancelled mid-way by the user: nothing left.
+	err = modeldl.Run(context.Background(), srv.Client(), modeldl.Source{URL: srv.URL, Header: key}, dst, &modeldl.State{}, func(modeldl.State) error {
+		return modeldl.ErrCancelled
 	})
-	if err == nil || object(t, b, dst.Key) != nil || uploads(t, b) != 0 {
+	if !errors.Is(err, modeldl.ErrCancelled) || object(t, b, dst.Key) != nil || uploads(t, b) != 0 {
 		t.Errorf("cancelled: %v, object %v, %d uploads", err, object(t, b, dst.Key) != nil, uploads(t, b))
+	}
+	// The process stopping mid-way (its context ends): the upload stays, resumable.
+	ctx, stop := context.WithCancel(context.Background())
+	st := &modeldl.State{}
+	_ = modeldl.Run(ctx, srv.Client(), modeldl.Source{URL: srv.URL, Header: key}, dst, st, func(modeldl.State) error { stop(); return ctx.Err() })
+	if st.UploadID == "" || uploads(t, b) != 1 {
+		t.Errorf("a stopping process aborted the upload: %+v, %d uploads", st, uploads(t, b))
 	}
 }
 

@@ -38,6 +38,7 @@ var migrations = []migration{
 	{version: 4, name: "model grants", sql: mustSQL("0004_model_grants.sql"), apply: seedCounters},
 	{version: 5, name: "notification cursors", sql: mustSQL("0005_notify.sql")},
 	{version: 6, name: "single sign-on identities", sql: mustSQL("0006_sso.sql")},
+	{version: 7, name: "model downloads", sql: mustSQL("0007_model_downloads.sql"), apply: seedCounters},
 }
 
 // LatestVersion is the schema version this binary writes.

@@ -11,10 +11,13 @@ const (
 	TopicSessions = "sessions" // session and token revocations
 	TopicSettings = "settings" // app_settings
 	TopicGrants   = "grants"   // model_grants, model_listings of S3Mounts
+	// TopicDownloads moves with model_download_jobs; claiming a job bumps it first, which
+	// serialises the claims of every process (the caps hold across replicas).
+	TopicDownloads = "downloads"
 )
 
 // Topics lists every change-counter topic.
-var Topics = []string{TopicUsers, TopicRoles, TopicIPRules, TopicDevices, TopicSessions, TopicSettings, TopicGrants}
+var Topics = []string{TopicUsers, TopicRoles, TopicIPRules, TopicDevices, TopicSessions, TopicSettings, TopicGrants, TopicDownloads}
 
 // Versions returns every change counter: a process that caches a topic reloads it when its
 // counter moved. One indexed read of a handful of rows.
