@@ -48,6 +48,8 @@ func TestEveryFlagChangesADecision(t *testing.T) {
 		roles.CanViewConsole:         {[]string{roles.CanAccessAPI}, status("GET", "/internal/logs", nil)},
 		roles.CanViewAllComfyUIItems: {[]string{roles.CanAccessAPI}, sees},
 		roles.CanAccessS3Storage:     {[]string{roles.CanAccessAPI, roles.CanViewAllComfyUIItems}, sees},
+		// With the flag the route is reached (and answers that downloads are off here: 404).
+		roles.CanDownloadModels: {nil, status("GET", "/mss-login/api/model-download/jobs", nil)},
 		roles.CanManageModelSharing: {nil, func(tok, user string) bool {
 			return e.do("GET", "/mss-login/api/users/"+user+"/shared-items", nil, bearer(tok)).code == 403
 		}},

@@ -26,6 +26,8 @@ var (
 	asset   = policy.Rule{Access: policy.Public, Asset: true}
 	sharing = policy.Rule{Access: policy.Permission, Permission: roles.CanManageModelSharing,
 		Code: "MODEL_SHARING_DENIED", Message: "MSS-Login: Model Sharing Denied"}
+	downloads = policy.Rule{Access: policy.Permission, Permission: roles.CanDownloadModels,
+		Code: "MODEL_DOWNLOAD_DENIED", Message: "MSS-Login: Model Downloads Denied"}
 )
 
 func (s *Server) routeTable() []route {
@@ -34,6 +36,15 @@ func (s *Server) routeTable() []route {
 		{"POST", "/login", public, s.handleLogin},
 		{"GET", "/logout", public, s.handleLogout},
 		{"POST", "/logout", public, s.handleLogout},
+		{"GET", downloadsPrefix + "/sources", downloads, s.handleDownloadSources},
+		{"GET", downloadsPrefix + "/folders", downloads, s.handleDownloadFolders},
+		{"GET", downloadsPrefix + "/api-keys", downloads, s.handleDownloadKeys},
+		{"PUT", downloadsPrefix + "/api-keys", downloads, s.handleDownloadKeys},
+		{"POST", downloadsPrefix + "/api-keys", downloads, s.handleDownloadKeys},
+		{"POST", downloadsPrefix + "/download", downloads, s.handleDownload},
+		{"GET", downloadsPrefix + "/jobs", downloads, s.handleDownloadJobs},
+		{"GET", downloadsPrefix + "/jobs/{id}", downloads, s.handleDownloadJob},
+		{"POST", downloadsPrefix + "/jobs/{id}/cancel", downloads, s.handleDownloadCancel},
 		{"GET", ssoLogin, public, s.handleSSOLogin},
 		{"GET", ssoCallback, public, s.handleSSOCallback},
 		{"GET", "/register", public, s.handleRegister},

@@ -189,6 +189,9 @@ func (s *Server) open(key, addr string) (net.Listener, error) {
 func (s *Server) Background(ctx context.Context) {
 	go s.cache.run(ctx, s.refresh, 10*time.Second)
 	s.applySSOMapping(ctx)
+	if s.cfg.DownloadsEnabled() {
+		go s.downloadWorker().Run(ctx)
+	}
 	if sinks := notify.Sinks(s.cfg); len(sinks) > 0 {
 		go notify.New(s.db, sinks, s.log.With("component", "notify"), s.metrics.registry, s.notifyOptions).Run(ctx)
 	}

@@ -71,8 +71,6 @@ func TestAPIServer(t *testing.T) {
 				s.Permissions = map[string]bool{"can_login_locally_without_auth": true}
 			}),
 				[]string{"spec.permissions", "can_login_locally_without_auth: not supported, by design"}},
-			{"not yet supported permission", role(func(s *authv1alpha1.ComfyRoleSpec) { s.Permissions = map[string]bool{"can_download_models": true} }),
-				[]string{"spec.permissions", "can_download_models: not supported yet"}},
 			{"bad UI flag", role(func(s *authv1alpha1.ComfyRoleSpec) { s.UI = map[string]bool{"show_queue": true} }), []string{"spec.ui", "ui_, cat_ or settings_"}},
 			{"bad CIDR", rule(func(s *authv1alpha1.IPRuleSpec) { s.CIDRs = []string{"192.0.2.1", "10.0.0.0/33"} }), []string{"spec.cidrs", "IP address or a CIDR", "not: 10.0.0.0/33"}},
 			{"not an address", rule(func(s *authv1alpha1.IPRuleSpec) { s.CIDRs = []string{"example.com"} }), []string{"spec.cidrs", "IP address or a CIDR"}},

@@ -63,6 +63,7 @@ type Config struct {
 	Webhooks                      []Webhook       `json:"webhooks"`
 	Notifications                 Notifications   `json:"notifications"`
 	OIDC                          OIDC            `json:"oidc"`
+	ModelDownloads                ModelDownloads  `json:"model_downloads"`
 
 	// Not from config.json.
 

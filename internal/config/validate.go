@@ -73,6 +73,7 @@ func (l *loader) validate(c *Config) {
 	l.intRange("lockout_mirror.max_objects", c.LockoutMirror.MaxObjects, 1, 100000)
 	l.validateNotifications(c)
 	l.validateOIDC(c)
+	l.validateDownloads(c)
 }
 
 func (l *loader) validateUsersDB(c *Config) {

@@ -189,6 +189,9 @@ func CheckName(name string) error {
 		return fmt.Errorf("the file name %q starts with a dot", name)
 	case strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
 		return errors.New("the file name holds control characters")
+	case strings.ContainsAny(name, "*?[]"):
+		// The name becomes the user's model grant, where these are wildcards.
+		return fmt.Errorf("the file name %q holds * ? [ or ]", name)
 	}
 	return nil
 }

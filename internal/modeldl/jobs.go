@@ -34,8 +34,9 @@ type Worker struct {
 	Key func(ctx context.Context, userID, source string) (string, error)
 	// Dest opens a job's destination (an S3Mount's bucket, the models directory) for the file.
 	Dest func(ctx context.Context, j store.DownloadJob, name string) (Dest, error)
-	// Finished is told of each job that ends (done: the grant, the audit entry).
-	Finished func(ctx context.Context, j store.DownloadJob, status, reason string, st State)
+	// Finished is told of each job that ends, with the file's name as the source gave it (""
+	// when the job ended before it was known): the grant, the audit entry.
+	Finished func(ctx context.Context, j store.DownloadJob, status, reason, name string, st State)
 	Log      *slog.Logger
 	Poll     time.Duration // how often to look for work (2 s)
 	Lease    time.Duration // a job's lease, renewed at every part (1 min)
@@ -83,11 +84,12 @@ func (w *Worker) Run(ctx context.Context) {
 func (w *Worker) run(ctx context.Context, j store.DownloadJob) {
 	var req Request
 	var st State
+	var name string
 	_ = json.Unmarshal([]byte(j.State), &st)
 	finish := func(status, reason string) {
 		_ = w.DB.FinishDownloadJob(context.WithoutCancel(ctx), j.ID, w.holder, status, reason)
 		if w.Finished != nil {
-			w.Finished(context.WithoutCancel(ctx), j, status, reason, st)
+			w.Finished(context.WithoutCancel(ctx), j, status, reason, name, st)
 		}
 	}
 	if err := json.Unmarshal([]byte(j.Request), &req); err != nil {
@@ -107,6 +109,7 @@ func (w *Worker) run(ctx context.Context, j store.DownloadJob) {
 		finish(store.DownloadFailed, err.Error())
 		return
 	}
+	name = res.Name
 	dst, err := w.Dest(ctx, j, res.Name)
 	if err != nil {
 		finish(store.DownloadFailed, err.Error())

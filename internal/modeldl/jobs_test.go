@@ -77,7 +77,7 @@ func TestWorkersResumeOnAnotherReplica(t *testing.T) {
 			Dest: func(_ context.Context, j store.DownloadJob, name string) (modeldl.Dest, error) {
 				return &modeldl.S3Dest{Client: b.Client, Bucket: b.Bucket, Key: "studio/models/" + j.Folder + "/" + name}, nil
 			},
-			Finished: func(_ context.Context, j store.DownloadJob, status, reason string, st modeldl.State) {
+			Finished: func(_ context.Context, j store.DownloadJob, status, reason, _ string, st modeldl.State) {
 				mu.Lock()
 				finished[j.ID+" "+status+" "+reason]++
 				mu.Unlock()

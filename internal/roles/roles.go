@@ -73,7 +73,6 @@ var Builtin = []string{Admin, Power, User, Guest}
 // that sets one to true is refused at kubectl apply (the rules in api/v1alpha1 name the same).
 var Unsupported = map[string]string{
 	CanLoginLocallyWithoutAuth: "by design: no login without a password for a network deemed local",
-	CanDownloadModels:          "not yet: mss-login has no model download API",
 	CanSeeRestrictedSettings:   "the original's own settings panel inside ComfyUI does not exist in mss-login",
 }
 

@@ -59,6 +59,8 @@ const (
 	UpdateAvailable  = "update_available"
 	S3SyncFailing    = "s3_sync_failing"
 	AdminChange      = "admin_change"
+	ModelDownloaded  = "model_downloaded"
+	DownloadFailed   = "model_download_failed"
 	UserLogin        = "user_login"
 	UserLogout       = "user_logout"
 )
@@ -74,35 +76,37 @@ type kind struct {
 // actions maps audit actions to notifications. An action not here is not notified, except that
 // any other change an admin makes is an admin_change (changedByAdmin).
 var actions = map[string]kind{
-	"login.failure":       {LoginFailedBurst, "Failed logins", 4, []string{"warning"}},
-	"ban.created":         {IPBanned, "Address banned", 4, []string{"no_entry"}},
-	"device.locked":       {DeviceLocked, "Device locked", 4, []string{"no_entry"}},
-	"ban.lifted":          {BanLifted, "Ban lifted", 3, []string{"unlock"}},
-	"lockout.lifted":      {BanLifted, "Ban lifted", 3, []string{"unlock"}},
-	"device.unlocked":     {BanLifted, "Device unlocked", 3, []string{"unlock"}},
-	"user.created":        {UserCreated, "User created", 3, []string{"bust_in_silhouette"}},
-	"user.disabled":       {UserDisabled, "User disabled", 3, []string{"bust_in_silhouette"}},
-	"user.enabled":        {UserEnabled, "User enabled", 3, []string{"bust_in_silhouette"}},
-	"user.deleted":        {UserDeleted, "User deleted", 3, []string{"bust_in_silhouette"}},
-	"user.role_changed":   {UserRoleChanged, "Role changed", 3, []string{"bust_in_silhouette"}},
-	"token.created":       {TokenCreated, "API token created", 3, []string{"key"}},
-	"token.revoked":       {TokenRevoked, "API token revoked", 3, []string{"key"}},
-	"mfa.enabled":         {MFAEnabled, "MFA enabled", 3, []string{"lock"}},
-	"mfa.disabled":        {MFADisabled, "MFA disabled", 4, []string{"warning"}},
-	"mfa.reset":           {MFAReset, "MFA reset", 4, []string{"warning"}},
-	"mfa.reset_all":       {RecoveryUsed, "Recovery mode used", 5, []string{"rotating_light"}},
-	"recovery.used":       {RecoveryUsed, "Recovery mode used", 5, []string{"rotating_light"}},
-	"update.available":    {UpdateAvailable, "Update available", 3, []string{"package"}},
-	"s3mount.failing":     {S3SyncFailing, "S3 sync failing", 4, []string{"warning"}},
-	"login.success":       {UserLogin, "Login", 2, nil},
-	"logout":              {UserLogout, "Logout", 2, nil},
-	"user.updated":        {AdminChange, "Admin change", 3, []string{"wrench"}},
-	"role.updated":        {AdminChange, "Admin change", 3, []string{"wrench"}},
-	"password.reset":      {AdminChange, "Admin change", 3, []string{"wrench"}},
-	"model_grant.added":   {AdminChange, "Admin change", 3, []string{"wrench"}},
-	"model_grant.removed": {AdminChange, "Admin change", 3, []string{"wrench"}},
-	"ip_rule.added":       {AdminChange, "Admin change", 3, []string{"wrench"}},
-	"ip_rule.removed":     {AdminChange, "Admin change", 3, []string{"wrench"}},
+	"login.failure":         {LoginFailedBurst, "Failed logins", 4, []string{"warning"}},
+	"ban.created":           {IPBanned, "Address banned", 4, []string{"no_entry"}},
+	"device.locked":         {DeviceLocked, "Device locked", 4, []string{"no_entry"}},
+	"ban.lifted":            {BanLifted, "Ban lifted", 3, []string{"unlock"}},
+	"lockout.lifted":        {BanLifted, "Ban lifted", 3, []string{"unlock"}},
+	"device.unlocked":       {BanLifted, "Device unlocked", 3, []string{"unlock"}},
+	"user.created":          {UserCreated, "User created", 3, []string{"bust_in_silhouette"}},
+	"user.disabled":         {UserDisabled, "User disabled", 3, []string{"bust_in_silhouette"}},
+	"user.enabled":          {UserEnabled, "User enabled", 3, []string{"bust_in_silhouette"}},
+	"user.deleted":          {UserDeleted, "User deleted", 3, []string{"bust_in_silhouette"}},
+	"user.role_changed":     {UserRoleChanged, "Role changed", 3, []string{"bust_in_silhouette"}},
+	"token.created":         {TokenCreated, "API token created", 3, []string{"key"}},
+	"token.revoked":         {TokenRevoked, "API token revoked", 3, []string{"key"}},
+	"mfa.enabled":           {MFAEnabled, "MFA enabled", 3, []string{"lock"}},
+	"mfa.disabled":          {MFADisabled, "MFA disabled", 4, []string{"warning"}},
+	"mfa.reset":             {MFAReset, "MFA reset", 4, []string{"warning"}},
+	"mfa.reset_all":         {RecoveryUsed, "Recovery mode used", 5, []string{"rotating_light"}},
+	"recovery.used":         {RecoveryUsed, "Recovery mode used", 5, []string{"rotating_light"}},
+	"update.available":      {UpdateAvailable, "Update available", 3, []string{"package"}},
+	"s3mount.failing":       {S3SyncFailing, "S3 sync failing", 4, []string{"warning"}},
+	"model_download.done":   {ModelDownloaded, "Model downloaded", 3, []string{"package"}},
+	"model_download.failed": {DownloadFailed, "Model download failed", 4, []string{"warning"}},
+	"login.success":         {UserLogin, "Login", 2, nil},
+	"logout":                {UserLogout, "Logout", 2, nil},
+	"user.updated":          {AdminChange, "Admin change", 3, []string{"wrench"}},
+	"role.updated":          {AdminChange, "Admin change", 3, []string{"wrench"}},
+	"password.reset":        {AdminChange, "Admin change", 3, []string{"wrench"}},
+	"model_grant.added":     {AdminChange, "Admin change", 3, []string{"wrench"}},
+	"model_grant.removed":   {AdminChange, "Admin change", 3, []string{"wrench"}},
+	"ip_rule.added":         {AdminChange, "Admin change", 3, []string{"wrench"}},
+	"ip_rule.removed":       {AdminChange, "Admin change", 3, []string{"wrench"}},
 }
 
 // Kinds lists every kind, for validation and docs.

@@ -1,0 +1,287 @@
+package authserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mss-login/mss-login/internal/modeldl"
+	"github.com/mss-login/mss-login/internal/modelgrant"
+	"github.com/mss-login/mss-login/internal/store"
+)
+
+// Model downloads (docs/s3.md#downloading-models): the original's API under
+// /mss-login/api/model-download/, jobs in the database, run by every auth server's worker.
+
+const downloadsPrefix = "/mss-login/api/model-download"
+
+// downloadKeyName names the encrypted setting of a user's API key for a source.
+func downloadKeyName(userID, source string) string { return "model_download_key:" + userID + ":" + source }
+
+func (s *Server) downloadBases() modeldl.Bases {
+	return modeldl.Bases{HuggingFace: s.cfg.ModelDownloads.HuggingFaceURL, CivitAI: s.cfg.ModelDownloads.CivitAIURL}
+}
+
+// downloadsOff answers while the API is off (experimental_features, a destination).
+func (s *Server) downloadsOff(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.DownloadsEnabled() {
+		return false
+	}
+	writeError(w, r, http.StatusNotFound, "DOWNLOADS_OFF",
+		"Model downloads are off: they need experimental_features and model_downloads.destination (s3 with s3_storage, or directory).")
+	return true
+}
+
+func (s *Server) handleDownloadSources(w http.ResponseWriter, r *http.Request) {
+	if s.downloadsOff(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sources": []map[string]any{
+		{"id": modeldl.HuggingFace, "name": "Hugging Face", "fields": []string{"repo_id", "revision", "filename"}, "max_concurrent": modeldl.DefaultCaps.PerSource[modeldl.HuggingFace]},
+		{"id": modeldl.CivitAI, "name": "CivitAI", "fields": []string{"model_id", "model_version_id"}, "max_concurrent": modeldl.DefaultCaps.PerSource[modeldl.CivitAI]},
+	}, "max_concurrent": modeldl.DefaultCaps.Total, "destination": s.cfg.ModelDownloads.Destination})
+}
+
+func (s *Server) handleDownloadFolders(w http.ResponseWriter, r *http.Request) {
+	if s.downloadsOff(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"folders": modelgrant.Folders})
+}
+
+// handleDownloadKeys shows which keys the caller has stored (never the keys) or stores one.
+func (s *Server) handleDownloadKeys(w http.ResponseWriter, r *http.Request) {
+	if s.downloadsOff(w, r) {
+		return
+	}
+	rq := reqInfo(r)
+	if r.Method == http.MethodPut || r.Method == http.MethodPost {
+		f, _, ok := readForm(w, r)
+		if !ok {
+			return
+		}
+		src := f["source"]
+		if src != modeldl.HuggingFace && src != modeldl.CivitAI {
+			writeError(w, r, http.StatusBadRequest, "BAD_SOURCE", "source: huggingface or civitai")
+			return
+		}
+		key := strings.TrimSpace(f["api_key"])
+		if len(key) > 512 || strings.ContainsAny(key, "\r\n") {
+			writeError(w, r, http.StatusBadRequest, "BAD_KEY", "api_key: one line, at most 512 characters")
+			return
+		}
+		if err := s.db.SetSecretSetting(r.Context(), downloadKeyName(rq.id.user.ID, src), key); err != nil {
+			writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The key could not be stored.")
+			return
+		}
+		_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "model_download.key_set", Target: src, ClientIP: rq.ip.String()})
+	}
+	keys := map[string]string{}
+	for _, src := range []string{modeldl.HuggingFace, modeldl.CivitAI} {
+		keys[src] = "unset"
+		if v, ok, _ := s.db.SecretSetting(r.Context(), downloadKeyName(rq.id.user.ID, src)); ok && v != "" {
+			keys[src] = "set"
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"api_keys": keys})
+}
+
+// downloadJobView is a job as the API shows it.
+func downloadJobView(j store.DownloadJob) map[string]any {
+	v := map[string]any{"job_id": j.ID, "username": j.Username, "source": j.Source, "status": j.Status, "folder": j.Folder,
+		"filename": j.Filename, "destination": j.Destination, "bytes_done": j.BytesDone, "total_bytes": j.Total, "error": j.Error,
+		"created_at": j.CreatedAt.Format(time.RFC3339), "updated_at": j.UpdatedAt.Format(time.RFC3339)}
+	if !j.FinishedAt.IsZero() {
+		v["finished_at"] = j.FinishedAt.Format(time.RFC3339)
+	}
+	if j.Total > 0 {
+		v["progress"] = float64(j.BytesDone) / float64(j.Total)
+	}
+	var req modeldl.Request
+	if json.Unmarshal([]byte(j.Request), &req) == nil {
+		v["request"] = req
+	}
+	return v
+}
+
+// handleDownload queues a job: the request is checked here (fields, folder, the name's
+// characters), the source is asked by the worker.
+func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
+	if s.downloadsOff(w, r) {
+		return
+	}
+	rq := reqInfo(r)
+	var body struct {
+		modeldl.Request
+		Folder string `json:"folder"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&body); err != nil {
+		writeError(w, r, http.StatusBadRequest, "BAD_JSON", "A JSON body is needed: source, repo_id/revision/filename or model_id/model_version_id, folder.")
+		return
+	}
+	if err := body.Request.Validate(); err != nil {
+		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", err.Error())
+		return
+	}
+	folder := modelgrant.Canonical(body.Folder)
+	if !slices.Contains(modelgrant.Folders, folder) {
+		writeError(w, r, http.StatusBadRequest, "BAD_FOLDER", "folder: one of "+strings.Join(modelgrant.Folders, ", "))
+		return
+	}
+	req, _ := json.Marshal(body.Request)
+	name := body.File
+	if body.Source == modeldl.HuggingFace {
+		name = path.Base(body.File)
+	}
+	j := &store.DownloadJob{UserID: rq.id.user.ID, Username: rq.id.user.Username, Source: body.Source, Request: string(req),
+		Destination: s.cfg.ModelDownloads.Destination, Folder: folder, Filename: name}
+	if err := s.db.CreateDownloadJob(r.Context(), j); err != nil {
+		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The job could not be stored.")
+		return
+	}
+	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "model_download.queued", Target: folder + "/" + name,
+		ClientIP: rq.ip.String(), Detail: body.Source})
+	writeJSON(w, http.StatusAccepted, map[string]any{"message": "Download queued", "job": downloadJobView(*j)})
+}
+
+// handleDownloadJobs lists the caller's jobs (an admin's: ?all=1 for everyone's).
+func (s *Server) handleDownloadJobs(w http.ResponseWriter, r *http.Request) {
+	if s.downloadsOff(w, r) {
+		return
+	}
+	rq := reqInfo(r)
+	user := rq.id.user.ID
+	if r.URL.Query().Get("all") == "1" && rq.id.isAdmin() {
+		user = ""
+	}
+	jobs, err := s.db.DownloadJobs(r.Context(), user)
+	if err != nil {
+		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		return
+	}
+	out := make([]map[string]any, len(jobs))
+	for i, j := range jobs {
+		out[i] = downloadJobView(j)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+}
+
+// downloadJobOf reads a job the caller may see (their own; an admin any).
+func (s *Server) downloadJobOf(w http.ResponseWriter, r *http.Request) (store.DownloadJob, bool) {
+	rq := reqInfo(r)
+	j, err := s.db.DownloadJob(r.Context(), r.PathValue("id"))
+	if err == nil && j.UserID != rq.id.user.ID && !rq.id.isAdmin() {
+		err = store.ErrNotFound // another user's job is not told apart from none
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, r, http.StatusNotFound, "NO_JOB", "No such download job.")
+		return j, false
+	}
+	if err != nil {
+		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		return j, false
+	}
+	return j, true
+}
+
+func (s *Server) handleDownloadJob(w http.ResponseWriter, r *http.Request) {
+	if s.downloadsOff(w, r) {
+		return
+	}
+	if j, ok := s.downloadJobOf(w, r); ok {
+		writeJSON(w, http.StatusOK, map[string]any{"job": downloadJobView(j)})
+	}
+}
+
+func (s *Server) handleDownloadCancel(w http.ResponseWriter, r *http.Request) {
+	if s.downloadsOff(w, r) {
+		return
+	}
+	j, ok := s.downloadJobOf(w, r)
+	if !ok {
+		return
+	}
+	if err := s.db.CancelDownloadJob(r.Context(), j.ID, ""); err != nil {
+		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The users database is not reachable.")
+		return
+	}
+	rq := reqInfo(r)
+	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "model_download.cancelled", Target: j.Folder + "/" + j.Filename, ClientIP: rq.ip.String()})
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Cancelling"})
+}
+
+// downloadWorker is this server's share of the jobs.
+func (s *Server) downloadWorker() *modeldl.Worker {
+	return &modeldl.Worker{DB: s.db, Client: &http.Client{Timeout: 0}, Bases: s.downloadBases(), Log: s.log.With("component", "downloads"),
+		Key: func(ctx context.Context, userID, source string) (string, error) {
+			v, ok, err := s.db.SecretSetting(ctx, downloadKeyName(userID, source))
+			if err != nil || !ok {
+				return "", err
+			}
+			return v, nil
+		},
+		Dest:     s.downloadDest,
+		Finished: s.downloadFinished,
+	}
+}
+
+// downloadDest is where a job's file goes: the s3_storage bucket's <prefix>/models/<folder>/,
+// or the models directory's <folder>/.
+func (s *Server) downloadDest(_ context.Context, j store.DownloadJob, name string) (modeldl.Dest, error) {
+	if err := modeldl.CheckName(name); err != nil {
+		return nil, err
+	}
+	switch j.Destination {
+	case "s3":
+		c := s.cfg.S3Storage
+		so := s3.Options{Region: c.Region, UsePathStyle: true, Credentials: credentials.NewStaticCredentialsProvider(
+			s.cfg.S3AccessKeyID.Reveal(), s.cfg.S3SecretAccessKey.Reveal(), "")}
+		if c.EndpointURL != "" {
+			so.BaseEndpoint = aws.String(strings.TrimRight(c.EndpointURL, "/"))
+		}
+		if so.Region == "" {
+			so.Region = "us-east-1"
+		}
+		key := strings.Trim(c.Prefix, "/")
+		if key != "" {
+			key += "/"
+		}
+		return &modeldl.S3Dest{Client: s3.New(so), Bucket: c.BucketName, Key: key + "models/" + j.Folder + "/" + name}, nil
+	case "directory":
+		dir, err := s.cfg.DataPath(s.cfg.ModelDownloads.Directory)
+		if err != nil {
+			return nil, err
+		}
+		return &modeldl.DirDest{Dir: dir + "/" + j.Folder, Name: name, Job: j.ID}, nil
+	}
+	return nil, errors.New("the job's destination is not configured here")
+}
+
+// downloadFinished grants a downloaded model to the user who asked for it, and records the end.
+func (s *Server) downloadFinished(ctx context.Context, j store.DownloadJob, status, reason, name string, st modeldl.State) {
+	if name == "" {
+		name = j.Filename
+	}
+	target := j.Folder + "/" + name
+	switch status {
+	case store.DownloadDone:
+		g := modelgrant.Grant{Folder: j.Folder, Pattern: name}
+		if err := s.db.AddGrant(ctx, j.UserID, g, "model-download"); err != nil && !errors.Is(err, store.ErrConflict) {
+			s.log.Warn("granting a downloaded model failed", "job", j.ID, "error", err)
+		}
+		_ = s.db.Audit(ctx, store.AuditEvent{Actor: j.Username, Action: "model_download.done", Target: target,
+			Detail: j.Source + ", sha256 " + st.SHA256})
+		go func() { _, _ = s.inventory(context.WithoutCancel(ctx), true) }()
+	case store.DownloadFailed:
+		_ = s.db.Audit(ctx, store.AuditEvent{Actor: j.Username, Action: "model_download.failed", Target: target, Detail: reason})
+	}
+}
