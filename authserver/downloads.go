@@ -25,7 +25,9 @@ import (
 const downloadsPrefix = "/mss-login/api/model-download"
 
 // downloadKeyName names the encrypted setting of a user's API key for a source.
-func downloadKeyName(userID, source string) string { return "model_download_key:" + userID + ":" + source }
+func downloadKeyName(userID, source string) string {
+	return "model_download_key:" + userID + ":" + source
+}
 
 func (s *Server) downloadBases() modeldl.Bases {
 	return modeldl.Bases{HuggingFace: s.cfg.ModelDownloads.HuggingFaceURL, CivitAI: s.cfg.ModelDownloads.CivitAIURL}

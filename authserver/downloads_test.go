@@ -40,7 +40,9 @@ func TestModelDownloadAPI(t *testing.T) {
 			{"type": "file", "path": "broken.safetensors", "size": 135, "lfs": map[string]any{"oid": strings.Repeat("0", 64), "size": len(data)}},
 		})
 	})
-	hub.HandleFunc("GET /studio/lora-pack/resolve/main/", func(w http.ResponseWriter, r *http.Request) { http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(data)) })
+	hub.HandleFunc("GET /studio/lora-pack/resolve/main/", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(data))
+	})
 	src := httptest.NewServer(hub)
 	t.Cleanup(src.Close)
 
