@@ -16,6 +16,7 @@ import (
 
 	"github.com/mss-login/mss-login/internal/modeldl"
 	"github.com/mss-login/mss-login/internal/modelgrant"
+	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 )
 
@@ -71,30 +72,41 @@ func (s *Server) handleDownloadKeys(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		src := f["source"]
-		if src != modeldl.HuggingFace && src != modeldl.CivitAI {
-			writeError(w, r, http.StatusBadRequest, "BAD_SOURCE", "source: huggingface or civitai")
+		if code, problem := s.storeDownloadKey(r, f["source"], f["api_key"]); problem != "" {
+			writeError(w, r, code, "BAD_KEY", problem)
 			return
 		}
-		key := strings.TrimSpace(f["api_key"])
-		if len(key) > 512 || strings.ContainsAny(key, "\r\n") {
-			writeError(w, r, http.StatusBadRequest, "BAD_KEY", "api_key: one line, at most 512 characters")
-			return
-		}
-		if err := s.db.SetSecretSetting(r.Context(), downloadKeyName(rq.id.user.ID, src), key); err != nil {
-			writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The key could not be stored.")
-			return
-		}
-		_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "model_download.key_set", Target: src, ClientIP: rq.ip.String()})
 	}
+	writeJSON(w, http.StatusOK, map[string]any{"api_keys": s.downloadKeys(r.Context(), rq.id.user.ID)})
+}
+
+// storeDownloadKey stores (or, empty, removes) the caller's key for a source.
+func (s *Server) storeDownloadKey(r *http.Request, src, key string) (int, string) {
+	rq := reqInfo(r)
+	if src != modeldl.HuggingFace && src != modeldl.CivitAI {
+		return http.StatusBadRequest, "source: huggingface or civitai"
+	}
+	key = strings.TrimSpace(key)
+	if len(key) > 512 || strings.ContainsAny(key, "\r\n") {
+		return http.StatusBadRequest, "api_key: one line, at most 512 characters"
+	}
+	if err := s.db.SetSecretSetting(r.Context(), downloadKeyName(rq.id.user.ID, src), key); err != nil {
+		return http.StatusServiceUnavailable, "The key could not be stored."
+	}
+	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "model_download.key_set", Target: src, ClientIP: rq.ip.String()})
+	return 0, ""
+}
+
+// downloadKeys says which keys a user has stored: "set" or "unset", never the key.
+func (s *Server) downloadKeys(ctx context.Context, userID string) map[string]string {
 	keys := map[string]string{}
 	for _, src := range []string{modeldl.HuggingFace, modeldl.CivitAI} {
 		keys[src] = "unset"
-		if v, ok, _ := s.db.SecretSetting(r.Context(), downloadKeyName(rq.id.user.ID, src)); ok && v != "" {
+		if v, ok, _ := s.db.SecretSetting(ctx, downloadKeyName(userID, src)); ok && v != "" {
 			keys[src] = "set"
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"api_keys": keys})
+	return keys
 }
 
 // downloadJobView is a job as the API shows it.
@@ -108,6 +120,9 @@ func downloadJobView(j store.DownloadJob) map[string]any {
 	if j.Total > 0 {
 		v["progress"] = float64(j.BytesDone) / float64(j.Total)
 	}
+	if rate, eta, ok := downloadRate(j); ok {
+		v["rate_bytes_per_second"], v["eta_seconds"] = rate, eta
+	}
 	var req modeldl.Request
 	if json.Unmarshal([]byte(j.Request), &req) == nil {
 		v["request"] = req
@@ -115,44 +130,81 @@ func downloadJobView(j store.DownloadJob) map[string]any {
 	return v
 }
 
-// handleDownload queues a job: the request is checked here (fields, folder, the name's
-// characters), the source is asked by the worker.
+// downloadRate is a running job's average rate since it started and the time left at it.
+func downloadRate(j store.DownloadJob) (rate float64, eta int64, ok bool) {
+	secs := j.UpdatedAt.Sub(j.StartedAt).Seconds()
+	if j.Status != store.DownloadRunning || j.StartedAt.IsZero() || secs <= 0 || j.BytesDone <= 0 {
+		return 0, 0, false
+	}
+	rate = float64(j.BytesDone) / secs
+	if j.Total > j.BytesDone {
+		eta = int64(float64(j.Total-j.BytesDone) / rate)
+	}
+	return rate, eta, true
+}
+
+// handleDownload queues a job from a JSON body.
 func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 	if s.downloadsOff(w, r) {
 		return
 	}
-	rq := reqInfo(r)
-	var body struct {
-		modeldl.Request
-		Folder string `json:"folder"`
-	}
+	var body downloadForm
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&body); err != nil {
 		writeError(w, r, http.StatusBadRequest, "BAD_JSON", "A JSON body is needed: source, repo_id/revision/filename or model_id/model_version_id, folder.")
 		return
 	}
-	if err := body.Request.Validate(); err != nil {
-		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", err.Error())
+	j, code, problem := s.queueDownload(r, body)
+	if problem != "" {
+		writeError(w, r, code, "BAD_REQUEST", problem)
 		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"message": "Download queued", "job": downloadJobView(j)})
+}
+
+// downloadForm is a download request: what to fetch and the folder.
+type downloadForm struct {
+	modeldl.Request
+	Folder string `json:"folder"`
+	// GrantTo names the user the finished model is granted to (default: the caller); another
+	// user's needs can_manage_model_sharing.
+	GrantTo string `json:"grant_to,omitempty"`
+}
+
+// queueDownload checks a request (fields, folder, the name's characters; the source is asked by
+// the worker) and queues it; on a refusal it returns the status and the reason.
+func (s *Server) queueDownload(r *http.Request, body downloadForm) (store.DownloadJob, int, string) {
+	rq := reqInfo(r)
+	if err := body.Request.Validate(); err != nil {
+		return store.DownloadJob{}, http.StatusBadRequest, err.Error()
 	}
 	folder := modelgrant.Canonical(body.Folder)
 	if !slices.Contains(modelgrant.Folders, folder) {
-		writeError(w, r, http.StatusBadRequest, "BAD_FOLDER", "folder: one of "+strings.Join(modelgrant.Folders, ", "))
-		return
+		return store.DownloadJob{}, http.StatusBadRequest, "folder: one of " + strings.Join(modelgrant.Folders, ", ")
+	}
+	grantTo := ""
+	if body.GrantTo != "" && body.GrantTo != rq.id.user.Username {
+		if !rq.id.can(roles.CanManageModelSharing) {
+			return store.DownloadJob{}, http.StatusForbidden, "grant_to: granting to another user needs can_manage_model_sharing"
+		}
+		u, ok := s.userByName(r.Context(), body.GrantTo)
+		if !ok {
+			return store.DownloadJob{}, http.StatusBadRequest, "grant_to: no such user"
+		}
+		grantTo = u.ID
 	}
 	req, _ := json.Marshal(body.Request)
-	name := body.File
+	name := ""
 	if body.Source == modeldl.HuggingFace {
 		name = path.Base(body.File)
 	}
-	j := &store.DownloadJob{UserID: rq.id.user.ID, Username: rq.id.user.Username, Source: body.Source, Request: string(req),
-		Destination: s.cfg.ModelDownloads.Destination, Folder: folder, Filename: name}
-	if err := s.db.CreateDownloadJob(r.Context(), j); err != nil {
-		writeError(w, r, http.StatusServiceUnavailable, "DB_UNAVAILABLE", "The job could not be stored.")
-		return
+	j := store.DownloadJob{UserID: rq.id.user.ID, Username: rq.id.user.Username, Source: body.Source, Request: string(req),
+		Destination: s.cfg.ModelDownloads.Destination, Folder: folder, Filename: name, GrantTo: grantTo}
+	if err := s.db.CreateDownloadJob(r.Context(), &j); err != nil {
+		return store.DownloadJob{}, http.StatusServiceUnavailable, "The job could not be stored."
 	}
 	_ = s.db.Audit(r.Context(), store.AuditEvent{Actor: rq.id.user.Username, Action: "model_download.queued", Target: folder + "/" + name,
 		ClientIP: rq.ip.String(), Detail: body.Source})
-	writeJSON(w, http.StatusAccepted, map[string]any{"message": "Download queued", "job": downloadJobView(*j)})
+	return j, 0, ""
 }
 
 // handleDownloadJobs lists the caller's jobs (an admin's: ?all=1 for everyone's).
@@ -277,7 +329,11 @@ func (s *Server) downloadFinished(ctx context.Context, j store.DownloadJob, stat
 	switch status {
 	case store.DownloadDone:
 		g := modelgrant.Grant{Folder: j.Folder, Pattern: name}
-		if err := s.db.AddGrant(ctx, j.UserID, g, "model-download"); err != nil && !errors.Is(err, store.ErrConflict) {
+		to := j.UserID
+		if j.GrantTo != "" {
+			to = j.GrantTo
+		}
+		if err := s.db.AddGrant(ctx, to, g, "model-download"); err != nil && !errors.Is(err, store.ErrConflict) {
 			s.log.Warn("granting a downloaded model failed", "job", j.ID, "error", err)
 		}
 		_ = s.db.Audit(ctx, store.AuditEvent{Actor: j.Username, Action: "model_download.done", Target: target,

@@ -11,9 +11,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/modelgrant"
@@ -118,6 +121,27 @@ func TestModelDownloadAPI(t *testing.T) {
 		t.Errorf("another user's job shown: %s", r.raw)
 	}
 
+	// Granted to another user, named in the request (the owner may share models).
+	r = a.do("POST", "/mss-login/api/model-download/download", map[string]any{"source": "huggingface", "repo_id": "studio/lora-pack", "filename": "style.safetensors", "folder": "checkpoints", "grant_to": "pat"}, bearer(owner))
+	shared := r.body["job"].(map[string]any)["job_id"].(string)
+	eventually(t, "the download for pat done", func() bool {
+		return a.do("GET", "/mss-login/api/model-download/jobs/"+shared, nil, bearer(owner)).body["job"].(map[string]any)["status"] == "done"
+	})
+	patRow, _ := db.UserByName(context.Background(), "pat")
+	grants, _ = db.Grants(context.Background())
+	granted = false
+	for _, g := range grants {
+		if g.UserID == patRow.ID && g.Grant == (modelgrant.Grant{Folder: "checkpoints", Pattern: "style.safetensors"}) {
+			granted = true
+		}
+	}
+	if !granted {
+		t.Errorf("the model named for pat is not granted to pat: %+v", grants)
+	}
+	if r := a.do("POST", "/mss-login/api/model-download/download", map[string]any{"source": "huggingface", "repo_id": "studio/lora-pack", "filename": "style.safetensors", "folder": "vae", "grant_to": "nobody_here"}, bearer(owner)); r.code != 400 {
+		t.Errorf("grant_to an unknown user: %d %s", r.code, r.raw)
+	}
+
 	// A wrong checksum: failed, nothing in the folder.
 	r = a.do("POST", "/mss-login/api/model-download/download", map[string]any{"source": "huggingface", "repo_id": "studio/lora-pack", "filename": "broken.safetensors", "folder": "loras"}, bearer(owner))
 	bad := r.body["job"].(map[string]any)["job_id"].(string)
@@ -135,10 +159,73 @@ func TestModelDownloadAPI(t *testing.T) {
 		j := a.do("GET", "/mss-login/api/model-download/jobs/"+again, nil, bearer(owner))
 		return j.body["job"].(map[string]any)["status"] == "failed" && strings.Contains(j.raw, "exists")
 	})
-	if list := a.do("GET", "/mss-login/api/model-download/jobs", nil, bearer(owner)); len(list.body["jobs"].([]any)) != 3 || strings.Contains(list.raw, "hf_secret_key_123") {
+	if list := a.do("GET", "/mss-login/api/model-download/jobs", nil, bearer(owner)); len(list.body["jobs"].([]any)) != 4 || strings.Contains(list.raw, "hf_secret_key_123") {
 		t.Errorf("the job list: %s", list.raw)
 	}
 	if strings.Contains(a.logs.String(), "hf_secret_key_123") || strings.Contains(b.logs.String(), "hf_secret_key_123") {
 		t.Error("the API key is in a log")
+	}
+}
+
+// The downloads page in headless Chromium: a key saved, a download queued from the form, its
+// row with a progress bar, rate and time left while it runs, then done.
+func TestBrowserDownloadsPage(t *testing.T) {
+	ctx := browser(t)
+	data := make([]byte, 24<<20)
+	_, _ = rand.Read(data)
+	sum := sha256.Sum256(data)
+	hub := http.NewServeMux()
+	hub.HandleFunc("GET /api/models/studio/big/tree/main", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode([]map[string]any{{"type": "file", "path": "big.safetensors", "size": 135,
+			"lfs": map[string]any{"oid": hex.EncodeToString(sum[:]), "size": len(data)}}})
+	})
+	hub.HandleFunc("GET /studio/big/resolve/main/big.safetensors", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		for off := 0; off < len(data); off += 1 << 20 {
+			if _, err := w.Write(data[off : off+1<<20]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			time.Sleep(250 * time.Millisecond) // slow enough to watch
+		}
+	})
+	src := httptest.NewServer(hub)
+	t.Cleanup(src.Close)
+	models := t.TempDir()
+	e := start(t, testenv.Open(t, store.SQLite), func(c *config.Config) {
+		c.ExperimentalFeatures = true
+		c.ModelDownloads = config.ModelDownloads{Destination: "directory", Directory: models, HuggingFaceURL: src.URL, CivitAIURL: src.URL}
+	})
+	e.bootstrap()
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/login?next=%2Fmss-login%2Fdownloads"), chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), "owner"), chromedp.SendKeys(chromedp.ID("password"), ownerPassword),
+		chromedp.Submit(chromedp.ID("password")), chromedp.WaitVisible(chromedp.ID("repo_id"))); err != nil {
+		t.Fatal(err)
+	}
+	text := func() string {
+		s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		return s
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("api_key"), "hf_page_key_456"), chromedp.Submit(chromedp.ID("api_key"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the key saved", func() bool { return strings.Contains(text(), "Hugging Face (set)") })
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("repo_id"), "studio/big"), chromedp.SendKeys(chromedp.ID("filename"), "big.safetensors"),
+		chromedp.SetValue(chromedp.ID("folder"), "checkpoints"), chromedp.Submit(chromedp.ID("filename"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the job running with a rate and time left", func() bool {
+		s := text()
+		return strings.Contains(s, "running") && strings.Contains(s, "/s") && strings.Contains(s, "MiB of 24.0 MiB")
+	})
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("progress").length`)); n != 1 {
+		t.Errorf("%d progress bars", n)
+	}
+	eventually(t, "the job done (the page reloads itself)", func() bool { return strings.Contains(text(), "done") })
+	if got, _ := os.ReadFile(filepath.Join(models, "checkpoints", "big.safetensors")); !bytes.Equal(got, data) {
+		t.Errorf("the file is not the source's (%d bytes)", len(got))
+	}
+	if strings.Contains(text(), "hf_page_key_456") {
+		t.Error("the page shows the key")
 	}
 }

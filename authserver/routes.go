@@ -36,6 +36,8 @@ func (s *Server) routeTable() []route {
 		{"POST", "/login", public, s.handleLogin},
 		{"GET", "/logout", public, s.handleLogout},
 		{"POST", "/logout", public, s.handleLogout},
+		{"GET", "/mss-login/downloads", downloads, s.handleDownloadsPage},
+		{"POST", "/mss-login/downloads", downloads, s.handleDownloadsPage},
 		{"GET", downloadsPrefix + "/sources", downloads, s.handleDownloadSources},
 		{"GET", downloadsPrefix + "/folders", downloads, s.handleDownloadFolders},
 		{"GET", downloadsPrefix + "/api-keys", downloads, s.handleDownloadKeys},

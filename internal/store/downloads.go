@@ -18,6 +18,7 @@ const (
 // DownloadJob is one model download (model_download_jobs).
 type DownloadJob struct {
 	ID, UserID, Username string
+	GrantTo              string // the user the finished model is granted to ("": UserID)
 	Source               string // huggingface, civitai
 	Request              string // the request, JSON
 	Destination          string // "S3Mount/<ns>/<name>" or "directory"
@@ -30,20 +31,22 @@ type DownloadJob struct {
 	LeaseUntil           time.Time
 	CancelRequested      bool
 	CreatedAt, UpdatedAt time.Time
+	StartedAt            time.Time // first claimed
 	FinishedAt           time.Time
 }
 
 const downloadColumns = `id, user_id, username, source, request_json, destination, folder, filename, status, state_json,
-	bytes_done, total_bytes, error_text, holder, lease_until, cancel_requested, created_at, updated_at, finished_at`
+	bytes_done, total_bytes, error_text, holder, lease_until, cancel_requested, created_at, updated_at, finished_at, started_at, grant_to`
 
 func scanDownload(sc scanner) (DownloadJob, error) {
 	var j DownloadJob
-	var lease, c, u, f sql.NullInt64
+	var lease, c, u, f, st sql.NullInt64
 	var cancel int
 	err := sc.Scan(&j.ID, &j.UserID, &j.Username, &j.Source, &j.Request, &j.Destination, &j.Folder, &j.Filename, &j.Status, &j.State,
-		&j.BytesDone, &j.Total, &j.Error, &j.Holder, &lease, &cancel, &c, &u, &f)
-	lease.Valid, f.Valid = lease.Int64 != 0, f.Int64 != 0 // 0: no lease, not finished
+		&j.BytesDone, &j.Total, &j.Error, &j.Holder, &lease, &cancel, &c, &u, &f, &st, &j.GrantTo)
+	lease.Valid, f.Valid, st.Valid = lease.Int64 != 0, f.Int64 != 0, st.Int64 != 0 // 0: none yet
 	j.LeaseUntil, j.CreatedAt, j.UpdatedAt, j.FinishedAt, j.CancelRequested = fromMS(lease), fromMS(c), fromMS(u), fromMS(f), cancel != 0
+	j.StartedAt = fromMS(st)
 	return j, err
 }
 
@@ -57,8 +60,8 @@ func (s *Store) CreateDownloadJob(ctx context.Context, j *DownloadJob) error {
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `INSERT INTO model_download_jobs (id, user_id, username, source, request_json, destination, folder, filename,
-			status, state_json, error_text, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`,
-			j.ID, j.UserID, j.Username, j.Source, j.Request, j.Destination, j.Folder, j.Filename, j.Status, j.State, t.UnixMilli(), t.UnixMilli())
+			status, state_json, error_text, created_at, updated_at, grant_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)`,
+			j.ID, j.UserID, j.Username, j.Source, j.Request, j.Destination, j.Folder, j.Filename, j.Status, j.State, t.UnixMilli(), t.UnixMilli(), j.GrantTo)
 		return s.wrap("create download job", err)
 	}, TopicDownloads)
 }
@@ -130,8 +133,9 @@ func (s *Store) ClaimDownloadJob(ctx context.Context, holder string, caps Downlo
 			if c, capped := caps.PerSource[j.Source]; capped && running[j.Source] >= c {
 				continue
 			}
-			if _, err := s.exec(ctx, tx, `UPDATE model_download_jobs SET status = ?, holder = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
-				DownloadRunning, holder, until.UnixMilli(), at.UnixMilli(), j.ID); err != nil {
+			if _, err := s.exec(ctx, tx, `UPDATE model_download_jobs SET status = ?, holder = ?, lease_until = ?, updated_at = ?,
+				started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END WHERE id = ?`,
+				DownloadRunning, holder, until.UnixMilli(), at.UnixMilli(), at.UnixMilli(), j.ID); err != nil {
 				return s.wrap("claim download job", err)
 			}
 			j.Status, j.Holder, j.LeaseUntil = DownloadRunning, holder, until

@@ -4,6 +4,7 @@
 CREATE TABLE IF NOT EXISTS model_download_jobs (
   id VARCHAR(36) NOT NULL PRIMARY KEY,
   user_id VARCHAR(36) NOT NULL,
+  grant_to VARCHAR(36) NOT NULL DEFAULT '',
   username VARCHAR(128) NOT NULL,
   source VARCHAR(16) NOT NULL,
   request_json TEXT NOT NULL,
@@ -19,6 +20,7 @@ CREATE TABLE IF NOT EXISTS model_download_jobs (
   lease_until BIGINT NOT NULL DEFAULT 0,
   cancel_requested INTEGER NOT NULL DEFAULT 0,
   created_at BIGINT NOT NULL,
+  started_at BIGINT NOT NULL DEFAULT 0,
   updated_at BIGINT NOT NULL,
   finished_at BIGINT NOT NULL DEFAULT 0
 ){{table}};
