@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chromedp/chromedp"
 
 	"github.com/mss-login/mss-login/internal/config"
+	"github.com/mss-login/mss-login/internal/modeldl"
 	"github.com/mss-login/mss-login/internal/modelgrant"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
@@ -227,5 +231,51 @@ func TestBrowserDownloadsPage(t *testing.T) {
 	}
 	if strings.Contains(text(), "hf_page_key_456") {
 		t.Error("the page shows the key")
+	}
+}
+
+// Into the s3_storage bucket (real versitygw) under <prefix>/models/<folder>/.
+func TestModelDownloadIntoS3(t *testing.T) {
+	bucket := testenv.S3Bucket(t, "dl-api", nil)
+	data := make([]byte, modeldl.PartSize+777)
+	_, _ = rand.Read(data)
+	sum := sha256.Sum256(data)
+	hub := http.NewServeMux()
+	hub.HandleFunc("GET /api/models/studio/vae/tree/main", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode([]map[string]any{{"type": "file", "path": "ae.safetensors", "size": 135,
+			"lfs": map[string]any{"oid": hex.EncodeToString(sum[:]), "size": len(data)}}})
+	})
+	hub.HandleFunc("GET /studio/vae/resolve/main/ae.safetensors", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(data))
+	})
+	src := httptest.NewServer(hub)
+	t.Cleanup(src.Close)
+	e := start(t, testenv.Open(t, store.SQLite), func(c *config.Config) {
+		c.ExperimentalFeatures, c.Experimental.S3 = true, true
+		c.S3Storage.Enabled, c.S3Storage.EndpointURL, c.S3Storage.BucketName, c.S3Storage.Prefix = true, bucket.Endpoint, bucket.Bucket, "studio"
+		c.S3AccessKeyID, c.S3SecretAccessKey = config.Secret(bucket.AccessKey), config.Secret(bucket.SecretKey)
+		c.ModelDownloads = config.ModelDownloads{Destination: "s3", HuggingFaceURL: src.URL, CivitAIURL: src.URL}
+	})
+	owner := e.bootstrap()
+	r := e.do("POST", "/mss-login/api/model-download/download", map[string]any{"source": "huggingface", "repo_id": "studio/vae", "filename": "ae.safetensors", "folder": "vae"}, bearer(owner))
+	if r.code != 202 {
+		t.Fatalf("queue: %d %s", r.code, r.raw)
+	}
+	id := r.body["job"].(map[string]any)["job_id"].(string)
+	var job map[string]any
+	eventually(t, "the download into S3 done", func() bool {
+		job, _ = e.do("GET", "/mss-login/api/model-download/jobs/"+id, nil, bearer(owner)).body["job"].(map[string]any)
+		return job["status"] == "done" || job["status"] == "failed"
+	})
+	if job["status"] != "done" {
+		t.Fatalf("the job: %v", job)
+	}
+	out, err := bucket.Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket.Bucket), Key: aws.String("studio/models/vae/ae.safetensors")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	if got, _ := io.ReadAll(out.Body); !bytes.Equal(got, data) {
+		t.Errorf("the object is not the file (%d bytes)", len(got))
 	}
 }
