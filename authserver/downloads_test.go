@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 	"github.com/mss-login/mss-login/internal/config"
 	"github.com/mss-login/mss-login/internal/modeldl"
 	"github.com/mss-login/mss-login/internal/modelgrant"
+	"github.com/mss-login/mss-login/internal/roles"
 	"github.com/mss-login/mss-login/internal/store"
 	"github.com/mss-login/mss-login/internal/testenv"
 )
@@ -277,5 +279,63 @@ func TestModelDownloadIntoS3(t *testing.T) {
 	defer out.Body.Close()
 	if got, _ := io.ReadAll(out.Body); !bytes.Equal(got, data) {
 		t.Errorf("the object is not the file (%d bytes)", len(got))
+	}
+}
+
+// A downloaded model reaches the real ComfyUI's listings, for its user only: the file lands in
+// ComfyUI's models directory, the grant is the user's, and the auth server's filter shows it to
+// them and not to another user.
+func TestModelDownloadRealComfyUI(t *testing.T) {
+	comfy := testenv.Require(t, testenv.ComfyUIURL)
+	base := testenv.Require(t, testenv.ComfyUIDir)
+	name := fmt.Sprintf("dl%d.safetensors", time.Now().UnixNano()%1e9)
+	data := make([]byte, 1<<20)
+	_, _ = rand.Read(data)
+	sum := sha256.Sum256(data)
+	hub := http.NewServeMux()
+	hub.HandleFunc("GET /api/models/studio/loras/tree/main", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode([]map[string]any{{"type": "file", "path": name, "size": 135,
+			"lfs": map[string]any{"oid": hex.EncodeToString(sum[:]), "size": len(data)}}})
+	})
+	hub.HandleFunc("GET /studio/loras/resolve/main/", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(data))
+	})
+	src := httptest.NewServer(hub)
+	t.Cleanup(src.Close)
+	t.Cleanup(func() { _ = os.Remove(filepath.Join(base, "models", "loras", name)) })
+	db := testenv.Open(t, store.SQLite)
+	e := start(t, db, func(c *config.Config) {
+		c.UpstreamURL = comfy
+		c.ExperimentalFeatures = true
+		c.ModelDownloads = config.ModelDownloads{Destination: "directory", Directory: filepath.Join(base, "models"), HuggingFaceURL: src.URL, CivitAIURL: src.URL}
+	})
+	owner := e.bootstrap()
+	ctx := context.Background()
+	if err := db.PutRole(ctx, roles.Role{Name: "fetcher", Permissions: map[string]bool{roles.CanAccessAPI: true, roles.CanDownloadModels: true}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"lena", "max"} {
+		role := map[string]string{"lena": "fetcher", "max": "user"}[u]
+		eventually(t, "user "+u, func() bool {
+			return e.do("POST", "/mss-login/api/users", map[string]string{"username": u, "password": "Some-pass-123!", "role": role}, bearer(owner)).code == 201
+		})
+	}
+	login := func(u string) string {
+		return e.do("POST", "/login", map[string]string{"username": u, "password": "Some-pass-123!"}, from("192.0.2.7"+u[:1])).body["jwt_token"].(string)
+	}
+	lena, maxTok := login("lena"), login("max")
+	r := e.do("POST", "/mss-login/api/model-download/download", map[string]any{"source": "huggingface", "repo_id": "studio/loras", "filename": name, "folder": "loras"}, bearer(lena))
+	if r.code != 202 {
+		t.Fatalf("lena queues: %d %s", r.code, r.raw)
+	}
+	id := r.body["job"].(map[string]any)["job_id"].(string)
+	eventually(t, "lena's download done", func() bool {
+		return e.do("GET", "/mss-login/api/model-download/jobs/"+id, nil, bearer(lena)).body["job"].(map[string]any)["status"] == "done"
+	})
+	eventually(t, "the model in lena's listing of the real ComfyUI", func() bool {
+		return strings.Contains(e.do("GET", "/api/models/loras", nil, bearer(lena)).raw, name)
+	})
+	if strings.Contains(e.do("GET", "/api/models/loras", nil, bearer(maxTok)).raw, name) {
+		t.Error("another user sees lena's downloaded model")
 	}
 }
