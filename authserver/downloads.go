@@ -58,7 +58,23 @@ func (s *Server) handleDownloadFolders(w http.ResponseWriter, r *http.Request) {
 	if s.downloadsOff(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"folders": modelgrant.Folders})
+	writeJSON(w, http.StatusOK, map[string]any{"folders": modelgrant.Folders, "destinations": s.downloadDestinations(r.Context())})
+}
+
+// downloadDestinations are where a download may go: the configured one, and every S3Mount
+// with spec.modelDownloads (recorded by the manager).
+func (s *Server) downloadDestinations(ctx context.Context) []string {
+	var out []string
+	if d := s.cfg.ModelDownloads.Destination; d == "s3" || d == "directory" {
+		out = append(out, d)
+	}
+	names, _ := s.db.SettingNames(ctx, store.S3DestinationPrefix)
+	for _, n := range names {
+		if v, ok, err := s.db.SecretSetting(ctx, n); err == nil && ok && v != "" {
+			out = append(out, "S3Mount/"+strings.TrimPrefix(n, store.S3DestinationPrefix))
+		}
+	}
+	return out
 }
 
 // handleDownloadKeys shows which keys the caller has stored (never the keys) or stores one.
@@ -168,6 +184,8 @@ type downloadForm struct {
 	// GrantTo names the user the finished model is granted to (default: the caller); another
 	// user's needs can_manage_model_sharing.
 	GrantTo string `json:"grant_to,omitempty"`
+	// Destination is one of downloadDestinations ("": the configured one, else the only one).
+	Destination string `json:"destination,omitempty"`
 }
 
 // queueDownload checks a request (fields, folder, the name's characters; the source is asked by
@@ -192,13 +210,24 @@ func (s *Server) queueDownload(r *http.Request, body downloadForm) (store.Downlo
 		}
 		grantTo = u.ID
 	}
+	dests := s.downloadDestinations(r.Context())
+	dest := body.Destination
+	switch {
+	case dest == "" && slices.Contains(dests, s.cfg.ModelDownloads.Destination):
+		dest = s.cfg.ModelDownloads.Destination
+	case dest == "" && len(dests) == 1:
+		dest = dests[0]
+	}
+	if !slices.Contains(dests, dest) {
+		return store.DownloadJob{}, http.StatusBadRequest, "destination: one of " + strings.Join(dests, ", ")
+	}
 	req, _ := json.Marshal(body.Request)
 	name := ""
 	if body.Source == modeldl.HuggingFace {
 		name = path.Base(body.File)
 	}
 	j := store.DownloadJob{UserID: rq.id.user.ID, Username: rq.id.user.Username, Source: body.Source, Request: string(req),
-		Destination: s.cfg.ModelDownloads.Destination, Folder: folder, Filename: name, GrantTo: grantTo}
+		Destination: dest, Folder: folder, Filename: name, GrantTo: grantTo}
 	if err := s.db.CreateDownloadJob(r.Context(), &j); err != nil {
 		return store.DownloadJob{}, http.StatusServiceUnavailable, "The job could not be stored."
 	}
@@ -290,26 +319,22 @@ func (s *Server) downloadWorker() *modeldl.Worker {
 
 // downloadDest is where a job's file goes: the s3_storage bucket's <prefix>/models/<folder>/,
 // or the models directory's <folder>/.
-func (s *Server) downloadDest(_ context.Context, j store.DownloadJob, name string) (modeldl.Dest, error) {
+func (s *Server) downloadDest(ctx context.Context, j store.DownloadJob, name string) (modeldl.Dest, error) {
 	if err := modeldl.CheckName(name); err != nil {
 		return nil, err
+	}
+	if mount, ok := strings.CutPrefix(j.Destination, "S3Mount/"); ok {
+		raw, found, err := s.db.SecretSetting(ctx, store.S3DestinationPrefix+mount)
+		var d store.S3Destination
+		if err != nil || !found || raw == "" || json.Unmarshal([]byte(raw), &d) != nil {
+			return nil, errors.New("S3Mount " + mount + " is not a download destination (spec.modelDownloads)")
+		}
+		return s3Dest(d.Endpoint, d.Region, d.Bucket, d.Prefix, d.PathStyle, d.AccessKeyID, d.SecretAccessKey, j.Folder, name), nil
 	}
 	switch j.Destination {
 	case "s3":
 		c := s.cfg.S3Storage
-		so := s3.Options{Region: c.Region, UsePathStyle: true, Credentials: credentials.NewStaticCredentialsProvider(
-			s.cfg.S3AccessKeyID.Reveal(), s.cfg.S3SecretAccessKey.Reveal(), "")}
-		if c.EndpointURL != "" {
-			so.BaseEndpoint = aws.String(strings.TrimRight(c.EndpointURL, "/"))
-		}
-		if so.Region == "" {
-			so.Region = "us-east-1"
-		}
-		key := strings.Trim(c.Prefix, "/")
-		if key != "" {
-			key += "/"
-		}
-		return &modeldl.S3Dest{Client: s3.New(so), Bucket: c.BucketName, Key: key + "models/" + j.Folder + "/" + name}, nil
+		return s3Dest(c.EndpointURL, c.Region, c.BucketName, c.Prefix, true, s.cfg.S3AccessKeyID.Reveal(), s.cfg.S3SecretAccessKey.Reveal(), j.Folder, name), nil
 	case "directory":
 		dir, err := s.cfg.DataPath(s.cfg.ModelDownloads.Directory)
 		if err != nil {
@@ -318,6 +343,22 @@ func (s *Server) downloadDest(_ context.Context, j store.DownloadJob, name strin
 		return &modeldl.DirDest{Dir: dir + "/" + j.Folder, Name: name, Job: j.ID}, nil
 	}
 	return nil, errors.New("the job's destination is not configured here")
+}
+
+// s3Dest is a bucket's <prefix>/models/<folder>/<name>.
+func s3Dest(endpoint, region, bucket, prefix string, pathStyle bool, id, secret, folder, name string) *modeldl.S3Dest {
+	so := s3.Options{Region: region, UsePathStyle: pathStyle, Credentials: credentials.NewStaticCredentialsProvider(id, secret, "")}
+	if endpoint != "" {
+		so.BaseEndpoint = aws.String(strings.TrimRight(endpoint, "/"))
+	}
+	if so.Region == "" {
+		so.Region = "us-east-1"
+	}
+	key := strings.Trim(prefix, "/")
+	if key != "" {
+		key += "/"
+	}
+	return &modeldl.S3Dest{Client: s3.New(so), Bucket: bucket, Key: key + "models/" + folder + "/" + name}
 }
 
 // downloadFinished grants a downloaded model to the user who asked for it, and records the end.

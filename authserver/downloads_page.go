@@ -26,7 +26,7 @@ func (s *Server) handleDownloadsPage(w http.ResponseWriter, r *http.Request) {
 		case "download":
 			id := func(k string) int64 { n, _ := strconv.ParseInt(f[k], 10, 64); return n }
 			form := downloadForm{Request: modeldl.Request{Source: f["source"], Repo: f["repo_id"], Revision: f["revision"], File: f["filename"],
-				ModelID: id("model_id"), VersionID: id("model_version_id")}, Folder: f["folder"]}
+				ModelID: id("model_id"), VersionID: id("model_version_id")}, Folder: f["folder"], Destination: f["destination"]}
 			if form.Source == modeldl.CivitAI {
 				form.Repo, form.Revision, form.File = "", "", ""
 			}
@@ -76,7 +76,7 @@ func (s *Server) handleDownloadsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		caps := modeldl.DefaultCaps
 		data["Jobs"], data["Active"], data["Folders"], data["Keys"] = rows, active, modelgrant.Folders, s.downloadKeys(r.Context(), rq.id.user.ID)
-		data["Destination"] = map[string]string{"s3": "the S3 bucket " + s.cfg.S3Storage.BucketName, "directory": "the models directory"}[s.cfg.ModelDownloads.Destination]
+		data["Destinations"] = s.downloadDestinations(r.Context())
 		data["Caps"] = fmt.Sprintf("%d at once, %d from CivitAI, %d from Hugging Face", caps.Total, caps.PerSource[modeldl.CivitAI], caps.PerSource[modeldl.HuggingFace])
 	}
 	renderPage(w, http.StatusOK, "downloads.html", data)

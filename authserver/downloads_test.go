@@ -339,3 +339,62 @@ func TestModelDownloadRealComfyUI(t *testing.T) {
 		t.Error("another user sees lena's downloaded model")
 	}
 }
+
+// Into an S3Mount's bucket, as the manager recorded it (spec.modelDownloads): listed as a
+// destination, named by the request, written under the mount's <prefix>/models/<folder>/.
+func TestModelDownloadIntoS3Mount(t *testing.T) {
+	bucket := testenv.S3Bucket(t, "dl-mount", nil)
+	data := make([]byte, 2<<20)
+	_, _ = rand.Read(data)
+	sum := sha256.Sum256(data)
+	hub := http.NewServeMux()
+	hub.HandleFunc("GET /api/models/studio/ckpt/tree/main", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode([]map[string]any{{"type": "file", "path": "sd.safetensors", "size": 135,
+			"lfs": map[string]any{"oid": hex.EncodeToString(sum[:]), "size": len(data)}}})
+	})
+	hub.HandleFunc("GET /studio/ckpt/resolve/main/sd.safetensors", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(data))
+	})
+	src := httptest.NewServer(hub)
+	t.Cleanup(src.Close)
+	db := testenv.Open(t, store.SQLite)
+	raw, _ := json.Marshal(store.S3Destination{Endpoint: bucket.Endpoint, Bucket: bucket.Bucket, Prefix: "team-a", PathStyle: true,
+		AccessKeyID: bucket.AccessKey, SecretAccessKey: bucket.SecretKey})
+	if err := db.SetSecretSetting(context.Background(), store.S3DestinationSetting("studio", "models"), string(raw)); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, db, func(c *config.Config) {
+		c.ExperimentalFeatures = true
+		c.ModelDownloads = config.ModelDownloads{Destination: "s3mount", HuggingFaceURL: src.URL, CivitAIURL: src.URL}
+	})
+	owner := e.bootstrap()
+	if r := e.do("GET", "/mss-login/api/model-download/folders", nil, bearer(owner)); !strings.Contains(r.raw, `"S3Mount/studio/models"`) || strings.Contains(r.raw, bucket.SecretKey) {
+		t.Fatalf("destinations: %s", r.raw)
+	}
+	if r := e.do("POST", "/mss-login/api/model-download/download", map[string]any{"source": "huggingface", "repo_id": "studio/ckpt", "filename": "sd.safetensors",
+		"folder": "checkpoints", "destination": "S3Mount/studio/other"}, bearer(owner)); r.code != 400 {
+		t.Errorf("an S3Mount that is no destination: %d %s", r.code, r.raw)
+	}
+	r := e.do("POST", "/mss-login/api/model-download/download", map[string]any{"source": "huggingface", "repo_id": "studio/ckpt", "filename": "sd.safetensors",
+		"folder": "checkpoints", "destination": "S3Mount/studio/models"}, bearer(owner))
+	if r.code != 202 {
+		t.Fatalf("queue: %d %s", r.code, r.raw)
+	}
+	id := r.body["job"].(map[string]any)["job_id"].(string)
+	var job map[string]any
+	eventually(t, "the download into the S3Mount's bucket done", func() bool {
+		job, _ = e.do("GET", "/mss-login/api/model-download/jobs/"+id, nil, bearer(owner)).body["job"].(map[string]any)
+		return job["status"] == "done" || job["status"] == "failed"
+	})
+	if job["status"] != "done" {
+		t.Fatalf("the job: %v", job)
+	}
+	out, err := bucket.Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket.Bucket), Key: aws.String("team-a/models/checkpoints/sd.safetensors")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	if got, _ := io.ReadAll(out.Body); !bytes.Equal(got, data) {
+		t.Errorf("the object is not the file (%d bytes)", len(got))
+	}
+}

@@ -67,6 +67,12 @@ type S3MountSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	ModelFolders []string `json:"modelFolders,omitempty"`
+	// ModelDownloads makes the bucket a destination of the auth servers' model download API
+	// (<prefix>/models/<folder>/): the manager then keeps the bucket's address and the Secret's
+	// keys, encrypted with SECRET_KEY, in the users database for them (the auth servers hold
+	// no Kubernetes credentials). Off by default.
+	// +optional
+	ModelDownloads bool `json:"modelDownloads,omitempty"`
 	// Input also syncs <prefix>/input.
 	// +optional
 	Input bool `json:"input,omitempty"`

@@ -3,8 +3,9 @@ package config
 // ModelDownloads is model_downloads: the model download API (internal/modeldl), on when
 // experimental_features is and a destination is set up.
 type ModelDownloads struct {
-	// Destination is "s3" (the s3_storage bucket, under <prefix>/models/<folder>/, which an
-	// S3Mount of the same bucket and prefix brings into the ComfyUI pods) or "directory".
+	// Destination is "s3mount" (the buckets of the S3Mounts with spec.modelDownloads, under
+	// their <prefix>/models/<folder>/; a request names one), "s3" (the s3_storage bucket) or
+	// "directory".
 	Destination string `json:"destination"`
 	// Directory is the models directory (its <folder>/ subdirectories) for "directory";
 	// relative to the data directory unless absolute.
@@ -24,6 +25,8 @@ func (c *Config) DownloadsEnabled() bool {
 		return c.S3Enabled() && c.S3Storage.BucketName != ""
 	case "directory":
 		return c.ModelDownloads.Directory != ""
+	case "s3mount": // only the S3Mounts with spec.modelDownloads, as the manager records them
+		return true
 	}
 	return false
 }
@@ -31,7 +34,7 @@ func (c *Config) DownloadsEnabled() bool {
 func (l *loader) validateDownloads(c *Config) {
 	d := &c.ModelDownloads
 	switch d.Destination {
-	case "", "s3":
+	case "", "s3", "s3mount":
 	case "directory":
 		if d.Directory == "" {
 			l.failKey("model_downloads.directory", "must be set when model_downloads.destination is directory")
@@ -39,7 +42,7 @@ func (l *loader) validateDownloads(c *Config) {
 			l.failKey("model_downloads.directory", "%v", err)
 		}
 	default:
-		l.failKey("model_downloads.destination", "must be s3 or directory, got %s", quote(d.Destination))
+		l.failKey("model_downloads.destination", "must be s3, s3mount or directory, got %s", quote(d.Destination))
 	}
 	l.secureURL("model_downloads.huggingface_url", d.HuggingFaceURL)
 	l.secureURL("model_downloads.civitai_url", d.CivitAIURL)

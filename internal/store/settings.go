@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Setting returns an app setting stored in plain text; ok is false when unset.
@@ -79,4 +80,32 @@ func (s *Store) putSetting(ctx context.Context, name, value string, encrypted bo
 		_, err = s.exec(ctx, tx, `INSERT INTO app_settings (name, value, encrypted, updated_at) VALUES (?, ?, ?, ?)`, name, value, encrypted, t)
 		return s.wrap("write setting", err)
 	}, TopicSettings)
+}
+
+// SettingNames lists the names of the settings that start with prefix.
+func (s *Store) SettingNames(ctx context.Context, prefix string) ([]string, error) {
+	names, err := list(ctx, s, "list settings", scanString, `SELECT name FROM app_settings WHERE name LIKE ? ESCAPE '!' ORDER BY name`,
+		strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(prefix)+"%")
+	return names, err
+}
+
+// S3Destination is an S3Mount's bucket as the auth servers' model downloads write to it; the
+// manager keeps it, encrypted, for the mounts with spec.modelDownloads (the auth servers hold
+// no Kubernetes credentials to read the Secret themselves).
+type S3Destination struct {
+	Endpoint        string `json:"endpoint"`
+	Region          string `json:"region"`
+	Bucket          string `json:"bucket"`
+	Prefix          string `json:"prefix"`
+	PathStyle       bool   `json:"path_style"`
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey string `json:"secret_access_key"`
+}
+
+// S3DestinationPrefix starts the names of those settings.
+const S3DestinationPrefix = "s3mount_destination:"
+
+// S3DestinationSetting names the encrypted setting of an S3Mount's destination.
+func S3DestinationSetting(namespace, name string) string {
+	return S3DestinationPrefix + namespace + "/" + name
 }

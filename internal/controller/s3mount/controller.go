@@ -2,6 +2,7 @@ package s3mount
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -153,8 +154,11 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.client.Get(ctx, req.NamespacedName, m); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
-			if r.o.Store != nil { // its models are no longer the bucket's
+			if r.o.Store != nil { // its models are no longer the bucket's, nor is it a destination
 				if err := r.o.Store.SetListedModels(ctx, mountSource(req.NamespacedName), nil); err != nil {
+					return reconcile.Result{}, err
+				}
+				if err := r.o.Store.SetSecretSetting(ctx, store.S3DestinationSetting(req.Namespace, req.Name), ""); err != nil {
 					return reconcile.Result{}, err
 				}
 			}
@@ -296,8 +300,32 @@ func (r *reconciler) check(ctx context.Context, m *authv1alpha1.S3Mount) (reason
 			return "ModelsNotRecorded", fmt.Sprintf("bucket %q reachable, but its models could not be recorded for the auth servers: %v",
 				m.Spec.Bucket, err), new(true)
 		}
+		if err := r.recordDestination(ctx, m, o); err != nil {
+			return "DestinationNotRecorded", fmt.Sprintf("bucket %q reachable, but it could not be recorded as a download destination: %v",
+				m.Spec.Bucket, err), new(true)
+		}
 	}
 	return "Reachable", "", new(true)
+}
+
+// recordDestination keeps (spec.modelDownloads) or forgets the mount as a download destination.
+func (r *reconciler) recordDestination(ctx context.Context, m *authv1alpha1.S3Mount, o s3sync.Options) error {
+	name := store.S3DestinationSetting(m.Namespace, m.Name)
+	if !m.Spec.ModelDownloads || m.Spec.ReadOnly {
+		if cur, ok, err := r.o.Store.SecretSetting(ctx, name); err == nil && (!ok || cur == "") {
+			return nil // never one, or forgotten already: no write at every check
+		}
+		return r.o.Store.SetSecretSetting(ctx, name, "")
+	}
+	raw, err := json.Marshal(store.S3Destination{Endpoint: o.Endpoint, Region: o.Region, Bucket: o.Bucket, Prefix: o.Prefix, PathStyle: o.PathStyle,
+		AccessKeyID: o.AccessKeyID, SecretAccessKey: o.SecretAccessKey})
+	if err != nil {
+		return err
+	}
+	if cur, ok, err := r.o.Store.SecretSetting(ctx, name); err == nil && ok && cur == string(raw) {
+		return nil // unchanged: no write at every check
+	}
+	return r.o.Store.SetSecretSetting(ctx, name, string(raw))
 }
 
 // recordModels writes the models the bucket holds to the users database.

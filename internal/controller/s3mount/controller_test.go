@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net"
 	"slices"
 	"strconv"
@@ -386,4 +387,45 @@ func hexID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// spec.modelDownloads: the manager keeps the mount's bucket and keys, encrypted, for the auth
+// servers' downloads; a mount without it and a deleted one are no destination.
+func TestS3MountRecordsDownloadDestination(t *testing.T) {
+	w := newS3World(t)
+	w.mount("plain", "/workspace/a", "s3-creds")
+	m := w.mount("dl", "/workspace/b", "s3-creds", func(s *authv1alpha1.S3MountSpec) { s.ModelDownloads = true })
+	dest := func(name string) string {
+		v, _, err := w.store.SecretSetting(w.ctx, store.S3DestinationSetting(w.ns, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for dest("dl") == "" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	var d store.S3Destination
+	if err := json.Unmarshal([]byte(dest("dl")), &d); err != nil || d.Bucket != w.bucket || d.Prefix != "studio" || d.Endpoint != w.s3url ||
+		d.AccessKeyID != testenv.Require(t, testenv.S3AccessKey) || d.SecretAccessKey == "" || !d.PathStyle {
+		t.Fatalf("the destination: %+v %v", d, err)
+	}
+	w.waitMount("plain", func(m *authv1alpha1.S3Mount) bool { r, _ := readyReason(m); return r == "Reachable" })
+	if dest("plain") != "" {
+		t.Error("a mount without spec.modelDownloads is a destination")
+	}
+	if names, _ := w.store.SettingNames(w.ctx, store.S3DestinationPrefix); len(names) != 1 {
+		t.Errorf("destination settings: %v (a mount without spec.modelDownloads writes none)", names)
+	}
+	if err := w.c.Delete(w.ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for dest("dl") != "" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if dest("dl") != "" {
+		t.Error("a deleted mount is still a destination")
+	}
 }
